@@ -125,4 +125,6 @@ class KeepReducer:
             raise ValueError(
                 f"layer has {n} features, more than KeepReducer(max_features={self.max_features}) allows"
             )
-        return features.detach().to("cpu", dtype=__import__("torch").float32).numpy().copy()
+        import torch
+
+        return features.detach().to("cpu", dtype=torch.float32).numpy().copy()
