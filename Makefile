@@ -8,7 +8,7 @@ RESULTS ?= results/$(CONFIG)
 NEURONS ?=
 PYTEST_ARGS ?=
 
-.PHONY: env test test-slow book data benchmark clean
+.PHONY: env test test-slow book data benchmark browser-deps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ book: env
 
 benchmark: env
 	$(PY) benchmarks/run_all.py
+
+# Headless Chromium for the book's browser check (Debian packages; needs root).
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 clean:
 	rm -rf book/_build book/generated results
