@@ -30,6 +30,10 @@ def atomic_write(path, suffix=None):
     )
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
