@@ -1,0 +1,39 @@
+"""Neural datasets: the NetCDF dataset file, neuron selection, the synthetic mouse, stimuli.
+
+See DESIGN.md for the file schema. Main entry points:
+
+- :class:`NeuralDataset` / :func:`load_dataset` -- load, validate, subset, save;
+- :func:`select_neurons` -- the paper's neuron selection, with a :class:`SelectionReport`;
+- :func:`make_synthetic` -- the synthetic mouse (the embedded default dataset);
+- :func:`make_stimuli` -- 118 natural grayscale scenes + a blank, from scikit-image photographs.
+"""
+from __future__ import annotations
+
+from .dataset import BLANK_STIMULUS, NeuralDataset, load_dataset
+from .selection import EXCITATORY_CRE_LINES, INHIBITORY_CRE_LINES, SelectionReport, is_excitatory, select_neurons
+
+__all__ = [
+    "BLANK_STIMULUS",
+    "NeuralDataset",
+    "load_dataset",
+    "select_neurons",
+    "SelectionReport",
+    "EXCITATORY_CRE_LINES",
+    "INHIBITORY_CRE_LINES",
+    "is_excitatory",
+    "make_synthetic",
+    "make_stimuli",
+]
+
+
+def __getattr__(name):
+    # torch / skimage are heavy: import the generators lazily
+    if name == "make_synthetic":
+        from .synthetic import make_synthetic
+
+        return make_synthetic
+    if name == "make_stimuli":
+        from .stimuli import make_stimuli
+
+        return make_stimuli
+    raise AttributeError(f"module 'mbutils.data' has no attribute {name!r}")

@@ -1,0 +1,468 @@
+"""The neural dataset file: load, validate, subset and save (schema in DESIGN.md).
+
+A dataset is an :class:`xarray.Dataset` with
+
+- ``responses(neuron, stimulus, trial)`` float32: per-trial responses, NaN where a trial is missing;
+- ``stimuli(stimulus, y, x)`` uint8: grayscale images (the blank screen is a constant image);
+- coordinates along ``neuron``: ``cell_specimen_id`` int64 (unique), ``area`` str, ``cre_line`` str,
+  ``imaging_depth`` int, ``excitatory`` bool, ``p_run_mod_ns`` float (NaN allowed);
+- coordinate ``stimulus`` int: the Allen frame index 0..117 and -1 for the blank screen;
+- attributes ``source`` and ``description``.
+
+Anyone can bring their own recordings by writing such a file (see :meth:`NeuralDataset.save`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["NeuralDataset", "load_dataset", "BLANK_STIMULUS", "NEURON_COORDS", "REQUIRED_ATTRS"]
+
+#: ``stimulus`` coordinate value of the blank (mid-gray) screen
+BLANK_STIMULUS = -1
+
+#: required coordinates along ``neuron`` and the numpy dtype kind each must have
+#: (``i`` signed int, ``U``/``O`` strings, ``b`` bool, ``f`` float)
+NEURON_COORDS = {
+    "cell_specimen_id": "i",
+    "area": "U",
+    "cre_line": "U",
+    "imaging_depth": "i",
+    "excitatory": "b",
+    "p_run_mod_ns": "f",
+}
+#: required global attributes
+REQUIRED_ATTRS = ("source", "description")
+
+_VARIABLES = {"responses": ("neuron", "stimulus", "trial"), "stimuli": ("stimulus", "y", "x")}
+
+
+def _describe(path) -> str:
+    return f"dataset file {str(path)!r}" if path is not None else "dataset"
+
+
+def _as_str_array(values) -> np.ndarray:
+    """Strings as a numpy unicode array (object arrays of str from NetCDF become ``<U``)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "O":
+        arr = arr.astype(str)
+    return arr
+
+
+class NeuralDataset:
+    """Per-trial neural responses to images, with per-neuron metadata.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset in the schema described in the module docstring (and DESIGN.md).
+    path : str or pathlib.Path, optional
+        The file the dataset was read from (used in error messages and provenance).
+    validate : bool, default True
+        Check the schema now (raises :class:`ValueError` naming what is wrong).
+
+    Examples
+    --------
+    >>> data = NeuralDataset.load("data/synthetic.nc")          # doctest: +SKIP
+    >>> visp = data.select(area="VISp", excitatory=True)         # doctest: +SKIP
+    >>> visp.trial_average().shape                               # doctest: +SKIP
+    (1234, 119)
+    """
+
+    def __init__(self, ds: xr.Dataset, path=None, validate: bool = True):
+        if not isinstance(ds, xr.Dataset):
+            raise TypeError(f"NeuralDataset expects an xarray.Dataset, got {type(ds).__name__}")
+        self.path = Path(path) if path is not None else None
+        self.ds = self._normalize(ds)
+        if validate:
+            self.validate()
+
+    # ------------------------------------------------------------------ construction / IO
+    @staticmethod
+    def _normalize(ds: xr.Dataset) -> xr.Dataset:
+        """Give string coordinates a numpy unicode dtype (NetCDF returns object arrays)."""
+        updates = {}
+        for name in ("area", "cre_line"):
+            if name in ds.coords and ds[name].dtype.kind == "O":
+                updates[name] = (ds[name].dims, _as_str_array(ds[name].values))
+        if updates:
+            ds = ds.assign_coords(updates)
+        return ds
+
+    @classmethod
+    def from_arrays(
+        cls,
+        responses,
+        stimuli,
+        *,
+        cell_specimen_id,
+        area,
+        cre_line,
+        imaging_depth,
+        excitatory,
+        p_run_mod_ns=None,
+        stimulus=None,
+        source="user",
+        description="",
+        attrs=None,
+    ) -> "NeuralDataset":
+        """Build a dataset from numpy arrays (the easy way to bring your own recordings).
+
+        Parameters
+        ----------
+        responses : array of shape (n_neurons, n_stimuli, n_trials)
+            Per-trial responses (NaN for missing trials); stored as float32.
+        stimuli : array of shape (n_stimuli, height, width), uint8
+            Grayscale images, in the order of ``responses``' second axis.
+        cell_specimen_id, area, cre_line, imaging_depth, excitatory : arrays of shape (n_neurons,)
+            Per-neuron metadata.
+        p_run_mod_ns : array of shape (n_neurons,), optional
+            p-value of running modulation (NaN if unknown; default all NaN).
+        stimulus : array of shape (n_stimuli,), optional
+            Stimulus ids (Allen frame index, -1 for the blank); default ``0..n_stimuli-1``.
+        source, description : str
+            Dataset attributes.
+        attrs : dict, optional
+            Further attributes.
+        """
+        responses = np.asarray(responses, dtype=np.float32)
+        n_neurons, n_stimuli, n_trials = responses.shape if responses.ndim == 3 else (None, None, None)
+        if responses.ndim != 3:
+            raise ValueError(
+                f"responses must have shape (n_neurons, n_stimuli, n_trials), got shape {responses.shape}"
+            )
+        if p_run_mod_ns is None:
+            p_run_mod_ns = np.full(n_neurons, np.nan)
+        if stimulus is None:
+            stimulus = np.arange(n_stimuli)
+        ds = xr.Dataset(
+            {
+                "responses": (("neuron", "stimulus", "trial"), responses),
+                "stimuli": (("stimulus", "y", "x"), np.asarray(stimuli)),
+            },
+            coords={
+                "stimulus": np.asarray(stimulus, dtype=np.int64),
+                "trial": np.arange(n_trials, dtype=np.int64),
+                "cell_specimen_id": ("neuron", np.asarray(cell_specimen_id, dtype=np.int64)),
+                "area": ("neuron", _as_str_array(area).astype(str)),
+                "cre_line": ("neuron", _as_str_array(cre_line).astype(str)),
+                "imaging_depth": ("neuron", np.asarray(imaging_depth, dtype=np.int64)),
+                "excitatory": ("neuron", np.asarray(excitatory, dtype=bool)),
+                "p_run_mod_ns": ("neuron", np.asarray(p_run_mod_ns, dtype=np.float64)),
+            },
+            attrs={"source": str(source), "description": str(description), **(attrs or {})},
+        )
+        return cls(ds)
+
+    @classmethod
+    def load(cls, path, validate: bool = True) -> "NeuralDataset":
+        """Read a dataset file (NetCDF) into memory and validate it.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+        validate : bool, default True
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            If the file does not follow the schema (the message names the file and the problem).
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"dataset file {str(path)!r} not found; build the default one with "
+                f"`mbutils data synthetic --out {path}` (or `mbutils data allen`)"
+            )
+        try:
+            with xr.open_dataset(path) as handle:
+                ds = handle.load()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"dataset file {str(path)!r} could not be read as NetCDF: {err}") from err
+        return cls(ds, path=path, validate=validate)
+
+    def validate(self) -> "NeuralDataset":
+        """Check the schema; raise :class:`ValueError` naming the file and what is wrong.
+
+        Returns
+        -------
+        NeuralDataset
+            ``self``, so that calls can be chained.
+        """
+        ds, where = self.ds, _describe(self.path)
+        for name, dims in _VARIABLES.items():
+            if name not in ds.data_vars:
+                raise ValueError(f"{where}: missing variable {name!r} with dims {dims}")
+            if ds[name].dims != dims:
+                raise ValueError(f"{where}: variable {name!r} has dims {ds[name].dims}, expected {dims}")
+        if ds["responses"].dtype.kind != "f":
+            raise ValueError(f"{where}: 'responses' has dtype {ds['responses'].dtype}, expected float32")
+        if ds["stimuli"].dtype != np.uint8:
+            raise ValueError(f"{where}: 'stimuli' has dtype {ds['stimuli'].dtype}, expected uint8")
+        if "stimulus" not in ds.coords or ds["stimulus"].dtype.kind not in "iu":
+            found = ds["stimulus"].dtype if "stimulus" in ds.coords else "nothing"
+            raise ValueError(
+                f"{where}: coordinate 'stimulus' must be int (Allen frame index, -1 for blank), found {found}"
+            )
+        for name, kind in NEURON_COORDS.items():
+            if name not in ds.coords:
+                raise ValueError(f"{where}: missing coordinate {name!r} along 'neuron'")
+            if ds[name].dims != ("neuron",):
+                raise ValueError(f"{where}: coordinate {name!r} has dims {ds[name].dims}, expected ('neuron',)")
+            found = ds[name].dtype.kind
+            ok = found in ("UO" if kind == "U" else "iu" if kind == "i" else "f" if kind == "f" else kind)
+            if not ok:
+                raise ValueError(f"{where}: coordinate {name!r} has dtype {ds[name].dtype}, expected kind {kind!r}")
+        for attr in REQUIRED_ATTRS:
+            if attr not in ds.attrs:
+                raise ValueError(f"{where}: missing attribute {attr!r}")
+        ids = ds["cell_specimen_id"].values
+        uniq, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            dup = uniq[counts > 1]
+            raise ValueError(
+                f"{where}: duplicate cell_specimen_id values {dup[:10].tolist()}"
+                f"{' ...' if dup.size > 10 else ''} ({dup.size} duplicated); ids must be unique"
+            )
+        if ds.sizes["neuron"] == 0:
+            return self
+        resp = ds["responses"].values
+        finite = np.isfinite(resp).any(axis=(1, 2))
+        if not finite.any():
+            raise ValueError(f"{where}: 'responses' is all NaN")
+        if not finite.all():
+            bad = ids[~finite]
+            raise ValueError(
+                f"{where}: {bad.size} neurons have only NaN responses (cell_specimen_id "
+                f"{bad[:10].tolist()}{' ...' if bad.size > 10 else ''}); drop them before saving"
+            )
+        return self
+
+    def save(self, path, compression_level: int = 4) -> Path:
+        """Write the dataset to a NetCDF file, atomically, with zlib compression.
+
+        ``xarray.open_dataset(path)`` reads the file back with exactly the schema: strings as
+        str, ``excitatory`` as bool, ``responses`` float32, ``stimuli`` uint8.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+        compression_level : int, default 4
+            zlib level 1..9.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from .._io import atomic_write
+
+        self.validate()
+        path = Path(path)
+        ds = self.ds.copy()
+        ds["responses"] = ds["responses"].astype(np.float32)
+        # h5netcdf stores unicode as variable-length strings (read back as str).
+        for name in ("area", "cre_line"):
+            ds = ds.assign_coords({name: ("neuron", _as_str_array(ds[name].values).astype(object))})
+        for name in ("cell_specimen_id", "imaging_depth"):
+            ds = ds.assign_coords({name: ("neuron", ds[name].values.astype(np.int64))})
+        encoding = {}
+        for name in ("responses", "stimuli"):
+            encoding[name] = {"zlib": True, "complevel": int(compression_level), "shuffle": True}
+            n_neurons = ds[name].shape[0]
+            if name == "responses" and n_neurons > 0:
+                # chunk along neurons so that partial reads stay cheap
+                encoding[name]["chunksizes"] = (min(256, n_neurons),) + ds[name].shape[1:]
+        with atomic_write(path) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        self.path = path
+        return path
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def responses(self) -> xr.DataArray:
+        """Per-trial responses, DataArray (neuron, stimulus, trial), float32."""
+        return self.ds["responses"]
+
+    @property
+    def stimuli(self) -> xr.DataArray:
+        """Grayscale images, DataArray (stimulus, y, x), uint8."""
+        return self.ds["stimuli"]
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.ds.sizes["neuron"])
+
+    @property
+    def n_stimuli(self) -> int:
+        return int(self.ds.sizes["stimulus"])
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.ds.sizes["trial"])
+
+    @property
+    def areas(self) -> list[str]:
+        """Sorted unique area names."""
+        return sorted(np.unique(self.ds["area"].values).tolist())
+
+    @property
+    def cre_lines(self) -> list[str]:
+        """Sorted unique Cre lines."""
+        return sorted(np.unique(self.ds["cre_line"].values).tolist())
+
+    @property
+    def source(self) -> str:
+        return str(self.ds.attrs.get("source", ""))
+
+    @property
+    def ground_truth(self) -> dict | None:
+        """The synthetic mouse's planted ground truth (parsed JSON), or None."""
+        import json
+
+        raw = self.ds.attrs.get("ground_truth")
+        return json.loads(raw) if raw else None
+
+    def metadata(self):
+        """Per-neuron metadata as a :class:`pandas.DataFrame` (one row per neuron)."""
+        coords = [c for c in self.ds.coords if self.ds[c].dims == ("neuron",)]
+        return self.ds[coords].to_dataframe().reset_index(drop=True)[coords]
+
+    def __len__(self) -> int:
+        return self.n_neurons
+
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return (
+            f"NeuralDataset(source={self.source!r}, neurons={self.n_neurons}, stimuli={self.n_stimuli}, "
+            f"trials={self.n_trials}, areas={self.areas}{where})"
+        )
+
+    # ------------------------------------------------------------------ derived views
+    def trial_average(self) -> xr.DataArray:
+        """Mean over trials, ignoring NaN trials: DataArray (neuron, stimulus), float32."""
+        with np.errstate(invalid="ignore"), _quiet_nanmean():
+            return self.responses.mean("trial", skipna=True).astype(np.float32)
+
+    def trial_halves(self) -> tuple[xr.DataArray, xr.DataArray]:
+        """Trial averages of the odd and the even trials (1-based: trials 1, 3, 5, ... and 2, 4, 6, ...).
+
+        Returns
+        -------
+        odd, even : DataArray (neuron, stimulus), float32
+        """
+        resp = self.responses
+        with np.errstate(invalid="ignore"), _quiet_nanmean():
+            odd = resp.isel(trial=slice(0, None, 2)).mean("trial", skipna=True).astype(np.float32)
+            even = resp.isel(trial=slice(1, None, 2)).mean("trial", skipna=True).astype(np.float32)
+        return odd, even
+
+    def scenes(self) -> "NeuralDataset":
+        """The dataset without the blank screen (stimulus ids >= 0: Allen's 118 scenes)."""
+        keep = self.ds["stimulus"].values >= 0
+        return NeuralDataset(self.ds.isel(stimulus=keep), path=self.path, validate=False)
+
+    def reliability(self, n_splits: int = 10, seed: int = 0) -> np.ndarray:
+        """Per-neuron split-half reliability (see :func:`mbutils.reliability.splithalf_reliability`).
+
+        Uses the stored ``reliability`` coordinate when present and ``n_splits``/``seed`` match
+        how it was computed; otherwise computes it over all stimuli.
+        """
+        from ..reliability import splithalf_reliability
+
+        if "reliability" in self.ds.coords:
+            return np.asarray(self.ds["reliability"].values, dtype=np.float64)
+        return splithalf_reliability(self.responses.values, n_splits=n_splits, seed=seed)
+
+    def with_reliability(self, n_splits: int = 10, seed: int = 0) -> "NeuralDataset":
+        """A copy carrying a ``reliability`` coordinate along ``neuron`` (computed if missing)."""
+        if "reliability" in self.ds.coords:
+            return self
+        rel = self.reliability(n_splits=n_splits, seed=seed)
+        return NeuralDataset(
+            self.ds.assign_coords(reliability=("neuron", rel)), path=self.path, validate=False
+        )
+
+    def select(
+        self,
+        area=None,
+        cre_line=None,
+        imaging_depth=None,
+        excitatory: bool | None = None,
+        min_reliability: float | None = None,
+        running_alpha: float | None = None,
+        cell_specimen_id=None,
+        n_splits: int = 10,
+        seed: int = 0,
+    ) -> "NeuralDataset":
+        """Subset neurons; every given criterion must hold.
+
+        Parameters
+        ----------
+        area, cre_line, imaging_depth : scalar or list, optional
+            Keep neurons whose value is (one of) these.
+        excitatory : bool, optional
+            Keep excitatory (True) or inhibitory (False) neurons.
+        min_reliability : float, optional
+            Keep neurons with split-half reliability >= this. Uses the ``reliability``
+            coordinate when present, otherwise computes it (``n_splits``, ``seed``) and attaches it.
+        running_alpha : float, optional
+            Drop neurons significantly modulated by running: ``p_run_mod_ns < running_alpha``
+            (NaN p-values, i.e. untested neurons, are kept).
+        cell_specimen_id : int or list, optional
+            Keep these neurons.
+
+        Returns
+        -------
+        NeuralDataset
+        """
+        ds = self.ds
+        keep = np.ones(ds.sizes["neuron"], dtype=bool)
+        for name, value in (
+            ("area", area),
+            ("cre_line", cre_line),
+            ("imaging_depth", imaging_depth),
+            ("cell_specimen_id", cell_specimen_id),
+        ):
+            if value is None:
+                continue
+            wanted = np.atleast_1d(np.asarray(value))
+            present = ds[name].values
+            unknown = [v for v in wanted.tolist() if v not in set(present.tolist())]
+            if unknown and len(unknown) == len(wanted):
+                valid = sorted(set(present.tolist()))
+                raise ValueError(f"{name}={value!r} matches no neuron; values present: {valid[:30]}")
+            keep &= np.isin(present, wanted)
+        if excitatory is not None:
+            keep &= ds["excitatory"].values == bool(excitatory)
+        if running_alpha is not None:
+            p = ds["p_run_mod_ns"].values
+            keep &= ~(p < running_alpha)
+        result = self
+        if min_reliability is not None:
+            result = self.with_reliability(n_splits=n_splits, seed=seed)
+            keep &= result.ds["reliability"].values >= min_reliability
+        return NeuralDataset(result.ds.isel(neuron=np.flatnonzero(keep)), path=self.path, validate=False)
+
+
+class _quiet_nanmean:
+    """Silence numpy's 'Mean of empty slice' warnings (all-NaN cells give NaN, as intended)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.filterwarnings("ignore", message="Mean of empty slice")
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def load_dataset(path, validate: bool = True) -> NeuralDataset:
+    """Read and validate a dataset file; same as :meth:`NeuralDataset.load`."""
+    return NeuralDataset.load(path, validate=validate)
