@@ -1,0 +1,66 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Model card
+#
+# One model of the sweep, scored on the neural data with both of the paper's metrics
+# (section 2.4): **SRP-Ridge** (sparse random projection to 4096 dimensions, ridge regression
+# with leave-one-out cross-validation, Pearson r per neuron, mean per area) and **RSA**
+# (Pearson r between the upper triangles of the layer's and the area's image-by-image
+# correlation matrices). `mbutils sweep` / `make book` runs this notebook once per model with
+# papermill; run it yourself on any registered model by changing the parameters below.
+
+# %% tags=["parameters", "hide-input"]
+model = "efficientnet_lite0"  # registry name (`mbutils models`)
+weights = "trained"  # "trained" or "random"
+dataset = "data/synthetic.nc"  # dataset file (DESIGN.md schema)
+results = "results/smoke"  # sweep results folder: scores land in <results>/models/<model>__<weights>/
+score_kwargs = {}  # extra keyword arguments for mbutils.scoring.score_model
+
+# %% tags=["remove-input"]
+import mbutils
+import mbutils._book_figures as figures
+from mbutils.book import dataset_banner, model_info_table
+from mbutils.sweep import ensure_scores
+
+dataset_banner(dataset)
+
+# %% tags=["remove-input"]
+model_info_table(model, weights)
+
+# %% [markdown]
+# ## Scores
+#
+# The model is scored (or its cached scores are read) into its folder of the results.
+
+# %%
+folder = ensure_scores(model, weights, dataset, results, score_kwargs)
+tables = figures.read_model_scores(folder)
+folder
+
+# %% [markdown]
+# ## Layer-by-layer profile
+#
+# Each line is one visual area; the x axis is the layer's relative depth in the network
+# (0: input side, 1: output side). The paper's "Max" scores are the maximum over layers.
+
+# %%
+fig = figures.plot_layer_profile(tables["scores"], title=f"{model} ({weights})")
+
+# %% [markdown]
+# ## Best layer per area
+#
+# `max_score` is the paper's SRP-Ridge Max / RSA Max; `unbiased_score` chooses the best
+# layer on odd trials and scores it on even trials (and vice versa), removing the optimistic
+# bias of taking a maximum; `ceiling` is the area's noise ceiling.
+
+# %%
+figures.best_layers_table(tables["summary"]).round(3)

@@ -1,0 +1,61 @@
+"""Headless-Chromium check of book pages: on a tiny planted site, and on the built book."""
+import base64
+
+import pytest
+
+from mbutils._browser import book_pages, check_book, find_chromium
+from mbutils.sweep import REPO_ROOT
+
+needs_chromium = pytest.mark.skipif(find_chromium() is None,
+                                    reason="no Chromium: apt-get install -y chromium chromium-driver")
+
+# a valid 1x1 PNG
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
+
+
+def _page(title, body):
+    return f"<!doctype html><html><head><title>{title}</title></head><body><main>{body}</main></body></html>"
+
+
+@needs_chromium
+def test_check_planted_site(tmp_path):
+    site = tmp_path / "html"
+    (site / "_static").mkdir(parents=True)
+    (site / "_static" / "theme.html").write_text("ignored asset")
+    (site / "fig.png").write_bytes(PNG)
+    (site / "index.html").write_text('<html><head><meta http-equiv="refresh" content="0; url=good.html"></head></html>')
+    (site / "good.html").write_text(_page("Good", '<p>fine</p><img src="fig.png">'))
+    (site / "broken.html").write_text(_page("Broken", '<img src="missing.png"><img src="fig.png">'))
+    (site / "tb.html").write_text(_page("TB", "<pre>Traceback (most recent call last):\n  ValueError</pre>"))
+    (site / "sphinx.html").write_text(_page("Err", '<div class="system-message">Unknown directive type</div>'))
+    (site / "sub").mkdir()
+    (site / "sub" / "redir.html").write_text('<meta http-equiv="refresh" content="0; url=../nowhere.html">')
+    assert book_pages(site) == ["broken.html", "good.html", "index.html", "sphinx.html", "sub/redir.html", "tb.html"]
+    report = check_book(site)
+    by = {p.path: p for p in report.pages}
+    assert by["good.html"].ok and by["good.html"].n_images == 1 and by["good.html"].title == "Good"
+    assert by["index.html"].ok and by["index.html"].redirect == "good.html"
+    assert not by["broken.html"].ok and [s.rsplit("/", 1)[-1] for s in by["broken.html"].broken_images] == ["missing.png"]
+    assert by["tb.html"].traceback and not by["tb.html"].ok
+    assert by["sphinx.html"].errors == ["Unknown directive type"]
+    assert not by["sub/redir.html"].ok
+    assert not report.ok and {p.path for p in report.problems} == {"broken.html", "tb.html", "sphinx.html",
+                                                                   "sub/redir.html"}
+
+
+def test_check_book_needs_a_build(tmp_path):
+    with pytest.raises(FileNotFoundError, match="index.html missing"):
+        check_book(tmp_path)
+
+
+BUILT = REPO_ROOT / "book" / "_build" / "html"
+
+
+@needs_chromium
+@pytest.mark.skipif(not (BUILT / "index.html").exists(), reason="the book is not built: run `make book CONFIG=smoke`")
+def test_built_book_in_browser():
+    report = check_book(BUILT)
+    assert report.ok, str(report)
+    names = {p.path for p in report.pages}
+    assert "book/generated/intro.html" in names
+    assert sum(p.n_images for p in report.pages) > 0  # figures exist and all loaded
