@@ -1,0 +1,293 @@
+"""Private helpers for the results chapters: load a sweep's score tables, join model metadata.
+
+A sweep's results folder holds ``models/<model>__<train_type>/`` with the Parquet tables
+described in ``docs/interfaces.md``. :func:`load_run` reads them (through
+``mbutils.scoring.load_results`` when it exists) and joins, per model, the registry's metadata
+(``mbutils.models.list_models``), so that every chapter can ask "which models of this run are
+ImageNet-trained, which are Taskonomy encoders, which are transformers".
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Run", "load_run", "dataset_label", "model_summary", "METRICS", "METRIC_LABELS"]
+
+METRICS = ("srp_ridge", "rsa")
+METRIC_LABELS = {"srp_ridge": "SRP-Ridge Max", "rsa": "RSA Max"}
+TABLES = ("scores", "scores_groups", "neuron_scores", "summary")
+META_COLUMNS = (
+    "display_name", "source", "model_class", "task", "task_cluster", "n_parameters", "imagenet_top1"
+)
+BASELINE_SOURCES = {"baseline", "baselines"}
+IMAGENET_SOURCES = {"torchvision", "timm", "efficientnet_lite", "efficientnet-lite"}
+
+
+@dataclasses.dataclass
+class Run:
+    """The score tables of one sweep, with model metadata joined.
+
+    Attributes
+    ----------
+    scores, scores_groups, neuron_scores, summary : pandas.DataFrame
+        The sweep's tables (empty DataFrames when a table is absent).
+    meta : pandas.DataFrame
+        One row per model name: ``display_name``, ``source``, ``model_class``, ``task``,
+        ``task_cluster`` (Taskonomy's "Other" merged into "2D"), ``n_parameters``,
+        ``imagenet_top1``, ``family`` ("imagenet", "taskonomy", "baseline" or "other").
+    results_dir : pathlib.Path or None
+    """
+
+    scores: pd.DataFrame
+    scores_groups: pd.DataFrame
+    neuron_scores: pd.DataFrame
+    summary: pd.DataFrame
+    meta: pd.DataFrame
+    results_dir: Path | None = None
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """Scored (model, train_type) pairs with metadata, one row each."""
+        src = self.summary if len(self.summary) else self.scores
+        if not len(src):
+            return pd.DataFrame(columns=["model", "train_type", *META_COLUMNS, "family"])
+        pairs = src[["model", "train_type"]].drop_duplicates().reset_index(drop=True)
+        return pairs.merge(self.meta, left_on="model", right_index=True, how="left")
+
+    def family(self, family, train_type=None) -> list:
+        """Names of scored models of one family (optionally only those scored with ``train_type``)."""
+        m = self.models
+        m = m[m["family"] == family]
+        if train_type is not None:
+            m = m[m["train_type"] == train_type]
+        return sorted(m["model"].unique())
+
+
+def _read_tables(results_dir: Path) -> dict:
+    try:
+        from .scoring import load_results  # the scoring part's reader, when present
+    except ImportError:
+        load_results = None
+    if load_results is not None:
+        out = dict(load_results(results_dir))
+    else:
+        out = {}
+        folders = sorted(p for p in (results_dir / "models").glob("*") if p.is_dir())
+        for name in TABLES:
+            parts = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
+            out[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    for name in TABLES:
+        out.setdefault(name, pd.DataFrame())
+        if out[name] is None:
+            out[name] = pd.DataFrame()
+    return out
+
+
+def _provenance_info(results_dir: Path) -> dict:
+    """Model metadata recorded in each model folder's provenance.json (``model_info``), if any."""
+    info = {}
+    if results_dir is None:
+        return info
+    for prov in sorted((results_dir / "models").glob("*/provenance.json")):
+        try:
+            record = json.loads(prov.read_text())
+        except (OSError, ValueError):
+            continue
+        mi = record.get("model_info") if isinstance(record, dict) else None
+        if isinstance(mi, dict) and mi.get("name"):
+            info[mi["name"]] = mi
+    return info
+
+
+def _registry_info() -> pd.DataFrame:
+    try:
+        from .models import list_models
+    except ImportError:
+        return pd.DataFrame()
+    try:
+        table = list_models()
+    except Exception:  # a broken registry must not stop the results chapters
+        return pd.DataFrame()
+    if "name" in table.columns:
+        table = table.set_index("name")
+    return table
+
+
+def _family(row) -> str:
+    source = str(row.get("source") or "").lower()
+    task = str(row.get("task") or "").lower()
+    if source == "taskonomy":
+        return "taskonomy"
+    if source in BASELINE_SOURCES or str(row.get("model_class") or "").lower() == "baseline":
+        return "baseline"
+    if "imagenet" in task or (source in IMAGENET_SOURCES and task in ("", "nan", "classification")):
+        return "imagenet"
+    return "other"
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def build_meta(names, registry=None, provenance=None, metadata=None) -> pd.DataFrame:
+    """Metadata for ``names``: explicit ``metadata`` > registry > provenance > unknown."""
+    rows = {}
+    registry = registry if registry is not None else pd.DataFrame()
+    provenance = provenance or {}
+    for name in names:
+        row = {}
+        if name in provenance:
+            row.update({k: provenance[name].get(k) for k in META_COLUMNS})
+        if len(registry) and name in registry.index:
+            reg = registry.loc[name]
+            row.update({k: reg[k] for k in META_COLUMNS if k in registry.columns and not _missing(reg[k])})
+        if metadata is not None and name in metadata.index:
+            row.update({k: metadata.loc[name, k] for k in META_COLUMNS if k in metadata.columns})
+        rows[name] = row
+    meta = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(META_COLUMNS))
+    meta.index.name = "model"
+    meta["display_name"] = meta["display_name"].fillna(pd.Series(meta.index, index=meta.index))
+    cluster = meta["task_cluster"].astype(object)
+    meta["task_cluster"] = cluster.where(cluster != "Other", "2D")  # the paper merges denoising into 2D
+    for col in ("n_parameters", "imagenet_top1"):
+        meta[col] = pd.to_numeric(meta[col], errors="coerce")
+    meta["family"] = [_family(r) for _, r in meta.iterrows()] if len(meta) else []
+    return meta
+
+
+def load_run(results, metadata=None) -> Run:
+    """Load a sweep's results folder and join model metadata.
+
+    Parameters
+    ----------
+    results : str or pathlib.Path
+        The sweep's results folder (holding ``models/<model>__<train_type>/``).
+    metadata : pandas.DataFrame, optional
+        Metadata indexed by model name that overrides the registry (columns among
+        ``display_name, source, model_class, task, task_cluster, n_parameters, imagenet_top1``).
+
+    Returns
+    -------
+    Run
+    """
+    results_dir = Path(results)
+    if not results_dir.is_dir():
+        raise ValueError(f"results folder {str(results_dir)!r} does not exist; expected a sweep's results folder")
+    tables = _read_tables(results_dir)
+    names = set()
+    for t in tables.values():
+        if "model" in t.columns:
+            names.update(t["model"].unique())
+    covered = metadata is not None and names <= set(metadata.index)
+    registry = pd.DataFrame() if covered else _registry_info()  # the registry imports torch: skip if not needed
+    meta = build_meta(sorted(names), registry, _provenance_info(results_dir), metadata)
+    return Run(meta=meta, results_dir=results_dir, **{k: tables[k] for k in TABLES})
+
+
+def dataset_label(dataset) -> dict:
+    """The dataset's ``source`` and ``description`` attributes and its ``ground_truth`` (parsed).
+
+    Returns ``{"source": "unknown", ...}`` when the file is missing or unreadable.
+    """
+    out = {"path": str(dataset), "source": "unknown", "description": "", "ground_truth": None, "n_neurons": None}
+    if dataset is None or not Path(dataset).exists():
+        return out
+    import xarray as xr
+
+    with xr.open_dataset(dataset) as ds:
+        out["source"] = str(ds.attrs.get("source", "unknown"))
+        out["description"] = str(ds.attrs.get("description", ""))
+        gt = ds.attrs.get("ground_truth")
+        out["ground_truth"] = json.loads(gt) if isinstance(gt, str) and gt else None
+        out["n_neurons"] = int(ds.sizes.get("neuron", 0))
+    return out
+
+
+def model_summary(run: Run, metric=None, family=None, train_type=None, value="max_score") -> pd.DataFrame:
+    """Per-(model, train_type, metric) mean over areas of the layer-max score.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, train_type, metric, score, n_areas`` and the metadata columns.
+    """
+    s = run.summary
+    if not len(s):
+        return pd.DataFrame(columns=["model", "train_type", "metric", "score", "n_areas", *META_COLUMNS, "family"])
+    if metric is not None:
+        s = s[s["metric"] == metric]
+    if train_type is not None:
+        s = s[s["train_type"] == train_type]
+    g = s.groupby(["model", "train_type", "metric"])[value]
+    out = pd.DataFrame({"score": g.mean(), "n_areas": g.count()}).reset_index()
+    out = out.merge(run.meta, left_on="model", right_index=True, how="left")
+    if family is not None:
+        out = out[out["family"] == family]
+    return out.reset_index(drop=True)
+
+
+def n_layers(run: Run) -> pd.Series:
+    """Number of distinct layers per model (the paper's model depth), from the scores table."""
+    if not len(run.scores):
+        return pd.Series(dtype=float)
+    return run.scores.groupby("model")["layer"].nunique()
+
+
+def as_markdown(df: pd.DataFrame, floatfmt=".3g") -> str:
+    """A small DataFrame as a markdown table (no tabulate dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, (float, np.floating)):
+                cells.append("" if np.isnan(v) else format(v, floatfmt))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def neuron_reliability(run: Run, dataset=None, n_splits=10, seed=0):
+    """Split-half reliability per neuron (pandas Series indexed by ``cell_specimen_id``).
+
+    Taken from the neuron table's ``reliability`` column when present; otherwise computed from
+    the dataset's responses (scenes only) with :func:`mbutils.reliability.splithalf_reliability`.
+    Returns None when neither is available.
+    """
+    ns = run.neuron_scores
+    if len(ns) and "reliability" in ns.columns:
+        return ns.drop_duplicates("cell_specimen_id").set_index("cell_specimen_id")["reliability"]
+    if dataset is None or not Path(dataset).exists():
+        return None
+    import xarray as xr
+
+    from .reliability import splithalf_reliability
+
+    with xr.open_dataset(dataset) as ds:
+        if "reliability" in ds.coords:
+            return pd.Series(ds["reliability"].values, index=ds["cell_specimen_id"].values)
+        resp = ds["responses"]
+        if "stimulus" in resp.coords:
+            resp = resp.sel(stimulus=resp["stimulus"] >= 0)
+        if len(ns):
+            keep = np.isin(ds["cell_specimen_id"].values, ns["cell_specimen_id"].unique())
+            resp = resp.isel(neuron=np.flatnonzero(keep))
+        ids = resp["cell_specimen_id"].values
+        rel = splithalf_reliability(resp.values, n_splits=n_splits, seed=seed, progress=False)
+    return pd.Series(rel, index=ids, name="reliability")
+
+
+def run_banner(run: Run, label: dict) -> str:
+    """Markdown line saying which dataset and how many models the chapter's numbers come from."""
+    m = run.models
+    counts = m.groupby(["family", "train_type"]).size() if len(m) else pd.Series(dtype=int)
+    parts = ", ".join(f"{n} {fam} ({tt})" for (fam, tt), n in counts.items()) or "no scored models"
+    src = label.get("source", "unknown")
+    warn = (" **These are results on a synthetic dataset (a simulated mouse), not on recordings.**"
+            if src == "synthetic" else "")
+    return f"Dataset: `{label.get('path')}` (source: **{src}**). Scored models: {parts}.{warn}"

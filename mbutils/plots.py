@@ -1,0 +1,378 @@
+"""Figures of the results chapters: one function per figure, each returning its Figure.
+
+Every function takes the tidy tables computed by :mod:`mbutils.stats` and draws one axis per
+metric (SRP-Ridge Max, RSA Max) unless said otherwise. Missing groups or metrics leave an
+axis with a "no data" note instead of failing.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ._results import METRIC_LABELS, METRICS
+
+__all__ = [
+    "plot_rankings", "plot_taskonomy_rankings", "plot_architecture_correlations",
+    "plot_training_gain_by_class", "plot_baselines", "plot_score_ranges", "plot_depth_profiles",
+    "plot_best_layer_depths", "plot_group_scores", "plot_metric_agreement",
+    "plot_reliability_curves", "plot_ground_truth",
+]
+
+TRAIN_COLORS = {"trained": "tab:red", "random": "tab:blue"}
+CLUSTER_COLORS = {"2D": "tab:blue", "3D": "tab:orange", "Geometric": "tab:green",
+                  "Semantic": "tab:red", "Random": "tab:gray"}
+
+
+def _no_data(ax, what="no data"):
+    ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _color_cycle(labels, fixed=None):
+    fixed = dict(fixed or {})
+    cmap = plt.get_cmap("tab10")
+    extra = [lab for lab in labels if lab not in fixed]
+    for i, lab in enumerate(extra):
+        fixed[lab] = cmap((i + 5) % 10)
+    return fixed
+
+
+def _metric_axes(n_rows=1, height=4.0, width=5.5, sharey=False):
+    fig, axes = plt.subplots(n_rows, len(METRICS), figsize=(width * len(METRICS), height * n_rows),
+                             squeeze=False, sharey=sharey)
+    return fig, axes
+
+
+def plot_rankings(rankings: pd.DataFrame, hue="train_type", order_by="trained", palette=None, title=None,
+                  max_models=None):
+    """Model rankings with bootstrapped 95% CIs across areas (Figures 1, 2 and 8).
+
+    Parameters
+    ----------
+    rankings : pandas.DataFrame
+        :func:`mbutils.stats.model_rankings` output (model, display_name, train_type, metric,
+        score, ci_low, ci_high, and the ``hue`` column).
+    hue : str
+        Column that colours the points (``train_type``: trained red, random blue).
+    order_by : str or None
+        Sort models by the score of this train type (``None``: by each row's score).
+    max_models : int, optional
+        Show only the top ``max_models`` models per metric.
+
+    Returns
+    -------
+    matplotlib.figure.Figure  one axis per metric.
+    """
+    n = rankings["model"].nunique() if len(rankings) else 1
+    n_show = min(n, max_models) if max_models else n
+    fig, axes = _metric_axes(height=max(3.0, 0.22 * n_show + 1.2))
+    palette = _color_cycle(sorted(rankings[hue].dropna().astype(str).unique()) if len(rankings) else [],
+                           palette or (TRAIN_COLORS if hue == "train_type" else CLUSTER_COLORS))
+    for ax, metric in zip(axes[0], METRICS):
+        r = rankings[rankings["metric"] == metric] if len(rankings) else rankings
+        if not len(r):
+            _no_data(ax)
+            ax.set_title(METRIC_LABELS[metric])
+            continue
+        key = r[r["train_type"] == order_by] if order_by is not None and (r["train_type"] == order_by).any() else r
+        order = key.groupby("model")["score"].max().sort_values(ascending=False).index.tolist()
+        order += [m for m in r["model"].unique() if m not in order]
+        if max_models:
+            order = order[:max_models]
+        ypos = {m: i for i, m in enumerate(order)}
+        labels = r.drop_duplicates("model").set_index("model")["display_name"].reindex(order).fillna(pd.Series(order, index=order))
+        for lab, g in r[r["model"].isin(order)].groupby(hue):
+            y = g["model"].map(ypos).to_numpy()
+            err = np.vstack([g["score"] - g["ci_low"], g["ci_high"] - g["score"]]).clip(min=0)
+            err = np.nan_to_num(err)
+            ax.errorbar(g["score"], y, xerr=err, fmt="o", ms=4, color=palette.get(str(lab), "k"),
+                        label=str(lab), alpha=0.8, capsize=2)
+        ax.set_yticks(range(len(order)))
+        ax.set_yticklabels(labels.tolist(), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("score (mean over areas, 95% bootstrap CI)")
+        ax.set_title(METRIC_LABELS[metric])
+        ax.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_taskonomy_rankings(rankings: pd.DataFrame, title="Taskonomy encoders"):
+    """Taskonomy encoder rankings coloured by task cluster (Figure 2).
+
+    Random variants are coloured as cluster ``"Random"``.
+    """
+    r = rankings.copy()
+    if len(r):
+        r["cluster"] = np.where(r["train_type"] == "random", "Random", r["task_cluster"].astype(object))
+        r["model"] = r["model"] + np.where(r["train_type"] == "random", " (random)", "")
+        r["display_name"] = r["display_name"].astype(str) + np.where(r["train_type"] == "random", " (random)", "")
+    else:
+        r["cluster"] = []
+    return plot_rankings(r, hue="cluster", order_by=None, palette=CLUSTER_COLORS, title=title)
+
+
+def plot_architecture_correlations(model_scores: pd.DataFrame, depth: pd.Series):
+    """Score vs model depth, parameter count and ImageNet top-1 (section 3.3): 2 x 3 scatter grid.
+
+    Parameters
+    ----------
+    model_scores : pandas.DataFrame  :func:`mbutils._results.model_summary` output (trained models)
+    depth : pandas.Series  number of layers per model
+    """
+    preds = [("n_layers", "number of layers"), ("n_parameters", "parameters"), ("imagenet_top1", "ImageNet top-1 (%)")]
+    fig, axes = plt.subplots(len(METRICS), len(preds), figsize=(13, 7), squeeze=False)
+    ms = model_scores.copy()
+    ms["n_layers"] = ms["model"].map(depth) if len(ms) else []
+    for i, metric in enumerate(METRICS):
+        m = ms[ms["metric"] == metric] if len(ms) else ms
+        for j, (col, label) in enumerate(preds):
+            ax = axes[i, j]
+            x = pd.to_numeric(m[col], errors="coerce") if len(m) else pd.Series(dtype=float)
+            ok = x.notna()
+            if ok.sum() == 0:
+                _no_data(ax, f"no {label}")
+            else:
+                classes = m.loc[ok, "model_class"].fillna("unknown").astype(str)
+                pal = _color_cycle(sorted(classes.unique()))
+                for c in sorted(classes.unique()):
+                    sel = ok & (m["model_class"].fillna("unknown").astype(str) == c)
+                    ax.scatter(x[sel], m.loc[sel, "score"], s=18, color=pal[c], label=c)
+                if col == "n_parameters":
+                    ax.set_xscale("log")
+                ax.legend(fontsize=6)
+            ax.set_xlabel(label)
+            ax.set_ylabel(METRIC_LABELS[metric])
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_gain_by_class(differences: pd.DataFrame):
+    """Trained-minus-random score differences by architecture class (section 3.3)."""
+    fig, axes = _metric_axes()
+    for ax, metric in zip(axes[0], METRICS):
+        d = differences[differences["metric"] == metric] if len(differences) else differences
+        if not len(d):
+            _no_data(ax)
+        else:
+            classes = sorted(d["model_class"].fillna("unknown").astype(str).unique())
+            data = [d.loc[d["model_class"].fillna("unknown").astype(str) == c, "difference"].to_numpy() for c in classes]
+            ax.boxplot(data, showfliers=False)
+            ax.set_xticks(range(1, len(classes) + 1))
+            ax.set_xticklabels(classes)
+            for k, v in enumerate(data, start=1):
+                ax.scatter(np.full(len(v), k) + np.linspace(-0.1, 0.1, len(v)), v, s=12, alpha=0.7)
+            ax.axhline(0, color="gray", lw=0.8, ls="--")
+            ax.set_ylabel("trained - random")
+        ax.set_title(METRIC_LABELS[metric])
+    fig.tight_layout()
+    return fig
+
+
+def plot_baselines(model_scores: pd.DataFrame):
+    """Non-neural baselines beside the models' score distribution (section 3.5).
+
+    Parameters
+    ----------
+    model_scores : pandas.DataFrame  :func:`mbutils._results.model_summary` output (all families)
+    """
+    fig, axes = _metric_axes()
+    for ax, metric in zip(axes[0], METRICS):
+        m = model_scores[model_scores["metric"] == metric] if len(model_scores) else model_scores
+        if not len(m):
+            _no_data(ax)
+            ax.set_title(METRIC_LABELS[metric])
+            continue
+        groups = []
+        for fam in ("imagenet", "taskonomy"):
+            for tt in ("trained", "random"):
+                v = m.loc[(m["family"] == fam) & (m["train_type"] == tt), "score"].to_numpy()
+                if len(v):
+                    groups.append((f"{fam}\n{tt}", v))
+        for k, (lab, v) in enumerate(groups):
+            ax.scatter(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, s=12, alpha=0.6, color="tab:gray")
+        b = m[m["family"] == "baseline"]
+        for k, (_, row) in enumerate(b.iterrows(), start=len(groups)):
+            ax.bar(k, row["score"], color="tab:purple", alpha=0.8)
+        ax.set_xticks(range(len(groups) + len(b)))
+        ax.set_xticklabels([g[0] for g in groups] + b["display_name"].astype(str).tolist(), fontsize=7)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_ylabel("score")
+        ax.set_title(METRIC_LABELS[metric])
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_ranges(ranges: pd.DataFrame):
+    """Best-to-worst score ranges across architectures and across tasks (section 3.6)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if not len(ranges):
+        _no_data(ax)
+        return fig
+    labels = [f"{r.family}\n{METRIC_LABELS.get(r.metric, r.metric)}" for r in ranges.itertuples()]
+    for k, r in enumerate(ranges.itertuples()):
+        ax.plot([k, k], [r.worst, r.best], color="k", lw=2)
+        ax.scatter([k, k], [r.worst, r.best], color=["tab:blue", "tab:red"], zorder=3)
+        ax.text(k + 0.08, (r.best + r.worst) / 2, f"{r.range:.3f}", fontsize=8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("score (best red, worst blue)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_depth_profiles(profiles: pd.DataFrame, title=None):
+    """Scores vs relative depth: binned means (jagged) and lowess curves (smooth) per group (Figure 4)."""
+    fig, axes = _metric_axes()
+    groups = sorted(profiles["group"].dropna().astype(str).unique()) if len(profiles) else []
+    pal = _color_cycle(groups, CLUSTER_COLORS)
+    for ax, metric in zip(axes[0], METRICS):
+        p = profiles[profiles["metric"] == metric] if len(profiles) else profiles
+        if not len(p):
+            _no_data(ax)
+        for g, d in p.groupby("group"):
+            d = d.sort_values("depth_bin")
+            ax.plot(d["depth_bin"], d["mean_score"], color=pal[str(g)], alpha=0.3, lw=0.8)
+            ax.plot(d["depth_bin"], d["smooth"], color=pal[str(g)], lw=2.2, label=str(g))
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("relative layer depth")
+        ax.set_ylabel("score")
+        ax.set_title(METRIC_LABELS[metric])
+        if len(p):
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_best_layer_depths(depths: pd.DataFrame, area_order=None):
+    """Mean relative depth of the best layer per cortical area (Figures 3 and 9, left)."""
+    fig, axes = _metric_axes(sharey=True)
+    for ax, metric in zip(axes[0], METRICS):
+        d = depths[depths["metric"] == metric] if len(depths) else depths
+        if not len(d):
+            _no_data(ax)
+        else:
+            order = [a for a in (area_order or []) if a in set(d["area"])] or d.sort_values("mean_depth")["area"].tolist()
+            d = d.set_index("area").loc[order]
+            err = np.nan_to_num(np.vstack([d["mean_depth"] - d["ci_low"], d["ci_high"] - d["mean_depth"]]).clip(min=0))
+            ax.bar(range(len(d)), d["mean_depth"], yerr=err, color="tab:purple", alpha=0.75, capsize=3)
+            ax.set_xticks(range(len(d)))
+            ax.set_xticklabels(order, fontsize=8)
+            ax.set_ylim(0, 1)
+        ax.set_ylabel("relative depth of best layer")
+        ax.set_title(METRIC_LABELS[metric])
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_scores(group_scores: pd.DataFrame, group_label="area"):
+    """Layer-max scores per neuron group coloured by label, e.g. Taskonomy cluster per area
+    (Figures 3 and 9, right) or per Cre line (Figure 10). Groups are ordered by mean score."""
+    fig, axes = _metric_axes(width=6.5)
+    labels = sorted(group_scores["label"].dropna().astype(str).unique()) if len(group_scores) else []
+    pal = _color_cycle(labels, CLUSTER_COLORS)
+    width = 0.8 / max(1, len(labels))
+    for ax, metric in zip(axes[0], METRICS):
+        g = group_scores[group_scores["metric"] == metric] if len(group_scores) else group_scores
+        if not len(g):
+            _no_data(ax)
+            ax.set_title(METRIC_LABELS[metric])
+            continue
+        order = g.groupby("group")["score"].mean().sort_values(ascending=False).index.tolist()
+        for k, lab in enumerate(labels):
+            s = g[g["label"].astype(str) == lab].groupby("group")["score"].agg(["mean", "sem"]).reindex(order)
+            x = np.arange(len(order)) + (k - (len(labels) - 1) / 2) * width
+            ax.bar(x, s["mean"], width=width, yerr=s["sem"].fillna(0), color=pal[lab], label=lab, capsize=2)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([str(o) for o in order], fontsize=7, rotation=30)
+        ax.set_xlabel(group_label)
+        ax.set_ylabel("score (mean over models, SEM)")
+        ax.set_title(METRIC_LABELS[metric])
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_agreement(model_scores: pd.DataFrame, per_pair: pd.DataFrame):
+    """SRP-Ridge Max vs RSA Max per model (left) and layer-wise Spearman between the metrics
+    per (model, area) (right) (section 3.9)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax = axes[0]
+    if len(model_scores):
+        wide = model_scores.pivot_table(index=["model", "train_type"], columns="metric", values="score").reset_index()
+    else:
+        wide = pd.DataFrame()
+    if not len(wide) or not set(METRICS) <= set(wide.columns):
+        _no_data(ax)
+    else:
+        for tt, g in wide.groupby("train_type"):
+            ax.scatter(g["srp_ridge"], g["rsa"], s=18, color=TRAIN_COLORS.get(tt, "k"), label=tt)
+        ax.set_xlabel(METRIC_LABELS["srp_ridge"])
+        ax.set_ylabel(METRIC_LABELS["rsa"])
+        ax.legend(fontsize=7)
+    ax = axes[1]
+    if not len(per_pair) or per_pair["rho"].notna().sum() == 0:
+        _no_data(ax)
+    else:
+        for tt, g in per_pair.groupby("train_type"):
+            ax.hist(g["rho"].dropna(), bins=np.linspace(-1, 1, 21), alpha=0.5, color=TRAIN_COLORS.get(tt, "k"), label=tt)
+        ax.set_xlabel("layer-wise Spearman (SRP-Ridge vs RSA)")
+        ax.set_ylabel("(model, area) pairs")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability_curves(curves: pd.DataFrame, smooth: pd.DataFrame | None = None, threshold=0.8):
+    """Scores vs reliability cutoff (Figure 6, SRP-Ridge): one thin line per model, the
+    smoother and its bootstrapped CI across models (``smooth``: threshold, mean, ci_low,
+    ci_high, smooth), and the main analysis' cutoff dotted."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if not len(curves):
+        _no_data(ax)
+        return fig
+    for (_, _), g in curves.groupby(["model", "train_type"]):
+        ax.plot(g["threshold"], g["score"], color="gray", alpha=0.3, lw=0.8)
+    if smooth is not None and len(smooth):
+        ax.fill_between(smooth["threshold"], smooth["ci_low"], smooth["ci_high"], color="tab:red", alpha=0.2)
+        ax.plot(smooth["threshold"], smooth["smooth"], color="tab:red", lw=2.2, label="lowess (all models)")
+        ax.legend(fontsize=7)
+    ax.axvline(threshold, color="k", ls=":", lw=1)
+    ax.set_xlabel("split-half reliability cutoff")
+    ax.set_ylabel(METRIC_LABELS["srp_ridge"])
+    fig.tight_layout()
+    return fig
+
+
+def plot_ground_truth(table: pd.DataFrame):
+    """Planted vs recovered best-layer depth per area on the synthetic mouse (one axis).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame  columns ``area, planted_depth, metric, recovered_depth``
+    """
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if not len(table):
+        _no_data(ax)
+        return fig
+    markers = {"srp_ridge": "o", "rsa": "s"}
+    for metric, g in table.groupby("metric"):
+        ax.scatter(g["planted_depth"], g["recovered_depth"], marker=markers.get(metric, "^"), s=40,
+                   label=METRIC_LABELS.get(metric, metric), alpha=0.8)
+        for r in g.itertuples():
+            ax.annotate(r.area, (r.planted_depth, r.recovered_depth), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("planted depth (generator layer)")
+    ax.set_ylabel("recovered depth (best layer)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,47 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What kinds of tasks best predict mouse visual cortex? (section 3.4, Figure 2)
+#
+# Taskonomy encoders (one architecture, many tasks) ranked by each metric and coloured by
+# their Taskonomic cluster (the denoising autoencoder, the only "Other" task, is merged into
+# "2D" as in the paper; random variants in gray).
+
+# %% tags=["parameters", "hide-input"]
+dataset = "data/synthetic.nc"
+results = "results/default"
+smoke = False
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from mbutils import plots, stats
+
+label = stats.dataset_label(dataset)
+run = stats.load_run(results)
+display(Markdown(stats.run_banner(run, label)))
+
+# %%
+encoders = run.family("taskonomy")
+ok = len(encoders) > 0
+if not ok:
+    display(Markdown("**Skipped:** this chapter needs Taskonomy encoders (visualpriors weights); this run has none."))
+
+# %%
+if ok:
+    rankings = stats.model_rankings(run, family="taskonomy")
+    fig = plots.plot_taskonomy_rankings(rankings)
+    display(fig)
+    plt.close(fig)
+    display(rankings[["model", "train_type", "task_cluster", "metric", "score", "ci_low", "ci_high"]].round(4))

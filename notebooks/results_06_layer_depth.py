@@ -1,0 +1,60 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # How deep are the most predictive layers? (section 3.7, Figure 4)
+#
+# Layer scores (averaged over areas) against relative depth, discretised into 100 bins: the
+# jagged lines are bin means, the smooth ones lowess fits (span 2/3), per model class
+# (ImageNet-trained models) and per Taskonomy cluster.
+
+# %% tags=["parameters", "hide-input"]
+dataset = "data/synthetic.nc"
+results = "results/default"
+smoke = False
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from mbutils import plots, stats
+
+label = stats.dataset_label(dataset)
+run = stats.load_run(results)
+display(Markdown(stats.run_banner(run, label)))
+
+# %%
+n_bins = 100
+imagenet_ok = len(run.family("imagenet")) > 0
+taskonomy_ok = len(run.family("taskonomy")) > 0
+if not imagenet_ok:
+    display(Markdown("**ImageNet part skipped:** no ImageNet-trained models in this run."))
+if not taskonomy_ok:
+    display(Markdown("**Taskonomy part skipped:** no Taskonomy encoders in this run."))
+
+# %%
+if imagenet_ok:
+    prof = stats.depth_profiles(run, by="model_class", family="imagenet", n_bins=n_bins)
+    fig = plots.plot_depth_profiles(prof, title="ImageNet-trained models, by model class")
+    display(fig)
+    plt.close(fig)
+    depths = stats.best_layer_depths(run, family="imagenet")
+    display(Markdown(f"Mean relative depth of the best layer (ImageNet-trained, all areas): "
+                     + ", ".join(f"{stats.METRIC_LABELS[m]} {g['mean_depth'].mean():.2f}"
+                                 for m, g in depths.groupby("metric"))))
+
+# %%
+if taskonomy_ok:
+    prof = stats.depth_profiles(run, by="task_cluster", family="taskonomy", n_bins=n_bins)
+    fig = plots.plot_depth_profiles(prof, title="Taskonomy encoders, by task cluster")
+    display(fig)
+    plt.close(fig)

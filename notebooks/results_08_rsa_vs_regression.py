@@ -1,0 +1,50 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # RSA vs neural regression (section 3.9)
+#
+# Spearman correlation between the SRP-Ridge Max and RSA Max model rankings, with and without
+# the random models; layer-wise Spearman between the two metrics per (model, area), averaged
+# with a bootstrapped 95% CI.
+
+# %% tags=["parameters", "hide-input"]
+dataset = "data/synthetic.nc"
+results = "results/default"
+smoke = False
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from mbutils import plots, stats
+
+label = stats.dataset_label(dataset)
+run = stats.load_run(results)
+display(Markdown(stats.run_banner(run, label)))
+
+# %%
+ms = stats.model_summary(run)
+ms = ms[ms["family"].isin(["imagenet", "taskonomy"])]
+ok = ms["model"].nunique() > 0
+if not ok:
+    display(Markdown("**Skipped:** no neural network models in this run."))
+
+# %%
+if ok:
+    agreement = stats.metric_agreement(run)
+    display(agreement.round(4))
+    per_pair, means = stats.layerwise_agreement(run)
+    display(means.round(4))
+    fig = plots.plot_metric_agreement(ms, per_pair)
+    display(fig)
+    plt.close(fig)
