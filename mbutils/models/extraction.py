@@ -1,0 +1,165 @@
+"""Streaming layer-wise extraction with reducers, and the on-disk cache of its results.
+
+Examples
+--------
+>>> import numpy as np
+>>> from mbutils.models import KeepReducer, extract, load_model
+>>> model = load_model("alexnet", weights="random")                       # doctest: +SKIP
+>>> stimuli = np.random.default_rng(0).integers(0, 256, (4, 64, 64), dtype=np.uint8)
+>>> fs = extract(model, stimuli, {"keep": KeepReducer()}, cache=False)  # doctest: +SKIP
+>>> fs.layers.head()                                                      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import array_sha256
+from .base import FeatureModel, LayerInfo, check_stimuli
+from .cache import FeatureCache, cache_key
+
+__all__ = ["FeatureSet", "extract", "layer_table"]
+
+_LAYER_COLUMNS = ["name", "index", "depth", "n_features", "module_type"]
+
+
+class FeatureSet:
+    """Reduced features of every layer of one model for one stimulus set.
+
+    Attributes
+    ----------
+    layers : pandas.DataFrame
+        One row per layer: ``name, index, depth, n_features, module_type``.
+    identity : str
+        The model's identity string.
+    from_cache : bool
+        Whether the results were read from the disk cache.
+    seconds : float
+        Time the extraction took (0 when read from the cache).
+
+    ``fs[reducer_name]`` is a list of numpy arrays, one per layer (row of ``layers``), each of
+    shape (n_stimuli, ...) as the reducer returned it.
+    """
+
+    def __init__(self, layers: pd.DataFrame, results: dict, identity: str = "", from_cache: bool = False,
+                 seconds: float = 0.0):
+        self.layers = layers.reset_index(drop=True)
+        self._results = results
+        self.identity = identity
+        self.from_cache = from_cache
+        self.seconds = seconds
+
+    @property
+    def reducers(self) -> list:
+        """Names of the reducers."""
+        return list(self._results)
+
+    def layer_infos(self) -> list:
+        """The layers as :class:`LayerInfo` objects."""
+        return [LayerInfo(r.name, int(r.index), float(r.depth), int(r.n_features), r.module_type)
+                for r in self.layers.itertuples(index=False)]
+
+    def __getitem__(self, reducer_name: str) -> list:
+        if reducer_name not in self._results:
+            raise KeyError(f"no reducer {reducer_name!r} in this FeatureSet; it has {self.reducers}")
+        return self._results[reducer_name]
+
+    def __contains__(self, reducer_name) -> bool:
+        return reducer_name in self._results
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        return (f"FeatureSet({self.identity!r}, {len(self.layers)} layers, reducers={self.reducers}, "
+                f"from_cache={self.from_cache})")
+
+
+def _check_reducers(reducers) -> dict:
+    if not isinstance(reducers, dict) or not reducers:
+        raise TypeError(f"reducers must be a non-empty dict name -> reducer, got {reducers!r}")
+    for name, red in reducers.items():
+        if not callable(red):
+            raise TypeError(f"reducer {name!r} is not callable: {red!r}")
+        if not isinstance(getattr(red, "key", None), str):
+            raise TypeError(f"reducer {name!r} needs a str `.key` attribute (part of the cache key), got {red!r}")
+    return reducers
+
+
+def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=None,
+            batch_size=None) -> FeatureSet:
+    """Run a model over stimuli once, reduce every layer as it comes, and cache the results.
+
+    Each layer's features (n_stimuli, n_features) go to every reducer as soon as the forward
+    pass produces them, and are freed right after: all layers are never in memory together.
+
+    Parameters
+    ----------
+    model : FeatureModel
+    stimuli : array of shape (n_stimuli, height, width), uint8
+    reducers : dict of str -> reducer
+        ``reducer(features: torch.Tensor) -> numpy.ndarray`` with a ``.key`` str attribute.
+    cache : bool or path
+        ``True``: cache under ``mbutils.get_config().cache_dir / "features"``; a path: cache
+        there; ``False``: no cache.
+    progress : bool, optional
+        Progress bar (default ``mbutils.get_config().progress``).
+    batch_size : int, optional
+        See :meth:`TorchFeatureModel.run` (default: one forward pass over all stimuli).
+
+    Returns
+    -------
+    FeatureSet
+    """
+    import mbutils
+
+    if not isinstance(model, FeatureModel):
+        raise TypeError(f"model must be a FeatureModel (see mbutils.models.load_model), got {type(model).__name__}")
+    stimuli = check_stimuli(stimuli)
+    reducers = _check_reducers(reducers)
+    store = None
+    key = None
+    if cache is not False and cache is not None:
+        store = FeatureCache(None if cache is True else Path(cache))
+        key = cache_key(model.identity, array_sha256(stimuli), {k: r.key for k, r in reducers.items()},
+                        mbutils.get_config().seed)
+        hit = store.load(model.name, key)
+        if hit is not None:
+            meta, results = hit
+            layers = pd.DataFrame(meta["layers"], columns=_LAYER_COLUMNS)
+            return FeatureSet(layers, results, identity=model.identity, from_cache=True)
+
+    results = {name: [] for name in reducers}
+    rows = []
+
+    def on_layer(layer: LayerInfo, features):
+        for name, red in reducers.items():
+            results[name].append(red(features))
+        rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type])
+
+    t0 = time.perf_counter()
+    model.run(stimuli, on_layer, batch_size=batch_size, progress=progress)
+    seconds = time.perf_counter() - t0
+    layers = pd.DataFrame(rows, columns=_LAYER_COLUMNS)
+    if store is not None:
+        store.save(model.name, key, {"identity": model.identity, "layers": rows, "seconds": seconds}, results)
+    return FeatureSet(layers, results, identity=model.identity, seconds=seconds)
+
+
+def layer_table(model: FeatureModel) -> pd.DataFrame:
+    """The layers of a model: ``name, index, depth, n_features, module_type``, one row each.
+
+    Torch models answer from a probe pass over two tiny images; other feature models are run
+    on two small noise images.
+    """
+    if hasattr(model, "layers") and callable(model.layers):
+        infos = model.layers()
+    else:
+        infos = []
+        stim = np.random.default_rng(0).integers(0, 256, size=(2, 64, 64), dtype=np.uint8)
+        model.run(stim, lambda layer, _f: infos.append(layer), progress=False)
+    return pd.DataFrame([[i.name, i.index, i.depth, i.n_features, i.module_type] for i in infos],
+                        columns=_LAYER_COLUMNS)

