@@ -50,7 +50,7 @@ class InputTransform:
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(stimuli)).to(torch.float32).div_(255.0)[:, None]
+        x = torch.tensor(np.asarray(stimuli, dtype=np.uint8), dtype=torch.float32).div_(255.0)[:, None]
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode=self.interpolation, antialias=True,
                               align_corners=False)
