@@ -1,1 +1,43 @@
-"""mbutils.scoring"""
+"""mbutils.scoring: SRP-Ridge (ridge GCV + Pearson) and RSA, model scoring and results.
+
+Heavy pieces (the pipeline, alternative mappings) are imported on first use.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .correlation import pearson_columns
+from .ridge import center_gram, ridge_gcv_predictions, ridge_gcv_predictions_from_gram
+from .rsa import compare_rdms, neural_rdms, rdm, upper_triangle
+
+__all__ = [
+    "pearson_columns",
+    "center_gram",
+    "ridge_gcv_predictions",
+    "ridge_gcv_predictions_from_gram",
+    "rdm",
+    "compare_rdms",
+    "neural_rdms",
+    "upper_triangle",
+    "score_model",
+    "score_features",
+    "summarize_scores",
+    "load_results",
+    "compare_mappings",
+    "MAPPINGS",
+]
+
+_LAZY = {
+    "score_model": "pipeline",
+    "score_features": "pipeline",
+    "summarize_scores": "pipeline",
+    "load_results": "pipeline",
+    "compare_mappings": "mappings",
+    "MAPPINGS": "mappings",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'mbutils.scoring' has no attribute {name!r}")

@@ -1,5 +1,39 @@
-"""CLI for mbutils.scoring (placeholder: filled in by the scoring work)."""
+"""``mbutils score MODEL --dataset FILE --out DIR [--weights trained|random] [...]``."""
+from __future__ import annotations
 
 
-def add_parser(subparsers):
-    pass
+def _run(args) -> int:
+    from .pipeline import score_model
+
+    tables = score_model(
+        args.model, args.dataset, args.out, weights=args.weights, metrics=tuple(args.metrics),
+        n_components=args.n_components, alpha=args.alpha, threshold=args.threshold, mapping=args.mapping,
+        seed=args.seed, cache=not args.no_cache, batch_size=args.batch_size,
+    )
+    summary = tables["summary"]
+    if not summary.empty:
+        cols = ["metric", "area", "max_score", "best_layer", "best_layer_depth", "unbiased_score", "overall_score"]
+        print(summary[[c for c in cols if c in summary.columns]].to_string(index=False, float_format="%.3f"))
+    print(f"wrote {args.out}/{{scores,scores_groups,neuron_scores,summary}}.parquet and provenance.json")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score", help="score one model (SRP-Ridge and RSA) on a dataset file",
+        description="Score one model against a dataset: neuron selection, one streamed pass over the "
+                    "118 scenes, SRP-Ridge and RSA per layer and area; writes tidy Parquet tables.")
+    p.add_argument("model", help="registry name (see `mbutils models`)")
+    p.add_argument("--dataset", required=True, help="dataset file (NetCDF, DESIGN.md schema)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--weights", default="trained", choices=["trained", "random"])
+    p.add_argument("--metrics", nargs="+", default=["srp_ridge", "rsa"], choices=["srp_ridge", "rsa"])
+    p.add_argument("--n-components", type=int, default=4096, help="random projection size (default 4096)")
+    p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty (default 1)")
+    p.add_argument("--threshold", type=float, default=0.8, help="split-half reliability threshold (default 0.8)")
+    p.add_argument("--mapping", default="srp", choices=["srp", "exact", "pca"],
+                   help="srp: the paper's projection; exact: ridge on all features; pca")
+    p.add_argument("--seed", type=int, default=0, help="projection seed")
+    p.add_argument("--batch-size", type=int, default=None, help="images per forward pass")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.set_defaults(func=_run)

@@ -1,0 +1,223 @@
+"""Benchmark: our scoring pipeline vs the naive one (benchmarks/naive_pipeline.py).
+
+Identical inputs: a random-init ResNet-18 (60 layers), 118 random grayscale images, 6,619
+neurons in 6 areas. Each part runs in its own subprocess (wall time and peak RSS):
+``forward`` (bare forward pass), ``ours`` (extract with SRP + RDM reducers, then scoring),
+``naive`` (with our projection matrices, so that scores can be compared number for number),
+``scaling`` (our scoring time for 1k..60k neurons and 118..472 stimuli, features reused).
+
+Usage::
+
+    python benchmarks/bench_scoring.py            # all parts; writes benchmarks/results/scoring.{json,md}
+    python benchmarks/bench_scoring.py --skip-naive
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+N_STIMULI, N_NEURONS, AREAS = 118, 6619, ("VISal", "VISam", "VISl", "VISp", "VISpm", "VISrl")
+
+
+def make_inputs(n_neurons=N_NEURONS, n_stimuli=N_STIMULI, seed=0):
+    rng = np.random.default_rng(seed)
+    stimuli = rng.integers(0, 256, (n_stimuli, 224, 224), dtype=np.uint8)
+    latent = rng.normal(size=(n_stimuli, 20))
+    y = latent @ rng.normal(size=(20, n_neurons)) + rng.normal(size=(n_stimuli, n_neurons)) * 2
+    y_odd = y + rng.normal(size=y.shape)
+    y_even = y + rng.normal(size=y.shape)
+    areas = np.array(AREAS)[rng.integers(0, len(AREAS), n_neurons)]
+    return stimuli, y, y_odd, y_even, areas
+
+
+def _model():
+    import torch
+
+    torch.manual_seed(0)
+    from mbutils.models import load_model
+
+    return load_model("resnet18", weights="random", device="cpu")
+
+
+def _targets(y, y_odd, y_even, areas):
+    import pandas as pd
+
+    from mbutils.scoring.pipeline import _Targets
+
+    n = y.shape[1]
+    neurons = pd.DataFrame({"cell_specimen_id": np.arange(n), "area": areas, "cre_line": "Cux2",
+                            "imaging_depth": 175, "reliability": np.nan})
+    return _Targets(y, y_odd, y_even, neurons, None)
+
+
+def part_forward(out):
+    stimuli, *_ = make_inputs()
+    model = _model()
+    t = time.perf_counter()
+    model.run(stimuli, lambda layer, f: None, progress=False)
+    return {"seconds": time.perf_counter() - t}
+
+
+def part_ours(out):
+    from mbutils.models import extract
+    from mbutils.reduction import RDMReducer, SparseRandomProjection
+    from mbutils.scoring.pipeline import score_features
+
+    stimuli, y, y_odd, y_even, areas = make_inputs()
+    model = _model()
+    t = time.perf_counter()
+    fs = extract(model, stimuli, {"regression": SparseRandomProjection(4096, seed=0), "rdm": RDMReducer()},
+                 cache=False, progress=False)
+    t_extract = time.perf_counter() - t
+    tables = score_features(fs.layers, fs["regression"], fs["rdm"], _targets(y, y_odd, y_even, areas),
+                            groupings=(), progress=False)
+    seconds = time.perf_counter() - t
+    sc = tables["scores"]
+    names = list(fs.layers["name"])
+    piv = {m: sc[sc.metric == m].pivot(index="layer", columns="area", values="score").loc[names, sorted(AREAS)].to_numpy()
+           for m in ("srp_ridge", "rsa")}
+    ns = tables["neuron_scores"]
+    neuron = np.stack([ns[ns.layer == n]["score"].to_numpy() for n in names])
+    np.savez(out, srp_ridge=piv["srp_ridge"], rsa=piv["rsa"], neuron=neuron)
+    # keep reduced features for the scaling part
+    np.savez(str(out) + ".features.npz", *fs["regression"])
+    return {"seconds": seconds, "extract_seconds": t_extract, "scoring_seconds": seconds - t_extract}
+
+
+def part_naive(out):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("naive_pipeline", HERE / "naive_pipeline.py")
+    naive = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(naive)
+    run_naive = naive.run_naive
+
+    stimuli, y, _, _, areas = make_inputs()
+    model = _model()
+    t = time.perf_counter()
+    res = run_naive(model, stimuli, y, areas, projection="ours")
+    seconds = time.perf_counter() - t
+    np.savez(out, srp_ridge=res["srp_ridge"], rsa=res["rsa"], neuron=res["neuron"])
+    return {"seconds": seconds}
+
+
+def part_scaling(out, features_file):
+    import pandas as pd
+
+    from mbutils.scoring.pipeline import score_features
+
+    z = np.load(features_file)
+    feats = [z[k] for k in sorted(z.files, key=lambda s: int(s.split("_")[1]))]
+    layers = pd.DataFrame({"name": [f"l{i}" for i in range(len(feats))], "index": np.arange(1, len(feats) + 1),
+                           "depth": np.arange(1, len(feats) + 1) / len(feats)})
+    rows = []
+    for n in (1000, 6619, 20000, 60000):
+        _, y, yo, ye, areas = make_inputs(n_neurons=n)
+        t = time.perf_counter()
+        score_features(layers, feats, None, _targets(y, yo, ye, areas), groupings=(), progress=False)
+        rows.append({"n_neurons": n, "n_stimuli": N_STIMULI, "scoring_seconds": time.perf_counter() - t})
+    rng = np.random.default_rng(1)
+    for s in (236, 472):
+        _, y, yo, ye, areas = make_inputs(n_neurons=N_NEURONS, n_stimuli=s)
+        fz = [rng.normal(size=(s, f.shape[1])).astype(np.float32) for f in feats]
+        t = time.perf_counter()
+        score_features(layers, fz, None, _targets(y, yo, ye, areas), groupings=(), progress=False)
+        rows.append({"n_neurons": N_NEURONS, "n_stimuli": s, "scoring_seconds": time.perf_counter() - t})
+    return {"rows": rows}
+
+
+def _child(part, out, extra):
+    import torch
+
+    t0 = time.perf_counter()
+    res = {"forward": part_forward, "ours": part_ours, "naive": part_naive}.get(part)
+    res = res(out) if res else part_scaling(out, extra)
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["process_seconds"] = time.perf_counter() - t0
+    res["torch_threads"] = torch.get_num_threads()
+    print(json.dumps(res))
+
+
+def _run(part, out, extra=""):
+    cmd = [sys.executable, __file__, "--child", part, "--out", str(out), "--extra", extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"part {part} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--child", default=None)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--extra", default="")
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--reuse-naive", default=None, metavar="DIR",
+                    help="reuse the naive run of an earlier call (DIR/naive.npz and its timing in scoring.json)")
+    ap.add_argument("--results", default=str(HERE / "results"))
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args.child, args.out, args.extra)
+        return 0
+    tmp = Path(tempfile.mkdtemp(prefix="bench_scoring_"))
+    load_before = os.getloadavg()
+    res = {"machine": {"cpus": os.cpu_count(), "loadavg_before": load_before}, "tmp": str(tmp)}
+    res["forward"] = _run("forward", tmp / "fwd")
+    print("forward", res["forward"], flush=True)
+    res["ours"] = _run("ours", tmp / "ours.npz")
+    print("ours", res["ours"], flush=True)
+    res["scaling"] = _run("scaling", tmp / "scaling", str(tmp / "ours.npz.features.npz"))
+    print("scaling", res["scaling"], flush=True)
+    naive_npz = tmp / "naive.npz"
+    if args.reuse_naive:
+        naive_npz = Path(args.reuse_naive) / "naive.npz"
+        res["naive"] = json.loads((Path(args.results) / "scoring.json").read_text())["naive"]
+        res["naive"]["reused_from"] = str(naive_npz)
+    elif not args.skip_naive:
+        res["naive"] = _run("naive", naive_npz)
+        print("naive", res["naive"], flush=True)
+    if "naive" in res:
+        a, b = np.load(tmp / "ours.npz"), np.load(naive_npz)
+        res["max_abs_diff"] = {k: float(np.nanmax(np.abs(a[k] - b[k]))) for k in ("srp_ridge", "rsa", "neuron")}
+        res["nan_pattern_equal"] = {k: bool(np.array_equal(np.isnan(a[k]), np.isnan(b[k]))) for k in ("srp_ridge", "rsa", "neuron")}
+        res["speedup_vs_naive"] = res["naive"]["seconds"] / res["ours"]["seconds"]
+        res["rss_ratio_ours_over_naive"] = res["ours"]["peak_rss_mb"] / res["naive"]["peak_rss_mb"]
+    res["ours_over_forward"] = res["ours"]["seconds"] / res["forward"]["seconds"]
+    sc = {r["n_neurons"]: r["scoring_seconds"] for r in res["scaling"]["rows"] if r["n_stimuli"] == N_STIMULI}
+    res["scoring_60k_over_6619"] = sc[60000] / sc[6619]
+    res["machine"]["loadavg_after"] = os.getloadavg()
+    lines = ["# Scoring benchmark", "", f"Machine: {os.cpu_count()} CPUs, load average before "
+             f"{load_before[0]:.1f}, after {res['machine']['loadavg_after'][0]:.1f}.", "",
+             "| part | wall s | peak RSS MB |", "|---|---|---|"]
+    for k in ("forward", "ours", "naive"):
+        if k in res:
+            lines.append(f"| {k} | {res[k]['seconds']:.1f} | {res[k]['peak_rss_mb']:.0f} |")
+    lines += ["", f"- ours / forward pass: {res['ours_over_forward']:.2f} (target <= 2)"]
+    if "naive" in res:
+        lines += [f"- naive / ours: {res['speedup_vs_naive']:.1f}x (target >= 50x)",
+                  f"- peak RSS ours / naive: {res['rss_ratio_ours_over_naive']:.2f} (target <= 0.33)",
+                  f"- largest score difference (same projection matrices): {res['max_abs_diff']} (target 1e-6)"]
+    lines += [f"- scoring time 60,000 / 6,619 neurons: {res['scoring_60k_over_6619']:.2f} (target <= 2)", "",
+              "| neurons | stimuli | scoring s |", "|---|---|---|"]
+    lines += [f"| {r['n_neurons']} | {r['n_stimuli']} | {r['scoring_seconds']:.2f} |" for r in res["scaling"]["rows"]]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scoring.json").write_text(json.dumps(res, indent=1))
+    (out / "scoring.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

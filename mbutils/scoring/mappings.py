@@ -1,0 +1,170 @@
+"""Alternative neural-regression mappings, for the speed/accuracy comparison (paper A.5, Fig. 5).
+
+Each mapping is a reduction (PCA, sparse random projection or a random subset of features,
+at several sizes) crossed with a regression (ridge by GCV, ridge by k-fold, PLS with 10 or 25
+components by k-fold). :func:`compare_mappings` times each pair and scores it the same way:
+Pearson r per neuron between cross-validated predictions and responses, averaged.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from .correlation import pearson_columns
+from .ridge import ridge_gcv_predictions
+
+__all__ = ["REDUCTIONS", "REGRESSIONS", "MAPPINGS", "reduce_features", "cv_predictions", "compare_mappings"]
+
+
+def _reduce_pca(x, k, seed):
+    from sklearn.decomposition import PCA
+
+    k = min(k, x.shape[0] - 1, x.shape[1])
+    return PCA(n_components=k, svd_solver="full" if min(x.shape) < 500 else "randomized",
+               random_state=seed).fit_transform(x)
+
+
+def _reduce_srp(x, k, seed):
+    from ..reduction import SparseRandomProjection
+
+    return SparseRandomProjection(n_components=k, seed=seed, cache_size=0)(x.astype(np.float32)).astype(np.float64)
+
+
+def _reduce_subset(x, k, seed):
+    if x.shape[1] <= k:
+        return x
+    rng = np.random.default_rng([seed, x.shape[1], k])
+    return x[:, np.sort(rng.choice(x.shape[1], size=k, replace=False))]
+
+
+#: reduction name -> function(features, n_components, seed)
+REDUCTIONS = {"pca": _reduce_pca, "srp": _reduce_srp, "subset": _reduce_subset}
+
+
+def _kfold_predictions(x, y, make, n_splits, seed):
+    from sklearn.model_selection import KFold
+
+    pred = np.empty_like(y)
+    for train, test in KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(x):
+        pred[test] = make().fit(x[train], y[train]).predict(x[test]).reshape(len(test), -1)
+    return pred
+
+
+def _ridge_gcv(x, y, alpha, n_splits, seed):
+    return ridge_gcv_predictions(x, y, alpha=alpha)
+
+
+def _ridge_kfold(x, y, alpha, n_splits, seed):
+    from sklearn.linear_model import Ridge
+
+    return _kfold_predictions(x, y, lambda: Ridge(alpha=alpha), n_splits, seed)
+
+
+def _pls(n_components):
+    def fit(x, y, alpha, n_splits, seed):
+        from sklearn.cross_decomposition import PLSRegression
+
+        k = min(n_components, x.shape[1], int(x.shape[0] * (n_splits - 1) / n_splits) - 1)
+        return _kfold_predictions(x, y, lambda: PLSRegression(n_components=k, scale=False), n_splits, seed)
+
+    return fit
+
+
+#: regression name -> function(features, responses, alpha, n_splits, seed) -> predictions
+REGRESSIONS = {"ridge_gcv": _ridge_gcv, "ridge_kfold": _ridge_kfold, "pls10": _pls(10), "pls25": _pls(25)}
+#: every (reduction, regression) pair
+MAPPINGS = {f"{r}+{g}": (r, g) for r in REDUCTIONS for g in REGRESSIONS}
+
+
+def reduce_features(features, reduction="srp", n_components=4096, seed=0) -> np.ndarray:
+    """Reduce one layer's features.
+
+    Parameters
+    ----------
+    features : array of shape (n_stimuli, n_features)
+    reduction : {"pca", "srp", "subset"}
+    n_components : int
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (n_stimuli, k), float64
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r}; expected one of {list(REDUCTIONS)}")
+    return np.asarray(REDUCTIONS[reduction](np.asarray(features), int(n_components), seed), dtype=np.float64)
+
+
+def cv_predictions(x, y, regression="ridge_gcv", alpha=1.0, n_splits=5, seed=0) -> np.ndarray:
+    """Cross-validated predictions of ``y`` (n_stimuli, n_targets) from ``x`` (n_stimuli, k)."""
+    if regression not in REGRESSIONS:
+        raise ValueError(f"regression={regression!r}; expected one of {list(REGRESSIONS)}")
+    y = np.asarray(y, dtype=np.float64)
+    return REGRESSIONS[regression](np.asarray(x, dtype=np.float64), y, alpha, n_splits, seed)
+
+
+def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "subset"),
+                     n_components=(1024, 2048, 4096, 8192), regressions=("ridge_gcv", "ridge_kfold", "pls10", "pls25"),
+                     alpha=1.0, n_splits=5, seed=0, progress=None) -> pd.DataFrame:
+    """Score and time every (reduction, size, regression) mapping on every layer.
+
+    Parameters
+    ----------
+    features_per_layer : dict name -> array (n_stimuli, n_features), or list of arrays
+    responses : array of shape (n_stimuli, n_neurons)
+    reductions, n_components, regressions : sequences
+    alpha : float
+        Ridge penalty.
+    n_splits : int
+        Folds of the k-fold regressions.
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, reduction, n_components, regression): ``score`` (mean Pearson r over
+        neurons), ``n_nan``, ``reduce_s``, ``regress_s``, ``total_s``, ``n_features_used``.
+    """
+    if not isinstance(features_per_layer, dict):
+        features_per_layer = {f"layer{i + 1}": f for i, f in enumerate(features_per_layer)}
+    for r in reductions:
+        if r not in REDUCTIONS:
+            raise ValueError(f"reduction={r!r}; expected one of {list(REDUCTIONS)}")
+    for g in regressions:
+        if g not in REGRESSIONS:
+            raise ValueError(f"regression={g!r}; expected one of {list(REGRESSIONS)}")
+    y = np.asarray(responses, dtype=np.float64)
+    if progress is None:
+        from ..config import get_config
+
+        progress = get_config().progress
+    jobs = [(name, r, k) for name in features_per_layer for r in reductions for k in n_components]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="mappings")
+    rows = []
+    for name, r, k in jobs:
+        x = np.asarray(features_per_layer[name])
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"layer {name!r} has {x.shape[0]} stimuli but responses have {y.shape[0]}")
+        constant = not np.any(np.ptp(x, axis=0) > 0)
+        t0 = time.perf_counter()
+        z = x[:, :0] if constant else reduce_features(x, r, k, seed)
+        t_red = time.perf_counter() - t0
+        for g in regressions:
+            t1 = time.perf_counter()
+            if constant:  # no information: NaN scores (counted), not a fit on nothing
+                rr = np.full(y.shape[1], np.nan)
+            else:
+                pred = cv_predictions(z, y, g, alpha=alpha, n_splits=n_splits, seed=seed)
+                rr = pearson_columns(pred, y)
+            t_reg = time.perf_counter() - t1
+            rows.append(dict(layer=name, reduction=r, n_components=int(k), regression=g,
+                             mapping=f"{r}+{g}", n_features_used=int(z.shape[1]),
+                             score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
+                             n_nan=int(np.isnan(rr).sum()), reduce_s=t_red, regress_s=t_reg,
+                             total_s=t_red + t_reg))
+    return pd.DataFrame(rows)

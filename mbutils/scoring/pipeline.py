@@ -1,0 +1,527 @@
+"""Score one model against one dataset: SRP-Ridge and RSA per layer, area and group.
+
+:func:`score_model` runs the whole pipeline (neuron selection, streamed extraction through
+reducers, scoring, tidy Parquet tables); :func:`score_features` does the scoring on features
+already reduced; :func:`summarize_scores` turns per-layer scores into the paper's layer maxima;
+:func:`load_results` reads every model folder of a results directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_write, file_sha256
+from .correlation import pearson_columns
+from .rsa import compare_rdms, rdm
+
+__all__ = ["score_model", "score_features", "summarize_scores", "load_results", "METRICS", "MAPPINGS_SCORE"]
+
+METRICS = ("srp_ridge", "rsa")
+#: mappings of the regression metric: name -> description
+MAPPINGS_SCORE = {
+    "srp": "sparse random projection to n_components, then ridge GCV (the paper)",
+    "exact": "ridge GCV on all features via the layer's centered Gram matrix (no projection)",
+    "pca": "principal components (n_components) of the layer over the stimuli, then ridge GCV",
+}
+GROUPINGS = ("cre_line", "imaging_depth")
+TABLE_NAMES = ("scores", "scores_groups", "neuron_scores", "summary")
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_choice(value, valid, what):
+    if value not in valid:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), list(valid), n=2)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{what}={value!r}; expected one of {list(valid)}{hint}")
+
+
+def _centered_gram(z) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    zc = z - z.mean(0)
+    k = zc @ zc.T
+    return (k + k.T) / 2
+
+
+def _is_constant_gram(kc, scale) -> bool:
+    tr = float(np.trace(kc))
+    return not np.isfinite(tr) or tr <= 1e-10 * max(scale, np.finfo(float).tiny) or tr == 0.0
+
+
+def _loo_pearson(kc, Yc, y_ok, alpha):
+    """Pearson r between ridge-GCV leave-one-out predictions and targets, for all targets at once.
+
+    Leave-one-out predictions are linear in the targets: ``pred = P y`` with
+    ``P = I - diag(1/(1-h)) (I - H)`` and ``H = 1 1^T/n + V diag(s/(s+alpha)) V^T`` (see
+    :mod:`mbutils.scoring.ridge`); ``P 1 = 1``, so with centered targets ``yc`` the correlation
+    needs one product ``Q = P Yc`` and three column reductions, with no per-target
+    intermediate beyond ``Q``. Equal to ``pearson_columns(ridge_gcv_predictions_from_gram(K, Y), Y)``.
+
+    Parameters
+    ----------
+    kc : ndarray (n, n), doubly centered Gram
+    Yc : ndarray (n, m), column-centered targets
+    y_ok : ndarray (m,), bool, False for constant targets
+    alpha : float
+
+    Returns
+    -------
+    ndarray (m,)
+    """
+    n = kc.shape[0]
+    s, V = np.linalg.eigh(kc)
+    s = np.clip(s, 0.0, None)
+    f = s / (s + alpha)
+    H = (V * f) @ V.T + 1.0 / n
+    h = np.diag(H).copy()
+    P = np.eye(n) - (np.eye(n) - H) / (1.0 - h)[:, None]
+    Q = P @ Yc
+    cov = np.einsum("ij,ij->j", Q, Yc)
+    qm = Q.mean(0)
+    qss = np.einsum("ij,ij->j", Q, Q) - n * qm * qm
+    yss = np.einsum("ij,ij->j", Yc, Yc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(qss * yss)
+    qscale = np.abs(Q).max(0)
+    bad = ~np.isfinite(r) | ~y_ok | (qss <= (1e-24 * np.maximum(qscale, np.finfo(float).tiny)) ** 2 * n)
+    r = np.clip(r, -1.0, 1.0)
+    r[bad] = np.nan
+    return r
+
+
+def _group_means(values, labels, groups):
+    """Per group: mean over finite values, number of members, number of NaN."""
+    out = {}
+    for g in groups:
+        v = values[labels == g]
+        n_nan = int(np.isnan(v).sum())
+        mean = float(np.nanmean(v)) if n_nan < v.size else float("nan")
+        out[g] = (mean, int(v.size), n_nan)
+    return out
+
+
+@dataclasses.dataclass
+class _Targets:
+    """Trial-averaged responses prepared for scoring."""
+
+    y: np.ndarray  # (n_stimuli, n_neurons) all trials
+    y_odd: np.ndarray
+    y_even: np.ndarray
+    neurons: pd.DataFrame  # cell_specimen_id, area, cre_line, imaging_depth, reliability
+    trials: np.ndarray | None = None  # (n_neurons, n_stimuli, n_trials) for RDM ceilings
+
+
+def _targets_from_dataset(dataset) -> tuple[_Targets, int]:
+    """Trial averages of a selected NeuralDataset; neurons with NaN responses excluded (warned)."""
+    y = dataset.trial_average().values.astype(np.float64)  # neuron x stimulus
+    odd, even = dataset.trial_halves()
+    odd, even = odd.values.astype(np.float64), even.values.astype(np.float64)
+    ok = np.isfinite(y).all(1) & np.isfinite(odd).all(1) & np.isfinite(even).all(1)
+    n_bad = int((~ok).sum())
+    if n_bad:
+        warnings.warn(
+            f"excluding {n_bad} of {len(ok)} neurons whose trial-averaged responses contain NaN "
+            f"(a stimulus with no valid trial)", RuntimeWarning, stacklevel=3)
+    ds = dataset.ds
+    meta = {c: ds[c].values[ok] for c in ("cell_specimen_id", "area", "cre_line", "imaging_depth")}
+    meta["reliability"] = (ds["reliability"].values[ok].astype(np.float64) if "reliability" in ds.coords
+                           else np.full(int(ok.sum()), np.nan))
+    neurons = pd.DataFrame(meta)
+    neurons["area"] = neurons["area"].astype(str)
+    neurons["cre_line"] = neurons["cre_line"].astype(str)
+    trials = dataset.responses.values[ok]
+    return _Targets(y[ok].T, odd[ok].T, even[ok].T, neurons, trials), n_bad
+
+
+def _ceilings(targets: _Targets, label_column, n_splits=10, seed=0) -> dict:
+    """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA)."""
+    from ..reliability import noise_ceiling, splithalf_rdm_reliability
+
+    labels = targets.neurons[label_column].to_numpy()
+    out = {}
+    per_neuron = noise_ceiling(targets.neurons["reliability"].to_numpy())
+    for g in pd.unique(labels):
+        m = labels == g
+        reg = float(np.nanmean(per_neuron[m])) if np.isfinite(per_neuron[m]).any() else float("nan")
+        rsa = float("nan")
+        if targets.trials is not None and m.sum() >= 2 and targets.trials.shape[2] >= 2:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    rsa = float(noise_ceiling(splithalf_rdm_reliability(targets.trials[m], n_splits=n_splits,
+                                                                        seed=seed)))
+            except ValueError:
+                rsa = float("nan")
+        out[g] = {"srp_ridge": reg, "rsa": rsa}
+    return out
+
+
+# --------------------------------------------------------------------------- scoring core
+def score_features(layers, regression_features=None, layer_rdms=None, targets: _Targets = None, *,
+                   model="model", train_type="trained", alpha=1.0, features_are_gram=False,
+                   groupings=GROUPINGS, progress=None):
+    """Score reduced layer features against trial-averaged responses.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame
+        One row per layer: ``name, index, depth`` (as ``FeatureSet.layers``).
+    regression_features : list of ndarray, optional
+        Per layer, the reduced features (n_stimuli, n_components), or with
+        ``features_are_gram=True`` the doubly centered Gram (n_stimuli, n_stimuli).
+        ``None`` skips the SRP-Ridge metric.
+    layer_rdms : list of ndarray (n_stimuli, n_stimuli), optional
+        Per layer RDMs (``None`` skips RSA).
+    targets : _Targets
+        From the dataset (see :func:`score_model`).
+    model, train_type : str
+    alpha : float
+    features_are_gram : bool
+    groupings : sequence of str
+        Neuron coordinates to score by besides ``area``.
+
+    Returns
+    -------
+    dict with DataFrames ``scores``, ``scores_groups``, ``neuron_scores`` (long format; the
+    ``scores`` tables carry ``score_odd``/``score_even`` and ``ceiling`` for the summary).
+    """
+    if progress is None:
+        from ..config import get_config
+
+        progress = get_config().progress
+    neurons = targets.neurons
+    n_stim, n_neur = targets.y.shape
+    label_sets = {"area": neurons["area"].to_numpy()}
+    for g in groupings:
+        label_sets[g] = neurons[g].to_numpy()
+    ceilings = {key: _ceilings(targets, key) for key in label_sets}
+    Y3 = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
+    Y3c = Y3 - Y3.mean(0)
+    # constant targets give NaN (as pearson_columns): spread below 1e-12 of the magnitude
+    y_ok = np.abs(Y3c).max(0) > 1e-12 * np.maximum(np.abs(Y3).max(0), np.finfo(float).tiny)
+
+    # neural RDMs per grouping/group/half
+    neural = {}
+    if layer_rdms is not None:
+        for key, labels in label_sets.items():
+            for g in pd.unique(labels):
+                m = labels == g
+                neural[key, g] = tuple(rdm(y[:, m]) if m.sum() >= 2 else None
+                                       for y in (targets.y, targets.y_odd, targets.y_even))
+
+    rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
+    neuron_rows = []
+    it = range(len(layers))
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"scoring {model}", unit="layer")
+    for i in it:
+        lay = layers.iloc[i]
+        base = dict(layer=str(lay["name"]), layer_index=int(lay["index"]), layer_depth=float(lay["depth"]))
+        if regression_features is not None:
+            f = regression_features[i]
+            if features_are_gram:
+                kc = np.asarray(f, dtype=np.float64)
+                tr = float(np.trace(kc))
+                constant = not np.isfinite(tr) or tr <= 0.0
+            else:
+                kc = _centered_gram(f)
+                scale = float(np.square(np.asarray(f, dtype=np.float64)).sum())
+                constant = _is_constant_gram(kc, scale)
+            r3 = np.full(3 * n_neur, np.nan) if constant else _loo_pearson(kc, Y3c, y_ok, float(alpha))
+            r_all, r_odd, r_even = r3[:n_neur], r3[n_neur:2 * n_neur], r3[2 * n_neur:]
+            neuron_rows.append(pd.DataFrame({**{k: [v] * n_neur for k, v in base.items()},
+                                             "cell_specimen_id": neurons["cell_specimen_id"].to_numpy(),
+                                             "area": neurons["area"].to_numpy(),
+                                             "cre_line": neurons["cre_line"].to_numpy(),
+                                             "imaging_depth": neurons["imaging_depth"].to_numpy(),
+                                             "score": r_all}))
+            for key, labels in label_sets.items():
+                groups = pd.unique(labels)
+                full = _group_means(r_all, labels, groups)
+                odd = _group_means(r_odd, labels, groups)
+                even = _group_means(r_even, labels, groups)
+                for g in groups:
+                    rows.append(dict(grouping=key, group=g, **base, metric="srp_ridge", score=full[g][0],
+                                     score_odd=odd[g][0], score_even=even[g][0], n_neurons=full[g][1],
+                                     n_nan=full[g][2], ceiling=ceilings[key][g]["srp_ridge"]))
+        if layer_rdms is not None:
+            lr = np.asarray(layer_rdms[i], dtype=np.float64)
+            for key, labels in label_sets.items():
+                for g in pd.unique(labels):
+                    nr = neural[key, g]
+                    vals = [compare_rdms(lr, x) if x is not None else float("nan") for x in nr]
+                    rows.append(dict(grouping=key, group=g, **base, metric="rsa", score=vals[0],
+                                     score_odd=vals[1], score_even=vals[2], n_neurons=int((labels == g).sum()),
+                                     n_nan=int(np.isnan(vals[0])), ceiling=ceilings[key][g]["rsa"]))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        table = pd.DataFrame(columns=["grouping", "group", "layer", "layer_index", "layer_depth", "metric", "score",
+                                      "score_odd", "score_even", "n_neurons", "n_nan", "ceiling"])
+    table.insert(0, "train_type", train_type)
+    table.insert(0, "model", model)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["score_normalized"] = table["score"] / table["ceiling"]
+    cols = ["model", "train_type", "layer", "layer_index", "layer_depth", "metric"]
+    tail = ["score", "score_normalized", "n_neurons", "n_nan", "score_odd", "score_even", "ceiling"]
+    scores = table[table["grouping"] == "area"].rename(columns={"group": "area"})[cols + ["area"] + tail]
+    groups = table[table["grouping"] != "area"].copy()
+    groups["group"] = groups["group"].astype(str)
+    groups = groups[cols + ["grouping", "group"] + tail]
+    if neuron_rows:
+        ns = pd.concat(neuron_rows, ignore_index=True)
+        ns.insert(0, "train_type", train_type)
+        ns.insert(0, "model", model)
+    else:
+        ns = pd.DataFrame(columns=["model", "train_type", "layer", "layer_index", "layer_depth", "cell_specimen_id",
+                                   "area", "cre_line", "imaging_depth", "score"])
+    return {"scores": scores.reset_index(drop=True), "scores_groups": groups.reset_index(drop=True),
+            "neuron_scores": ns}
+
+
+def summarize_scores(scores: pd.DataFrame, by="area") -> pd.DataFrame:
+    """Layer maxima per (model, train_type, metric, area): the paper's "SRP-Ridge Max" and "RSA Max".
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        ``scores.parquet`` (or ``scores_groups`` with ``by="group"``; then ``grouping`` is kept).
+    by : str, default "area"
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, train_type, metric, <by>, max_score, best_layer, best_layer_index,
+        best_layer_depth, unbiased_score, ceiling, max_score_normalized, overall_score, n_layers``.
+        ``unbiased_score``: the best layer chosen on odd trials scored on even trials and vice
+        versa, averaged (needs ``score_odd``/``score_even``). ``overall_score``: the mean of the
+        SRP-Ridge Max and the RSA Max of the same model and area (the paper's ranking score),
+        repeated on both metrics' rows.
+    """
+    keys = ["model", "train_type", "metric"] + (["grouping"] if "grouping" in scores.columns and by == "group" else [])
+    keys.append(by)
+    out = []
+    for key, g in scores.groupby(keys, sort=True):
+        g = g.sort_values("layer_index")
+        rec = dict(zip(keys, key))
+        sc = g["score"].to_numpy(dtype=float)
+        rec["n_layers"] = len(g)
+        if np.isfinite(sc).any():
+            j = int(np.nanargmax(sc))
+            best = g.iloc[j]
+            rec.update(max_score=float(sc[j]), best_layer=str(best["layer"]), best_layer_index=int(best["layer_index"]),
+                       best_layer_depth=float(best["layer_depth"]))
+        else:
+            rec.update(max_score=np.nan, best_layer=None, best_layer_index=-1, best_layer_depth=np.nan)
+        un = np.nan
+        if {"score_odd", "score_even"} <= set(g.columns):
+            odd, even = g["score_odd"].to_numpy(float), g["score_even"].to_numpy(float)
+            if np.isfinite(odd).any() and np.isfinite(even).any():
+                un = 0.5 * (even[int(np.nanargmax(odd))] + odd[int(np.nanargmax(even))])
+        rec["unbiased_score"] = float(un)
+        ceil = float(g["ceiling"].iloc[0]) if "ceiling" in g.columns else np.nan
+        rec["ceiling"] = ceil
+        rec["max_score_normalized"] = rec["max_score"] / ceil if np.isfinite(ceil) and ceil > 0 else np.nan
+        out.append(rec)
+    summary = pd.DataFrame(out)
+    if summary.empty:
+        return summary
+    pair = [k for k in keys if k != "metric"]
+    overall = (summary[summary["metric"].isin(METRICS)].groupby(pair, dropna=False)["max_score"]
+               .agg(lambda s: s.mean() if s.notna().sum() == len(METRICS) else np.nan).rename("overall_score"))
+    summary = summary.merge(overall.reset_index(), on=pair, how="left")
+    return summary
+
+
+# --------------------------------------------------------------------------- whole pipeline
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("mbutils", "numpy", "scipy", "scikit-learn", "pandas", "xarray", "torch", "timm"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        with atomic_write(out_dir / f"{name}.parquet") as tmp:
+            df.to_parquet(tmp, index=False)
+    with atomic_write(out_dir / "provenance.json") as tmp:
+        tmp.write_text(json.dumps(provenance, indent=1, default=str))
+
+
+def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_components=4096, alpha=1.0,
+                threshold=0.8, mapping="srp", seed=0, cache=True, progress=None, device=None,
+                select_kwargs=None, batch_size=None, gram_precision="float64"):
+    """Score one model on one dataset and write tidy Parquet tables into ``out_dir``.
+
+    Steps: the dataset's scenes (stimulus >= 0); neuron selection
+    (:func:`mbutils.data.select_neurons`); one streamed pass of the model over the stimuli with
+    every layer reduced as it comes (sparse random projection for the regression, the layer's
+    RDM for RSA; :func:`mbutils.models.extract`, cached on disk, so a rerun is cheap); ridge GCV
+    + Pearson per neuron and RDM correlation per area, Cre line and imaging depth.
+
+    Parameters
+    ----------
+    model : str or FeatureModel
+        A registry name (loaded with ``weights``) or a loaded model.
+    dataset : str, pathlib.Path or NeuralDataset
+    out_dir : str or pathlib.Path
+    weights : {"trained", "random"}
+    metrics : sequence of {"srp_ridge", "rsa"}
+    n_components : int, default 4096
+        Projection size (``mapping="srp"``) or PCA components (``mapping="pca"``).
+    alpha : float, default 1.0
+    threshold : float, default 0.8
+        Split-half reliability threshold of the neuron selection.
+    mapping : {"srp", "exact", "pca"}
+    seed : int
+        Seed of the random projection.
+    cache : bool or path
+        Feature cache of :func:`mbutils.models.extract`.
+    progress : bool, optional
+    device : str, optional
+    select_kwargs : dict, optional
+        More arguments for :func:`mbutils.data.select_neurons`.
+    batch_size : int, optional
+    gram_precision : {"float64", "float32"}
+        Arithmetic of the layer Gram matrices behind the RDMs and the exact mapping
+        (see :func:`mbutils.reduction.layer_gram`).
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (also written to
+        ``out_dir`` with ``provenance.json``).
+    """
+    from ..data import NeuralDataset, load_dataset, select_neurons
+    from ..models import FeatureModel, extract, load_model
+    from ..reduction import GramReducer, PCAReducer, RDMReducer, SparseRandomProjection
+
+    t_start = time.perf_counter()
+    timings = {}
+    _check_choice(weights, ("trained", "random"), "weights")
+    _check_choice(mapping, tuple(MAPPINGS_SCORE), "mapping")
+    metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
+    for m in metrics:
+        _check_choice(m, METRICS, "metric")
+    if not metrics:
+        raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
+    if float(alpha) <= 0:
+        raise ValueError(f"alpha={alpha!r}; expected a positive penalty")
+    if int(n_components) < 1:
+        raise ValueError(f"n_components={n_components!r}; expected a positive integer")
+
+    dataset_path = None
+    if isinstance(dataset, (str, Path)):
+        dataset_path = Path(dataset)
+        dataset = load_dataset(dataset_path)
+    elif not isinstance(dataset, NeuralDataset):
+        raise TypeError(f"dataset must be a path or a NeuralDataset, got {type(dataset).__name__}")
+    else:
+        dataset_path = getattr(dataset, "path", None)
+    if isinstance(model, str):
+        model = load_model(model, weights=weights, device=device)
+    elif not isinstance(model, FeatureModel):
+        raise TypeError(f"model must be a registry name or a FeatureModel, got {type(model).__name__}")
+    train_type = getattr(model, "weights", weights)
+
+    t = time.perf_counter()
+    scenes = dataset.scenes()
+    selected, report = select_neurons(scenes, threshold=threshold, progress=progress, **(select_kwargs or {}))
+    if selected.n_neurons == 0:
+        raise ValueError(f"no neuron passed the selection (threshold={threshold}); lower the threshold")
+    targets, n_nan_neurons = _targets_from_dataset(selected)
+    timings["selection_s"] = time.perf_counter() - t
+
+    reducers = {}
+    if "srp_ridge" in metrics:
+        if mapping == "srp":
+            reducers["regression"] = SparseRandomProjection(n_components=n_components, seed=seed)
+        elif mapping == "exact":
+            reducers["regression"] = GramReducer(precision=gram_precision)
+        else:
+            reducers["regression"] = PCAReducer(n_components=n_components)
+    if "rsa" in metrics:
+        reducers["rdm"] = RDMReducer(precision=gram_precision)
+    t = time.perf_counter()
+    stimuli = np.asarray(selected.stimuli.values)
+    fs = extract(model, stimuli, reducers, cache=cache, progress=progress, batch_size=batch_size)
+    timings["extract_s"] = time.perf_counter() - t
+    timings["features_from_cache"] = bool(fs.from_cache)
+
+    t = time.perf_counter()
+    tables = score_features(
+        fs.layers,
+        regression_features=fs["regression"] if "regression" in reducers else None,
+        layer_rdms=fs["rdm"] if "rdm" in reducers else None,
+        targets=targets, model=model.name, train_type=train_type, alpha=alpha,
+        features_are_gram=(mapping == "exact"), progress=progress)
+    tables["summary"] = summarize_scores(tables["scores"])
+    timings["scoring_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+
+    model_info = None
+    try:
+        from ..models import get_model_info
+
+        model_info = dataclasses.asdict(get_model_info(model.name))
+    except Exception:  # a user's own FeatureModel is not in the registry
+        model_info = {"name": model.name}
+    n_nan_scores = {m: int(tables["scores"].loc[tables["scores"]["metric"] == m, "n_nan"].sum()) for m in metrics}
+    provenance = {
+        "model": model.name, "train_type": train_type, "identity": model.identity, "model_info": model_info,
+        "parameters": {"metrics": list(metrics), "n_components": int(n_components), "alpha": float(alpha),
+                       "threshold": threshold, "mapping": mapping, "seed": int(seed),
+                       "gram_precision": gram_precision,
+                       "select_kwargs": select_kwargs or {}},
+        "dataset": {"path": str(dataset_path) if dataset_path else None,
+                    "sha256": file_sha256(dataset_path) if dataset_path and Path(dataset_path).exists() else None,
+                    "source": dataset.source, "n_stimuli": int(targets.y.shape[0]),
+                    "n_neurons_selected": int(targets.y.shape[1]),
+                    "n_neurons_excluded_nan": n_nan_neurons},
+        "selection": report.to_dict() if hasattr(report, "to_dict") else str(report),
+        "n_layers": len(fs.layers), "n_nan_scores": n_nan_scores,
+        "versions": _versions(), "timings": timings,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if out_dir is not None:
+        _write_tables(Path(out_dir), tables, provenance)
+    return tables
+
+
+def load_results(results_dir) -> dict:
+    """Concatenate the tables of every model folder under ``results_dir/models/*/``.
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (empty frames when absent).
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.exists():
+        raise FileNotFoundError(f"results folder {results_dir} does not exist")
+    folders = sorted(p for p in (results_dir / "models").glob("*") if p.is_dir())
+    out = {}
+    for name in TABLE_NAMES:
+        parts = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
+        out[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return out

@@ -1,0 +1,172 @@
+"""Ridge regression with leave-one-out predictions by generalized cross-validation (GCV).
+
+With an unpenalized intercept, the hat matrix of ridge regression is
+
+    H = 1 1^T / n + Kc (Kc + alpha I)^-1,
+
+where ``Kc = Xc Xc^T`` is the doubly centered Gram matrix (``Xc``: features centered over
+stimuli). With ``Kc = V diag(s) V^T``, ``H = 1 1^T/n + V diag(s/(s+alpha)) V^T``, and the
+leave-one-out prediction of stimulus ``i`` is ``y_i - (y_i - (H y)_i) / (1 - H_ii)``.
+One eigendecomposition per layer serves all targets (neurons) and all alphas.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ridge_gcv_predictions", "ridge_gcv_predictions_from_gram", "center_gram"]
+
+
+def _check_alphas(alpha):
+    alphas = np.atleast_1d(np.asarray(alpha, dtype=np.float64))
+    if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
+        raise ValueError(f"alpha={alpha!r}; expected a positive number or a 1-D sequence of positive numbers")
+    return alphas
+
+
+def _check_targets(Y, n):
+    Y = np.asarray(Y, dtype=np.float64)
+    squeeze = Y.ndim == 1
+    if squeeze:
+        Y = Y[:, None]
+    if Y.ndim != 2 or Y.shape[0] != n:
+        raise ValueError(f"Y must have shape ({n}, n_targets) (stimuli first), got shape {Y.shape}")
+    if not np.all(np.isfinite(Y)):
+        raise ValueError(
+            f"Y has {int((~np.isfinite(Y)).sum())} non-finite values; drop or impute NaN responses first"
+        )
+    return Y, squeeze
+
+
+def center_gram(K) -> np.ndarray:
+    """Doubly center a Gram matrix: ``C K C`` with ``C = I - 1 1^T/n``.
+
+    Parameters
+    ----------
+    K : array of shape (n, n)
+
+    Returns
+    -------
+    ndarray of shape (n, n), float64
+    """
+    K = np.asarray(K, dtype=np.float64)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be a square (n_stimuli, n_stimuli) matrix, got shape {K.shape}")
+    Kc = K - K.mean(0, keepdims=True)
+    Kc = Kc - Kc.mean(1, keepdims=True)
+    return (Kc + Kc.T) / 2
+
+
+def _loo_from_eig(s, V, Y, alphas, return_alpha):
+    n = Y.shape[0]
+    s = np.clip(s, 0.0, None)
+    y_mean = Y.mean(0)
+    Yc = Y - y_mean
+    VtY = V.T @ Yc  # (r, m)
+    V2 = V * V  # (n, r)
+    best = None
+    best_err = None
+    best_alpha = None
+    for a in alphas:
+        f = s / (s + a)
+        h = 1.0 / n + V2 @ f  # diag of H
+        resid = Yc - V @ (f[:, None] * VtY)
+        loo = Y - resid / (1.0 - h)[:, None]
+        if best is None:
+            best = loo
+            if len(alphas) > 1:
+                best_err = ((Y - loo) ** 2).mean(0)
+                best_alpha = np.full(Y.shape[1], a)
+        else:
+            err = ((Y - loo) ** 2).mean(0)
+            better = err < best_err
+            best[:, better] = loo[:, better]
+            best_err[better] = err[better]
+            best_alpha[better] = a
+    if best_alpha is None:
+        best_alpha = np.full(Y.shape[1], alphas[0])
+    return best, best_alpha
+
+
+def ridge_gcv_predictions_from_gram(K, Y, alpha=1.0, centered=False, return_alpha=False):
+    """Leave-one-out ridge predictions from a Gram matrix (kernel form).
+
+    Parameters
+    ----------
+    K : array of shape (n_stimuli, n_stimuli)
+        Gram matrix ``X X^T`` (or already doubly centered ``Xc Xc^T`` with ``centered=True``).
+    Y : array of shape (n_stimuli, n_targets) or (n_stimuli,)
+        Targets (e.g. trial-averaged responses, one column per neuron).
+    alpha : float or sequence of float, default 1.0
+        Ridge penalty. With several values, the one with the smallest leave-one-out mean
+        squared error is chosen per target (as ``RidgeCV(alpha_per_target=True)``).
+    centered : bool, default False
+    return_alpha : bool, default False
+        Also return the chosen alpha per target.
+
+    Returns
+    -------
+    predictions : ndarray of shape (n_stimuli, n_targets) (or (n_stimuli,) for 1-D ``Y``)
+    alphas : ndarray of shape (n_targets,), only with ``return_alpha=True``
+    """
+    alphas = _check_alphas(alpha)
+    Kc = np.asarray(K, dtype=np.float64) if centered else center_gram(K)
+    if Kc.ndim != 2 or Kc.shape[0] != Kc.shape[1]:
+        raise ValueError(f"K must be a square (n_stimuli, n_stimuli) matrix, got shape {Kc.shape}")
+    if not np.all(np.isfinite(Kc)):
+        raise ValueError("K has non-finite values; expected a finite Gram matrix")
+    Y, squeeze = _check_targets(Y, Kc.shape[0])
+    s, V = np.linalg.eigh((Kc + Kc.T) / 2)
+    pred, chosen = _loo_from_eig(s, V, Y, alphas, return_alpha)
+    if squeeze:
+        pred = pred[:, 0]
+    return (pred, chosen) if return_alpha else pred
+
+
+def ridge_gcv_predictions(X, Y, alpha=1.0, return_alpha=False):
+    """Leave-one-out predictions of ridge regression (intercept fitted, not penalized).
+
+    Equal to scikit-learn's ``RidgeCV(alphas=[alpha], store_cv_results=True, scoring=...)``
+    ``cv_results_`` (its leave-one-out predictions), for all targets at once: one
+    eigendecomposition of the stimulus-by-stimulus Gram matrix (or a thin SVD of ``X`` when
+    there are more stimuli than features).
+
+    Parameters
+    ----------
+    X : array of shape (n_stimuli, n_features)
+    Y : array of shape (n_stimuli, n_targets) or (n_stimuli,)
+    alpha : float or sequence of float, default 1.0
+        Penalty; with several values the best per target (smallest LOO squared error).
+    return_alpha : bool, default False
+
+    Returns
+    -------
+    predictions : ndarray of shape (n_stimuli, n_targets) (or (n_stimuli,) for 1-D ``Y``)
+    alphas : ndarray of shape (n_targets,), only with ``return_alpha=True``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(20, 50)), rng.normal(size=(20, 3))
+    >>> ridge_gcv_predictions(X, Y).shape
+    (20, 3)
+    """
+    alphas = _check_alphas(alpha)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must have shape (n_stimuli, n_features), got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"X has {int((~np.isfinite(X)).sum())} non-finite values; expected finite features")
+    n, p = X.shape
+    Y, squeeze = _check_targets(Y, n)
+    Xc = X - X.mean(0)
+    if n <= p:
+        Kc = Xc @ Xc.T
+        s, V = np.linalg.eigh((Kc + Kc.T) / 2)
+    else:
+        V, sv, _ = np.linalg.svd(Xc, full_matrices=False)
+        s = sv ** 2
+    pred, chosen = _loo_from_eig(s, V, Y, alphas, return_alpha)
+    if squeeze:
+        pred = pred[:, 0]
+    return (pred, chosen) if return_alpha else pred

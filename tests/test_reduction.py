@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import pdist
+from sklearn.random_projection import johnson_lindenstrauss_min_dim
+
+from mbutils.reduction import (
+    GramReducer,
+    PCAReducer,
+    RDMReducer,
+    SparseRandomProjection,
+    layer_gram,
+    sparse_random_matrix,
+)
+
+
+def test_matrix_density_and_values():
+    n_features, n_components = 10000, 512
+    indptr, indices, values = sparse_random_matrix(n_features, n_components, seed=3)
+    density = 1 / np.sqrt(n_features)
+    nnz = len(values)
+    expected = n_features * n_components * density
+    assert abs(nnz - expected) < 5 * np.sqrt(expected)
+    v = np.sqrt(1 / density) / np.sqrt(n_components)
+    np.testing.assert_allclose(np.unique(np.abs(values)), [v], rtol=1e-6)
+    assert abs((values > 0).mean() - 0.5) < 5 * 0.5 / np.sqrt(nnz)
+    # per row, component indices are sorted and unique; each feature's count ~ Binomial
+    for r in range(0, n_features, 997):
+        row = indices[indptr[r]:indptr[r + 1]]
+        assert np.all(np.diff(row) > 0)
+    counts = np.diff(indptr)
+    assert abs(counts.mean() - n_components * density) < 0.05 * n_components * density
+    # columns (components) are used uniformly
+    col_counts = np.bincount(indices, minlength=n_components)
+    assert abs(col_counts.mean() - n_features * density) < 1e-9 + 0.01 * n_features * density
+
+
+def test_same_matrix_for_same_shape_and_seed():
+    a = sparse_random_matrix(5000, 256, seed=1)
+    b = sparse_random_matrix(5000, 256, seed=1)
+    c = sparse_random_matrix(5000, 256, seed=2)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[1][:50], c[1][:50])
+
+
+def test_projection_preserves_distances_jl():
+    rng = np.random.default_rng(0)
+    n, p, k = 40, 20000, 2048
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    Z = SparseRandomProjection(n_components=k, seed=0)(torch.from_numpy(X))
+    assert Z.shape == (n, k)
+    # the eps for which sklearn's JL formula gives k components for n samples
+    eps = next(e for e in np.arange(0.05, 1, 0.01) if johnson_lindenstrauss_min_dim(n, eps=e) <= k)
+    ratio = pdist(Z.astype(np.float64)) ** 2 / pdist(X.astype(np.float64)) ** 2
+    assert np.all(ratio > 1 - eps) and np.all(ratio < 1 + eps)
+
+
+def test_projection_equals_scipy_matmul_and_small_layers_pass_through():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(7, 3000)).astype(np.float32)
+    srp = SparseRandomProjection(n_components=100, seed=4)
+    ref = X.astype(np.float64) @ srp.matrix(3000).toarray().astype(np.float64)
+    np.testing.assert_allclose(srp(X), ref, rtol=1e-4, atol=1e-4)
+    small = rng.normal(size=(7, 60)).astype(np.float32)
+    np.testing.assert_array_equal(srp(small), small)
+    assert srp.key == "srp-100-seed4"
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="n_components=0"):
+        SparseRandomProjection(n_components=0)
+    with pytest.raises(ValueError, match=r"shape \(n_stimuli, n_features\)"):
+        SparseRandomProjection(n_components=4)(np.zeros(5, np.float32))
+
+
+def test_gram_and_rdm_match_numpy():
+    rng = np.random.default_rng(2)
+    X = (rng.normal(size=(25, 70000)) * 2 + rng.normal(size=70000) * 5 + 3).astype(np.float32)
+    X64 = X.astype(np.float64)
+    Xc = X64 - X64.mean(0)
+    g = layer_gram(torch.from_numpy(X))
+    np.testing.assert_allclose(g.kc, Xc @ Xc.T, rtol=1e-5, atol=1e-5 * np.abs(Xc @ Xc.T).max())
+    np.testing.assert_allclose(RDMReducer()(torch.from_numpy(X)), 1 - np.corrcoef(X64), atol=1e-6)
+    np.testing.assert_allclose(GramReducer()(X), g.kc)
+
+
+def test_pca_reducer_matches_sklearn():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 500)).astype(np.float32)
+    Z = PCAReducer(n_components=5)(torch.from_numpy(X))
+    ref = PCA(n_components=5, svd_solver="full").fit_transform(X.astype(np.float64))
+    np.testing.assert_allclose(np.abs(Z), np.abs(ref), rtol=1e-4, atol=1e-4)
+
+
+def test_float32_precision_mode_close_and_keyed():
+    rng = np.random.default_rng(4)
+    X = np.maximum(rng.normal(size=(15, 40000)) + 0.5, 0).astype(np.float32)
+    fast = RDMReducer(precision="float32")
+    assert fast.key != RDMReducer().key
+    np.testing.assert_allclose(fast(torch.from_numpy(X)), 1 - np.corrcoef(X.astype(np.float64)), atol=1e-4)
+    with pytest.raises(ValueError, match="precision='float16'"):
+        GramReducer(precision="float16")
