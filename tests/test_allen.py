@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-pytest.importorskip("allensdk")
+import allensdk  # noqa: F401,E402  (installed by `make env`; the builder needs it)
 
 from mbutils.data import allen  # noqa: E402
 from mbutils.data._allen_fixture import make_fake_allen_cache  # noqa: E402

@@ -100,7 +100,6 @@ def test_list_models_filters_and_validates():
 
 
 def test_baselines_in_registry():
-    pytest.importorskip("mbutils.models.baselines")
     for name in ("gabor", "gist", "random_fourier"):
         assert get_model_info(name).source == "baseline"
         assert name in MODELS

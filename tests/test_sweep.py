@@ -154,9 +154,6 @@ def test_repository_configs_parse():
 
 
 def test_repository_configs_use_registered_models():
-    models = pytest.importorskip("mbutils.models")
-    if not hasattr(models, "list_models"):
-        pytest.skip("mbutils.models.list_models not available yet")
     from mbutils.sweep import REPO_ROOT
 
     for name in ("smoke", "default"):
