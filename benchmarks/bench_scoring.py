@@ -76,8 +76,8 @@ def part_ours(out):
     stimuli, y, y_odd, y_even, areas = make_inputs()
     model = _model()
     t = time.perf_counter()
-    fs = extract(model, stimuli, {"regression": SparseRandomProjection(4096, seed=0), "rdm": RDMReducer()},
-                 cache=False, progress=False)
+    reducers = {"regression": SparseRandomProjection(4096, seed=0), "rdm": RDMReducer(precision="float32")}
+    fs = extract(model, stimuli, reducers, cache=False, progress=False)
     t_extract = time.perf_counter() - t
     tables = score_features(fs.layers, fs["regression"], fs["rdm"], _targets(y, y_odd, y_even, areas),
                             groupings=(), progress=False)

@@ -99,7 +99,29 @@ def test_float32_precision_mode_close_and_keyed():
     rng = np.random.default_rng(4)
     X = np.maximum(rng.normal(size=(15, 40000)) + 0.5, 0).astype(np.float32)
     fast = RDMReducer(precision="float32")
-    assert fast.key != RDMReducer().key
+    assert fast.key != RDMReducer(precision="float64").key
+    assert RDMReducer().key == fast.key  # float32 products (float64 centering and sums) by default
     np.testing.assert_allclose(fast(torch.from_numpy(X)), 1 - np.corrcoef(X.astype(np.float64)), atol=1e-4)
     with pytest.raises(ValueError, match="precision='float16'"):
         GramReducer(precision="float16")
+
+
+def test_projection_rows_independent_and_matches_float64_reference():
+    # row-wise: projecting a subset of rows gives bitwise the rows of the full projection
+    rng = np.random.default_rng(7)
+    X = np.maximum(rng.normal(size=(37, 70000)) + 0.3, 0).astype(np.float32)
+    srp = SparseRandomProjection(n_components=512, seed=2)
+    assert srp.rowwise is True and RDMReducer.rowwise is False and GramReducer.rowwise is False
+    full = srp(X)
+    np.testing.assert_array_equal(srp(X[5:21]), full[5:21])
+    ref = X.astype(np.float64) @ srp.matrix(70000).toarray().astype(np.float64)
+    np.testing.assert_allclose(full, ref, rtol=2e-6, atol=2e-6 * np.abs(ref).max())
+
+
+def test_float32_gram_close_to_float64_on_offset_features():
+    # features with a large common offset (as deep ReLU layers): centering in float64 keeps
+    # float32 products accurate
+    rng = np.random.default_rng(8)
+    X = (rng.normal(size=(20, 50000)) * 0.01 + 10 + rng.normal(size=50000)).astype(np.float32)
+    ref = 1 - np.corrcoef(X.astype(np.float64))
+    np.testing.assert_allclose(RDMReducer(precision="float32")(X), ref, atol=1e-6)

@@ -24,6 +24,8 @@ from .cache import FeatureCache, cache_key
 __all__ = ["FeatureSet", "extract", "layer_table"]
 
 _LAYER_COLUMNS = ["name", "index", "depth", "n_features", "module_type"]
+#: stimuli per forward pass when every reducer is row-wise (see :func:`extract`)
+ROWWISE_BATCH = 32
 
 
 class FeatureSet:
@@ -108,7 +110,17 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
     progress : bool, optional
         Progress bar (default ``mbutils.get_config().progress``).
     batch_size : int, optional
-        See :meth:`TorchFeatureModel.run` (default: one forward pass over all stimuli).
+        See :meth:`TorchFeatureModel.run` (default: one forward pass over all stimuli, or, when
+        every reducer is row-wise, see below).
+
+    Notes
+    -----
+    A reducer with a true ``rowwise`` attribute (such as
+    :class:`mbutils.reduction.SparseRandomProjection`) reduces each stimulus's row on its own.
+    When all reducers are row-wise, the model is a torch network and ``batch_size`` is not
+    given, the forward pass runs over ``ROWWISE_BATCH`` stimuli at a time and the reduced rows
+    are stacked: the same results (up to the float rounding of the forward pass itself) with
+    peak memory bounded by one batch's activations instead of all stimuli's.
 
     Returns
     -------
@@ -141,12 +153,56 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
         rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type])
 
     t0 = time.perf_counter()
-    model.run(stimuli, on_layer, batch_size=batch_size, progress=progress)
+    if batch_size is None and _rowwise_batches(model, reducers, stimuli.shape[0]):
+        _run_rowwise(model, stimuli, reducers, results, rows, progress)
+    else:
+        model.run(stimuli, on_layer, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - t0
     layers = pd.DataFrame(rows, columns=_LAYER_COLUMNS)
     if store is not None:
         store.save(model.name, key, {"identity": model.identity, "layers": rows, "seconds": seconds}, results)
     return FeatureSet(layers, results, identity=model.identity, seconds=seconds)
+
+
+def _rowwise_batches(model, reducers, n_stimuli) -> bool:
+    from ._torch import TorchFeatureModel
+
+    return (isinstance(model, TorchFeatureModel) and n_stimuli > ROWWISE_BATCH
+            and all(getattr(r, "rowwise", False) is True for r in reducers.values()))
+
+
+def _run_rowwise(model, stimuli, reducers, results, rows, progress):
+    """Forward ``ROWWISE_BATCH`` stimuli at a time; stack each layer's reduced rows."""
+    import mbutils
+
+    if progress is None:
+        progress = mbutils.get_config().progress
+    parts = {name: [] for name in reducers}  # name -> layer position -> list of row blocks
+    layers = []
+    starts = range(0, stimuli.shape[0], ROWWISE_BATCH)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"{model.name} batches", leave=False)
+    for b, start in enumerate(starts):
+        pos = [0]
+
+        def on_layer(layer, features, b=b):
+            if b == 0:
+                layers.append(layer)
+                for name in reducers:
+                    parts[name].append([])
+            elif pos[0] >= len(layers) or layers[pos[0]].name != layer.name:
+                raise RuntimeError(f"{model.name}: layer {layer.name!r} came out of order in a batched pass")
+            for name, red in reducers.items():
+                parts[name][pos[0]].append(red(features))
+            pos[0] += 1
+
+        model.run(stimuli[start:start + ROWWISE_BATCH], on_layer, progress=False)
+    for name in reducers:
+        results[name].extend(np.concatenate(blocks, axis=0) for blocks in parts[name])
+        parts[name] = None
+    rows.extend([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type] for layer in layers)
 
 
 def layer_table(model: FeatureModel) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .._io import atomic_write, file_sha256
 from .correlation import pearson_columns
-from .rsa import compare_rdms, rdm
+from .rsa import rdm
 
 __all__ = ["score_model", "score_features", "summarize_scores", "load_results", "METRICS", "MAPPINGS_SCORE"]
 
@@ -90,7 +90,7 @@ def _loo_pearson(kc, Yc, y_ok, alpha):
     yss = np.einsum("ij,ij->j", Yc, Yc)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / np.sqrt(qss * yss)
-    qscale = np.abs(Q).max(0)
+    qscale = np.maximum(Q.max(0), -Q.min(0))
     bad = ~np.isfinite(r) | ~y_ok | (qss <= (1e-24 * np.maximum(qscale, np.finfo(float).tiny)) ** 2 * n)
     r = np.clip(r, -1.0, 1.0)
     r[bad] = np.nan
@@ -106,6 +106,17 @@ def _group_means(values, labels, groups):
         mean = float(np.nanmean(v)) if n_nan < v.size else float("nan")
         out[g] = (mean, int(v.size), n_nan)
     return out
+
+
+def _group_means_coded(values, code, n_groups):
+    """Per group (integer codes): mean over finite values, number of members, number of NaN."""
+    finite = np.isfinite(values)
+    size = np.bincount(code, minlength=n_groups)
+    n_ok = np.bincount(code, weights=finite, minlength=n_groups)
+    total = np.bincount(code, weights=np.where(finite, values, 0.0), minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_ok > 0, total / np.maximum(n_ok, 1), np.nan)
+    return mean, size, size - n_ok.astype(np.int64)
 
 
 @dataclasses.dataclass
@@ -208,17 +219,31 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     # constant targets give NaN (as pearson_columns): spread below 1e-12 of the magnitude
     y_ok = np.abs(Y3c).max(0) > 1e-12 * np.maximum(np.abs(Y3).max(0), np.finfo(float).tiny)
 
-    # neural RDMs per grouping/group/half
-    neural = {}
+    # codes of the groups per grouping (for vectorized group means)
+    codes = {}
+    for key, labels in label_sets.items():
+        groups = pd.unique(labels)
+        index = {g: i for i, g in enumerate(groups)}
+        codes[key] = (groups, np.array([index[v] for v in labels], dtype=np.intp) if len(labels) else
+                      np.zeros(0, np.intp))
+
+    # neural RDM triangles per grouping/group/half, stacked as columns (n_pairs, n_columns)
+    rsa_columns = []
+    tri = None
     if layer_rdms is not None:
+        iu = np.triu_indices(n_stim, k=1)
+        tri = []
         for key, labels in label_sets.items():
-            for g in pd.unique(labels):
+            for g in codes[key][0]:
                 m = labels == g
-                neural[key, g] = tuple(rdm(y[:, m]) if m.sum() >= 2 else None
-                                       for y in (targets.y, targets.y_odd, targets.y_even))
+                for y in (targets.y, targets.y_odd, targets.y_even):
+                    tri.append(rdm(y[:, m])[iu] if m.sum() >= 2 else np.full(len(iu[0]), np.nan))
+                rsa_columns.append((key, g))
+        tri = np.stack(tri, axis=1)
+        tri_ok = np.isfinite(tri).all(0)
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
-    neuron_rows = []
+    neuron_scores = []
     it = range(len(layers))
     if progress:
         from tqdm.auto import tqdm
@@ -239,30 +264,30 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
                 constant = _is_constant_gram(kc, scale)
             r3 = np.full(3 * n_neur, np.nan) if constant else _loo_pearson(kc, Y3c, y_ok, float(alpha))
             r_all, r_odd, r_even = r3[:n_neur], r3[n_neur:2 * n_neur], r3[2 * n_neur:]
-            neuron_rows.append(pd.DataFrame({**{k: [v] * n_neur for k, v in base.items()},
-                                             "cell_specimen_id": neurons["cell_specimen_id"].to_numpy(),
-                                             "area": neurons["area"].to_numpy(),
-                                             "cre_line": neurons["cre_line"].to_numpy(),
-                                             "imaging_depth": neurons["imaging_depth"].to_numpy(),
-                                             "score": r_all}))
-            for key, labels in label_sets.items():
-                groups = pd.unique(labels)
-                full = _group_means(r_all, labels, groups)
-                odd = _group_means(r_odd, labels, groups)
-                even = _group_means(r_even, labels, groups)
-                for g in groups:
-                    rows.append(dict(grouping=key, group=g, **base, metric="srp_ridge", score=full[g][0],
-                                     score_odd=odd[g][0], score_even=even[g][0], n_neurons=full[g][1],
-                                     n_nan=full[g][2], ceiling=ceilings[key][g]["srp_ridge"]))
+            neuron_scores.append(r_all)
+            for key in label_sets:
+                groups, code = codes[key]
+                full = _group_means_coded(r_all, code, len(groups))
+                odd = _group_means_coded(r_odd, code, len(groups))
+                even = _group_means_coded(r_even, code, len(groups))
+                for j, g in enumerate(groups):
+                    rows.append(dict(grouping=key, group=g, **base, metric="srp_ridge", score=full[0][j],
+                                     score_odd=odd[0][j], score_even=even[0][j], n_neurons=int(full[1][j]),
+                                     n_nan=int(full[2][j]), ceiling=ceilings[key][g]["srp_ridge"]))
         if layer_rdms is not None:
             lr = np.asarray(layer_rdms[i], dtype=np.float64)
-            for key, labels in label_sets.items():
-                for g in pd.unique(labels):
-                    nr = neural[key, g]
-                    vals = [compare_rdms(lr, x) if x is not None else float("nan") for x in nr]
-                    rows.append(dict(grouping=key, group=g, **base, metric="rsa", score=vals[0],
-                                     score_odd=vals[1], score_even=vals[2], n_neurons=int((labels == g).sum()),
-                                     n_nan=int(np.isnan(vals[0])), ceiling=ceilings[key][g]["rsa"]))
+            ta = lr[iu]
+            if np.isfinite(ta).all():
+                vals = pearson_columns(np.broadcast_to(ta[:, None], tri.shape), tri)
+                vals[~tri_ok] = np.nan
+            else:
+                vals = np.full(tri.shape[1], np.nan)
+            for j, (key, g) in enumerate(rsa_columns):
+                v = vals[3 * j:3 * j + 3]
+                rows.append(dict(grouping=key, group=g, **base, metric="rsa", score=float(v[0]),
+                                 score_odd=float(v[1]), score_even=float(v[2]),
+                                 n_neurons=int((label_sets[key] == g).sum()),
+                                 n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["rsa"]))
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["grouping", "group", "layer", "layer_index", "layer_depth", "metric", "score",
@@ -277,10 +302,18 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     groups = table[table["grouping"] != "area"].copy()
     groups["group"] = groups["group"].astype(str)
     groups = groups[cols + ["grouping", "group"] + tail]
-    if neuron_rows:
-        ns = pd.concat(neuron_rows, ignore_index=True)
-        ns.insert(0, "train_type", train_type)
-        ns.insert(0, "model", model)
+    if neuron_scores:
+        n_layers = len(neuron_scores)
+        per_layer = [layers.iloc[i] for i in range(len(layers))]
+        ns = pd.DataFrame({
+            "model": model, "train_type": train_type,
+            "layer": np.repeat(np.array([str(r["name"]) for r in per_layer], dtype=object), n_neur),
+            "layer_index": np.repeat(np.array([int(r["index"]) for r in per_layer], dtype=np.int64), n_neur),
+            "layer_depth": np.repeat(np.array([float(r["depth"]) for r in per_layer]), n_neur),
+            **{c: np.tile(neurons[c].to_numpy(), n_layers)
+               for c in ("cell_specimen_id", "area", "cre_line", "imaging_depth")},
+            "score": np.concatenate(neuron_scores),
+        })
     else:
         ns = pd.DataFrame(columns=["model", "train_type", "layer", "layer_index", "layer_depth", "cell_specimen_id",
                                    "area", "cre_line", "imaging_depth", "score"])
@@ -366,7 +399,7 @@ def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
 
 def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_components=4096, alpha=1.0,
                 threshold=0.8, mapping="srp", seed=0, cache=True, progress=None, device=None,
-                select_kwargs=None, batch_size=None, gram_precision="float64"):
+                select_kwargs=None, batch_size=None, gram_precision=None):
     """Score one model on one dataset and write tidy Parquet tables into ``out_dir``.
 
     Steps: the dataset's scenes (stimulus >= 0); neuron selection
@@ -398,9 +431,11 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     select_kwargs : dict, optional
         More arguments for :func:`mbutils.data.select_neurons`.
     batch_size : int, optional
-    gram_precision : {"float64", "float32"}
+    gram_precision : {"float32", "float64"}, optional
         Arithmetic of the layer Gram matrices behind the RDMs and the exact mapping
-        (see :func:`mbutils.reduction.layer_gram`).
+        (see :func:`mbutils.reduction.layer_gram`). Default: float32 products (of
+        float64-centered blocks, summed in float64) for the RDMs, which keeps RSA within about
+        2e-7 of float64 at half the cost, and float64 for the exact mapping.
 
     Returns
     -------
@@ -453,11 +488,11 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         if mapping == "srp":
             reducers["regression"] = SparseRandomProjection(n_components=n_components, seed=seed)
         elif mapping == "exact":
-            reducers["regression"] = GramReducer(precision=gram_precision)
+            reducers["regression"] = GramReducer(precision=gram_precision or "float64")
         else:
             reducers["regression"] = PCAReducer(n_components=n_components)
     if "rsa" in metrics:
-        reducers["rdm"] = RDMReducer(precision=gram_precision)
+        reducers["rdm"] = RDMReducer(precision=gram_precision or "float32")
     t = time.perf_counter()
     stimuli = np.asarray(selected.stimuli.values)
     fs = extract(model, stimuli, reducers, cache=cache, progress=progress, batch_size=batch_size)
@@ -487,7 +522,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         "model": model.name, "train_type": train_type, "identity": model.identity, "model_info": model_info,
         "parameters": {"metrics": list(metrics), "n_components": int(n_components), "alpha": float(alpha),
                        "threshold": threshold, "mapping": mapping, "seed": int(seed),
-                       "gram_precision": gram_precision,
+                       "gram_precision": gram_precision or {"rdm": "float32", "exact": "float64"},
                        "select_kwargs": select_kwargs or {}},
         "dataset": {"path": str(dataset_path) if dataset_path else None,
                     "sha256": file_sha256(dataset_path) if dataset_path and Path(dataset_path).exists() else None,
