@@ -172,7 +172,7 @@ def splithalf_reliability(
 
         progress = get_config().progress
     if progress and n_neurons > chunk_size:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         starts = tqdm(starts, desc="split-half reliability", unit="chunk")
     for start in starts:

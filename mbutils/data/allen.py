@@ -368,7 +368,7 @@ def build_allen_dataset(
     ValueError
         Bad arguments (unknown area or Cre line, window < 1, ...).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .. import get_config
 

@@ -218,7 +218,7 @@ def make_synthetic(
     truth_parts = []
     iterator = enumerate(zip(plan, exp_seeds))
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         iterator = tqdm(iterator, total=len(plan), desc="synthetic mouse", unit="experiment")
     start = 0

@@ -240,7 +240,7 @@ class TorchFeatureModel(FeatureModel):
             progress = mbutils.get_config().progress
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             bar = tqdm(total=len(layers), desc=f"{self.name} layers", leave=False)
         try:

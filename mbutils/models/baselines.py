@@ -221,7 +221,7 @@ class GaborModel(_Baseline):
         batch = _check_positive_int("batch_size", batch_size) if batch_size is not None else 32
         starts = range(0, images.shape[0], batch)
         if self._progress(progress) and len(starts) > 1:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             starts = tqdm(starts, desc="gabor", unit="batch")
         return np.concatenate([gabor_energy(images[s:s + batch], bank, self.grid) for s in starts])
@@ -312,7 +312,7 @@ class GistModel(_Baseline):
         batch = _check_positive_int("batch_size", batch_size) if batch_size is not None else 32
         starts = range(0, images.shape[0], batch)
         if self._progress(progress) and len(starts) > 1:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             starts = tqdm(starts, desc="gist", unit="batch")
         return np.concatenate([
@@ -404,7 +404,7 @@ class RandomFourierModel(_Baseline):
         x, gamma = self.inputs(stimuli)
         layers = self.layers()
         if self._progress(progress) and self.n_draws > 1:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             layers = tqdm(layers, desc="random Fourier draws", unit="draw")
         for d, layer in enumerate(layers):

@@ -181,7 +181,7 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress):
     layers = []
     starts = range(0, stimuli.shape[0], ROWWISE_BATCH)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         starts = tqdm(starts, desc=f"{model.name} batches", leave=False)
     for b, start in enumerate(starts):

@@ -142,7 +142,7 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
         progress = get_config().progress
     jobs = [(name, r, k) for name in features_per_layer for r in reductions for k in n_components]
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         jobs = tqdm(jobs, desc="mappings")
     rows = []

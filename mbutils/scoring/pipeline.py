@@ -246,7 +246,7 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     neuron_scores = []
     it = range(len(layers))
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         it = tqdm(it, desc=f"scoring {model}", unit="layer")
     for i in it:
