@@ -125,3 +125,21 @@ def test_float32_gram_close_to_float64_on_offset_features():
     X = (rng.normal(size=(20, 50000)) * 0.01 + 10 + rng.normal(size=50000)).astype(np.float32)
     ref = 1 - np.corrcoef(X.astype(np.float64))
     np.testing.assert_allclose(RDMReducer(precision="float32")(X), ref, atol=1e-6)
+
+
+def test_srp_kernel_matches_plain_loop_for_both_signs_and_threads():
+    # the compiled kernel (when numba is installed) against a plain float64 loop over non-zeros
+    kernels = pytest.importorskip("mbutils._srp_numba")
+    rng = np.random.default_rng(11)
+    n, p, k = 9, 70000, 64  # more than one task of features
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    counts = rng.integers(0, 4, size=p)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    indices = rng.integers(0, k, size=indptr[-1]).astype(np.int32)
+    signs = rng.choice(np.array([-1, 1], dtype=np.int8), size=indptr[-1])
+    ref = np.zeros((n, k))
+    rows = np.repeat(np.arange(p), counts)
+    np.add.at(ref.T, indices, (X[:, rows] * signs).T.astype(np.float64))
+    for n_threads in (1, 2):
+        out = kernels.project(X, indptr, indices, signs, k, n_threads=n_threads)
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
