@@ -5,10 +5,9 @@
 ``signs`` in {-1, +1}). The work is ``n_stimuli * nnz(S)`` additions, done in a cache-friendly
 order: features in tasks of ``_TASK``, spread over threads; each task in sub-blocks of ``_SUB``
 features whose transposed copy (features x stimuli) is small; every non-zero ``(i, c)`` adds
-``sign * `` the contiguous row ``i`` of that copy to row ``c`` of a (n_components, n_stimuli)
-float32 accumulator (a multiply by the +-1 sign rather than a branch, which random signs would
-mispredict half the time). Each task's float32 sum is added into a float64 total per thread, and
-the threads' totals are summed in float64 at the end: no layer-sized temporary.
+the contiguous row ``i`` of that copy to row ``c`` of a (n_components, n_stimuli) float32
+accumulator. Each task's float32 sum is added into a float64 total per thread, and the
+threads' totals are summed in float64 at the end: no layer-sized temporary.
 
 Each output element is summed over features in an order that does not depend on the number of
 stimuli, so projecting rows in batches gives bitwise the same result as projecting them all at
@@ -48,10 +47,12 @@ def _project(X, indptr, indices, signs, n_components, n_tasks_per_thread, n_thre
                     k = i - s0
                     for q in range(indptr[i], indptr[i + 1]):
                         c = indices[q]
-                        # branch-free: s * x is exact for s = +-1, so this equals acc +- x
-                        s = np.float32(signs[q])
-                        for r in range(n):
-                            acc[c, r] += s * xt[k, r]
+                        if signs[q] > 0:
+                            for r in range(n):
+                                acc[c, r] += xt[k, r]
+                        else:
+                            for r in range(n):
+                                acc[c, r] -= xt[k, r]
             for c in range(n_components):
                 for r in range(n):
                     total[t, c, r] += acc[c, r]
