@@ -355,6 +355,23 @@ def _read_notebook(notebook):
     return jupytext.read(path)
 
 
+def _set_kernel_env(threads: int) -> dict:
+    """Set the kernels' environment (thread caps, no progress bars); return the old values."""
+    env = _kernel_env(threads)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    return old
+
+
+def _restore_env(old: dict) -> None:
+    """Undo :func:`_set_kernel_env`."""
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def _kernel_env(threads: int) -> dict:
     env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                      "NUMEXPR_NUM_THREADS", "MBUTILS_TORCH_THREADS")}
@@ -579,8 +596,7 @@ def run_sweep(config, dataset, results, output_dir="book/generated/models", note
         else:
             todo.append((entry, output))
     threads = max(1, default_jobs() // jobs)
-    old_env = {k: os.environ.get(k) for k in _kernel_env(threads)}
-    os.environ.update(_kernel_env(threads))
+    old_env = _set_kernel_env(threads)
 
     def one(entry, output):
         params = dict(config.parameters, model=entry.model, weights=entry.weights, dataset=str(dataset),
@@ -608,11 +624,7 @@ def run_sweep(config, dataset, results, output_dir="book/generated/models", note
                     bar.set_postfix_str(f"{run.name}: {run.status}")
                     bar.update(1)
     finally:
-        for k, v in old_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore_env(old_env)
     order = {e.key: i for i, e in enumerate(entries)}
     summary.runs.sort(key=lambda r: order.get(r.name, len(order)))
     return summary
@@ -677,8 +689,7 @@ def run_sections(config, dataset, results, output_dir="book/generated", notebook
             marker.unlink(missing_ok=True)
             todo.append((nb, output, marker, stamp))
     threads = max(1, default_jobs() // jobs)
-    old_env = {k: os.environ.get(k) for k in _kernel_env(threads)}
-    os.environ.update(_kernel_env(threads))
+    old_env = _set_kernel_env(threads)
 
     def one(nb, output, marker, stamp):
         run = run_notebook(nb, output, params, timeout=timeout)
@@ -701,11 +712,7 @@ def run_sections(config, dataset, results, output_dir="book/generated", notebook
                     summary.runs.append(run)
                     bar.update(1)
     finally:
-        for k, v in old_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore_env(old_env)
     order = {nb.stem: i for i, nb in enumerate(notebooks)}
     summary.runs.sort(key=lambda r: order.get(r.name, len(order)))
     return summary
