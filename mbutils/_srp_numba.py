@@ -1,17 +1,23 @@
-"""Private: compiled kernel of the sparse random projection (numba; imported lazily).
+"""Private: compiled kernels of the sparse random projection and the Gram centering (numba).
 
-``project(X, indptr, indices, signs, n_components)`` computes ``X @ S`` where ``S`` is the
-(n_features, n_components) sign matrix given in CSR over features (``indptr``, ``indices``,
-``signs`` in {-1, +1}). The work is ``n_stimuli * nnz(S)`` additions, done in a cache-friendly
-order: features in tasks of ``_TASK``, spread over threads; each task in sub-blocks of ``_SUB``
-features whose transposed copy (features x stimuli) is small; every non-zero ``(i, c)`` adds
-the contiguous row ``i`` of that copy to row ``c`` of a (n_components, n_stimuli) float32
-accumulator. Each task's float32 sum is added into a float64 total per thread, and the
-threads' totals are summed in float64 at the end: no layer-sized temporary.
+The projection ``X @ S`` (``S``: the (n_features, n_components) sparse sign matrix of
+:func:`mbutils.reduction.sparse_random_matrix`, magnitudes factored out) is done in a
+cache-friendly order:
 
-Each output element is summed over features in an order that does not depend on the number of
-stimuli, so projecting rows in batches gives bitwise the same result as projecting them all at
-once (for a given number of threads).
+- the non-zeros are stored packed (:func:`pack`), one int32 word each
+  (``component << 13 | feature_in_task << 1 | negative``), bucketed by task (``_TASK``
+  consecutive features) and, within a task, by group of ``_GROUP`` components, in feature order
+  inside each bucket;
+- the stimuli are processed in chunks of ``_CH`` rows; for each task the chunk's rows are
+  transposed into a (``_TASK``, ``_CH``) block that stays in the L2 cache, and every non-zero
+  ``(c, f)`` adds row ``f`` of that block to row ``c`` of a (n_components, ``_CH``) float32
+  accumulator, whose touched window (one component group) stays in the L1 cache;
+- the float32 accumulators are flushed into float64 totals every ``_FLUSH`` tasks, and the
+  totals of the thread slots are summed in float64 at the end.
+
+Each output element is summed over features in an order that depends neither on the number of
+stimuli nor on the chunking, so projecting rows in batches gives bitwise the same result as
+projecting them all at once (for a given number of threads).
 """
 from __future__ import annotations
 
@@ -19,62 +25,169 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-_TASK = 32768  # features per task (float32 partial sums over at most this many features)
-_SUB = 128  # features per transposed sub-block
+_TASK = 4096  # features per task (transposed block of _TASK x _CH float32 = 512 KiB)
+_GROUP = 256  # components per group (accumulator window of _GROUP x _CH float32 = 32 KiB)
+_FLUSH = 8  # tasks of a thread slot between float32 -> float64 flushes
+_CH = 32  # stimuli per chunk
+#: largest number of components the packed words can address
+MAX_COMPONENTS = 2 ** 18
+
+
+@njit(cache=True, nogil=True)
+def _pack(indptr, cols, negative, n_components):
+    n_features = indptr.size - 1
+    n_tasks = (n_features + _TASK - 1) // _TASK
+    n_groups = (n_components + _GROUP - 1) // _GROUP
+    n_buckets = n_tasks * n_groups
+    ptr = np.zeros(n_buckets + 1, dtype=np.int64)
+    for f in range(n_features):
+        base = (f // _TASK) * n_groups + 1
+        for q in range(indptr[f], indptr[f + 1]):
+            ptr[base + cols[q] // _GROUP] += 1
+    for b in range(n_buckets):
+        ptr[b + 1] += ptr[b]
+    fill = ptr[:n_buckets].copy()
+    words = np.empty(indptr[n_features] - indptr[0], dtype=np.int32)
+    for f in range(n_features):
+        t = f // _TASK
+        low = (f - t * _TASK) << 1
+        for q in range(indptr[f], indptr[f + 1]):
+            c = cols[q]
+            b = t * n_groups + c // _GROUP
+            words[fill[b]] = (c << 13) | low | (1 if negative[q] else 0)
+            fill[b] += 1
+    return ptr, words
+
+
+def pack(indptr, cols, negative, n_components: int):
+    """Packed non-zeros of a sign matrix, for :func:`project`.
+
+    Parameters
+    ----------
+    indptr : ndarray of shape (n_features + 1,), int64
+        CSR row pointer over features.
+    cols : ndarray of shape (nnz,), integer
+        Component of each non-zero.
+    negative : ndarray of shape (nnz,), bool
+    n_components : int
+
+    Returns
+    -------
+    ptr : ndarray of shape (n_tasks * n_groups + 1,), int64
+        Start of each (task, component group) bucket in ``words``; within a bucket the
+        non-zeros keep their CSR order.
+    words : ndarray of shape (nnz,), int32
+    """
+    if int(n_components) > MAX_COMPONENTS:
+        raise ValueError(f"n_components={n_components}; the packed kernel supports at most {MAX_COMPONENTS}")
+    return _pack(np.asarray(indptr, dtype=np.int64), np.asarray(cols, dtype=np.int32),
+                 np.asarray(negative, dtype=np.bool_), int(n_components))
+
+
+def pack_csr(indptr, indices, signs, n_components: int):
+    """:func:`pack` from a CSR sign matrix over features (``signs`` in {-1, +1})."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    lo, hi = int(indptr[0]), int(indptr[-1])
+    return pack(indptr - lo, indices[lo:hi], np.asarray(signs[lo:hi]) < 0, n_components)
+
+
+@njit(cache=True, nogil=True)
+def _sort_rows(indptr, cols, bad):
+    for f in range(indptr.size - 1):
+        a = indptr[f]
+        b = indptr[f + 1]
+        for i in range(a + 1, b):  # insertion sort: rows are short
+            v = cols[i]
+            j = i - 1
+            while j >= a and cols[j] > v:
+                cols[j + 1] = cols[j]
+                j -= 1
+            cols[j + 1] = v
+        for i in range(a + 1, b):
+            if cols[i] == cols[i - 1]:
+                bad[f] = True
+                break
+
+
+def sort_rows(indptr, cols) -> np.ndarray:
+    """Sort ``cols`` (int32) within each CSR row in place; returns True for rows with a repeat."""
+    bad = np.zeros(indptr.size - 1, dtype=np.bool_)
+    _sort_rows(indptr, cols, bad)
+    return bad
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _project(X, indptr, indices, signs, n_components, n_tasks_per_thread, n_threads):
+def _project(X, ptr, words, n_components, n_groups, scale, n_threads, ch):
     n, p = X.shape
     n_tasks = (p + _TASK - 1) // _TASK
-    total = np.zeros((n_threads, n_components, n), dtype=np.float64)
-    for t in prange(n_threads):
-        acc = np.empty((n_components, n), dtype=np.float32)
-        xt = np.empty((_SUB, n), dtype=np.float32)
-        for j in range(n_tasks_per_thread):
-            task = t + j * n_threads
-            if task >= n_tasks:
-                break
+    n_chunks = (n + ch - 1) // ch
+    total = np.zeros((n_threads, n_chunks, n_components, ch), dtype=np.float64)
+    for item in prange(n_chunks * n_threads):
+        k = item // n_threads
+        s = item - k * n_threads
+        r0 = k * ch
+        m = min(n, r0 + ch) - r0
+        acc = np.zeros((n_components, ch), dtype=np.float32)
+        xt = np.zeros((_TASK, ch), dtype=np.float32)
+        tot = total[s, k]
+        done = 0
+        for task in range(s, n_tasks, n_threads):
             a = task * _TASK
-            b = min(p, a + _TASK)
-            acc[:, :] = 0.0
-            for s0 in range(a, b, _SUB):
-                s1 = min(b, s0 + _SUB)
-                for r in range(n):
-                    for i in range(s0, s1):
-                        xt[i - s0, r] = X[r, i]
-                for i in range(s0, s1):
-                    k = i - s0
-                    for q in range(indptr[i], indptr[i + 1]):
-                        c = indices[q]
-                        if signs[q] > 0:
-                            for r in range(n):
-                                acc[c, r] += xt[k, r]
-                        else:
-                            for r in range(n):
-                                acc[c, r] -= xt[k, r]
+            w = min(p, a + _TASK) - a
+            for r in range(m):
+                for i in range(w):
+                    xt[i, r] = X[r0 + r, a + i]
+            for q in range(ptr[task * n_groups], ptr[(task + 1) * n_groups]):
+                word = words[q]
+                c = word >> 13
+                f = (word >> 1) & (_TASK - 1)
+                sv = np.float32(1 - 2 * (word & 1))
+                for r in range(ch):
+                    acc[c, r] += sv * xt[f, r]
+            done += 1
+            if done == _FLUSH:
+                for c in range(n_components):
+                    for r in range(ch):
+                        tot[c, r] += acc[c, r]
+                        acc[c, r] = 0.0
+                done = 0
+        if done:
             for c in range(n_components):
-                for r in range(n):
-                    total[t, c, r] += acc[c, r]
-    out = np.empty((n, n_components), dtype=np.float64)
-    for c in prange(n_components):
-        for r in range(n):
-            s = 0.0
-            for t in range(n_threads):
-                s += total[t, c, r]
-            out[r, c] = s
+                for r in range(ch):
+                    tot[c, r] += acc[c, r]
+    out = np.empty((n, n_components), dtype=np.float32)
+    for k in prange(n_chunks):
+        r0 = k * ch
+        m = min(n, r0 + ch) - r0
+        for r in range(m):
+            for c in range(n_components):
+                v = 0.0
+                for t in range(n_threads):
+                    v += total[t, k, c, r]
+                out[r0 + r, c] = v * scale
     return out
 
 
-def project(X, indptr, indices, signs, n_components: int, n_threads: int | None = None) -> np.ndarray:
-    """``X @ S`` in float64, shape (n_stimuli, n_components); ``X`` float32 C-contiguous."""
+def project(X, packed, n_components: int, scale: float = 1.0, n_threads: int | None = None) -> np.ndarray:
+    """``scale * (X @ S)`` as float32 of shape (n_stimuli, n_components).
+
+    Parameters
+    ----------
+    X : array of shape (n_stimuli, n_features), float32 (C-contiguous; copied otherwise)
+    packed : tuple
+        ``(ptr, words)`` from :func:`pack`.
+    n_components : int
+    scale : float
+        Magnitude of the non-zeros (applied in float64 before the final rounding).
+    n_threads : int, optional
+        Thread slots (default: numba's thread count).
+    """
+    ptr, words = packed
     X = np.ascontiguousarray(X, dtype=np.float32)
     if n_threads is None:
         n_threads = numba.get_num_threads()
-    n_tasks = -(-X.shape[1] // _TASK)
-    n_threads = max(1, min(int(n_threads), n_tasks))
-    per = -(-n_tasks // n_threads)
-    return _project(X, indptr, indices, signs, int(n_components), per, n_threads)
+    n_groups = (int(n_components) + _GROUP - 1) // _GROUP
+    return _project(X, ptr, words, int(n_components), n_groups, float(scale), max(1, int(n_threads)), _CH)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -106,12 +219,20 @@ def _center_block(X, a, b, out):
     return mu, rowsum, rowdot
 
 
-def center_block(X, a: int, b: int, dtype):
+def center_block(X, a: int, b: int, dtype, buffer=None):
     """Columns ``a:b`` of ``X`` centered over rows (in float64, stored as ``dtype``), C-contiguous.
+
+    ``buffer``: optional flat array of ``dtype`` with at least ``n * (b - a)`` elements to write
+    the block into (avoids a fresh allocation per block).
 
     Returns ``(xc, mu, rowsum, rowdot)``: the block (n, b - a), its column means (float64), and
     per row ``sum_j xc[r, j]`` and ``sum_j xc[r, j] mu[j]`` in float64.
     """
-    out = np.empty((X.shape[0], b - a), dtype=dtype)
+    size = X.shape[0] * (b - a)
+    if buffer is not None and buffer.dtype == np.dtype(dtype) and buffer.size >= size:
+        out = buffer[:size].reshape(X.shape[0], b - a)
+    else:
+        out = np.empty((X.shape[0], b - a), dtype=dtype)
     mu, rowsum, rowdot = _center_block(X, int(a), int(b), out)
     return out, mu, rowsum, rowdot
+

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # (subcommand-providing module) in the order they appear in --help
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .config import TORCH_ENV
+
+    for key, value in TORCH_ENV.items():  # before torch is imported by a subcommand
+        os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

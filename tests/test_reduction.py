@@ -64,7 +64,7 @@ def test_projection_equals_scipy_matmul_and_small_layers_pass_through():
     np.testing.assert_allclose(srp(X), ref, rtol=1e-4, atol=1e-4)
     small = rng.normal(size=(7, 60)).astype(np.float32)
     np.testing.assert_array_equal(srp(small), small)
-    assert srp.key == "srp-100-seed4"
+    assert srp.key == "srp-100-seed4-m2"
 
 
 def test_bad_parameters():
@@ -140,6 +140,15 @@ def test_srp_kernel_matches_plain_loop_for_both_signs_and_threads():
     ref = np.zeros((n, k))
     rows = np.repeat(np.arange(p), counts)
     np.add.at(ref.T, indices, (X[:, rows] * signs).T.astype(np.float64))
-    for n_threads in (1, 2):
-        out = kernels.project(X, indptr, indices, signs, k, n_threads=n_threads)
+    packed = kernels.pack_csr(indptr, indices, signs, k)
+    for n_threads in (1, 2, 3):
+        out = kernels.project(X, packed, k, n_threads=n_threads)
+        assert out.dtype == np.float32
         np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    # the scale is applied before the final rounding; rows beyond one chunk are independent
+    np.testing.assert_allclose(kernels.project(X, packed, k, scale=0.5), 0.5 * ref, rtol=1e-5,
+                               atol=1e-5 * np.abs(ref).max())
+    X2 = rng.normal(size=(70, 5000)).astype(np.float32)
+    packed2 = kernels.pack_csr(indptr[:5001], indices, signs, k)
+    full = kernels.project(X2, packed2, k)
+    np.testing.assert_array_equal(kernels.project(X2[33:61], packed2, k), full[33:61])

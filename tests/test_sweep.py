@@ -177,3 +177,24 @@ def test_write_toc(tmp_path):
     assert [s["file"] for s in cards["sections"]] == [f"{g}/models/alexnet__random", f"{g}/models/gabor__random"]
     assert parts["Using this book"] == [{"file": "book/running"}]
     assert (tmp_path / "gen" / "model_cards.md").read_text().startswith("# Model cards")
+
+
+def test_kernel_env_enables_huge_pages_unless_the_user_set_it(monkeypatch):
+    from mbutils.sweep import _kernel_env
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    env = _kernel_env(2)
+    assert env["THP_MEM_ALLOC_ENABLE"] == "1" and env["OMP_NUM_THREADS"] == "2"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    assert _kernel_env(2)["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def test_cli_sets_torch_env_before_subcommands(monkeypatch):
+    import os
+
+    from mbutils.cli import main
+
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "x")  # so that the test's end restores the original state
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
+    assert main([]) == 2  # no subcommand: help
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
