@@ -31,7 +31,9 @@ class FakeModel(FeatureModel):
 def tiny():
     rng = np.random.default_rng(0)
     n_stim, n_trials = 20, 10
-    planted = rng.normal(size=(n_stim, 400))
+    # stimuli on a 3-dimensional latent manifold: responses linear in the planted layer are then
+    # predictable from 19 training stimuli, and the planted layer clearly wins
+    planted = rng.normal(size=(n_stim, 3)) @ rng.normal(size=(3, 400)) + 0.1 * rng.normal(size=(n_stim, 400))
     w = rng.normal(size=(400, 12)) / 20
     signal = planted @ w  # stimuli x neurons
     resp = signal.T[:, :, None] + 0.3 * rng.normal(size=(12, n_stim, n_trials))

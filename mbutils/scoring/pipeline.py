@@ -7,18 +7,20 @@ already reduced; :func:`summarize_scores` turns per-layer scores into the paper'
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._io import atomic_write, file_sha256
-from .correlation import pearson_columns
+from ._loo import LooPearson, blas_workers, leave_one_out_operator, parallel_map
 from .rsa import rdm
 
 __all__ = ["score_model", "score_features", "summarize_scores", "load_results", "METRICS", "MAPPINGS_SCORE"]
@@ -44,57 +46,137 @@ def _check_choice(value, valid, what):
         raise ValueError(f"{what}={value!r}; expected one of {list(valid)}{hint}")
 
 
-def _centered_gram(z) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    zc = z - z.mean(0)
-    k = zc @ zc.T
-    return (k + k.T) / 2
-
-
 def _is_constant_gram(kc, scale) -> bool:
     tr = float(np.trace(kc))
     return not np.isfinite(tr) or tr <= 1e-10 * max(scale, np.finfo(float).tiny) or tr == 0.0
 
 
-def _loo_pearson(kc, Yc, y_ok, alpha):
-    """Pearson r between ridge-GCV leave-one-out predictions and targets, for all targets at once.
+def _layer_gram(f, features_are_gram):
+    """Doubly centered Gram (n_stimuli, n_stimuli) of one layer, and whether the layer is constant.
 
-    Leave-one-out predictions are linear in the targets: ``pred = P y`` with
-    ``P = I - diag(1/(1-h)) (I - H)`` and ``H = 1 1^T/n + V diag(s/(s+alpha)) V^T`` (see
-    :mod:`mbutils.scoring.ridge`); ``P 1 = 1``, so with centered targets ``yc`` the correlation
-    needs one product ``Q = P Yc`` and three column reductions, with no per-target
-    intermediate beyond ``Q``. Equal to ``pearson_columns(ridge_gcv_predictions_from_gram(K, Y), Y)``.
+    ``f``: the reduced features (n_stimuli, n_components), whose Gram ``Zc Zc^T`` (``Zc``:
+    features centered over stimuli, float64) is computed, or with ``features_are_gram`` the
+    doubly centered Gram itself.
+    """
+    if features_are_gram:
+        kc = np.asarray(f, dtype=np.float64)
+        tr = float(np.trace(kc))
+        return kc, not np.isfinite(tr) or tr <= 0.0
+    z = np.array(f, dtype=np.float64)  # a copy: centered in place
+    flat = z.reshape(-1)
+    scale = float(np.dot(flat, flat))  # sum of squares of the features
+    z -= z.mean(0)
+    k = z @ z.T
+    kc = (k + k.T) / 2
+    return kc, _is_constant_gram(kc, scale)
 
-    Parameters
-    ----------
-    kc : ndarray (n, n), doubly centered Gram
-    Yc : ndarray (n, m), column-centered targets
-    y_ok : ndarray (m,), bool, False for constant targets
-    alpha : float
+
+def _unit_columns(B):
+    """Columns of ``B`` (n, k) centered and scaled to unit norm (as in ``pearson_columns``).
 
     Returns
     -------
-    ndarray (m,)
+    Bn : ndarray (n, k)
+        Unit columns (0 where unusable).
+    ok : ndarray (k,), bool
+        False for columns with a non-finite value or constant (spread below 1e-12 of the
+        magnitude): their correlations are NaN.
     """
-    n = kc.shape[0]
-    s, V = np.linalg.eigh(kc)
-    s = np.clip(s, 0.0, None)
-    f = s / (s + alpha)
-    H = (V * f) @ V.T + 1.0 / n
-    h = np.diag(H).copy()
-    P = np.eye(n) - (np.eye(n) - H) / (1.0 - h)[:, None]
-    Q = P @ Yc
-    cov = np.einsum("ij,ij->j", Q, Yc)
-    qm = Q.mean(0)
-    qss = np.einsum("ij,ij->j", Q, Q) - n * qm * qm
-    yss = np.einsum("ij,ij->j", Yc, Yc)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = cov / np.sqrt(qss * yss)
-    qscale = np.maximum(Q.max(0), -Q.min(0))
-    bad = ~np.isfinite(r) | ~y_ok | (qss <= (1e-24 * np.maximum(qscale, np.finfo(float).tiny)) ** 2 * n)
+    B = np.asarray(B, dtype=np.float64)
+    ok = np.isfinite(B).all(0)
+    Bc = B - B.mean(0)
+    sb = np.abs(Bc).max(0)
+    ok &= (sb > 0) & ~(sb <= 1e-12 * np.maximum(np.abs(B).max(0), np.finfo(float).tiny))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Bc /= sb
+        Bc /= np.sqrt((Bc * Bc).sum(0))
+    ok &= np.isfinite(Bc).all(0)
+    Bc[:, ~ok] = 0.0
+    return Bc, ok
+
+
+def _pearson_with_columns(a, Bn, ok):
+    """Pearson r of the vector ``a`` (n,) with each column of ``B`` given by :func:`_unit_columns`.
+
+    Equal to ``pearson_columns(np.broadcast_to(a[:, None], B.shape), B)`` (up to rounding).
+
+    Returns
+    -------
+    ndarray (k,)
+    """
+    an, ok_a = _unit_columns(a[:, None])
+    if not ok_a[0]:
+        return np.full(Bn.shape[1], np.nan)
+    r = Bn.T @ an[:, 0]
+    bad = ~np.isfinite(r) | ~ok
     r = np.clip(r, -1.0, 1.0)
     r[bad] = np.nan
     return r
+
+
+def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers):
+    """Ridge-GCV leave-one-out Pearson r of every layer and target.
+
+    Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
+    layers; constant targets give NaN (as ``pearson_columns``: spread below 1e-12 of the
+    magnitude), constant layers a row of NaN. Layers and blocks of targets are spread over
+    ``n_workers`` threads.
+
+    Returns
+    -------
+    ndarray (n_layers, 3 * n_neurons)
+    """
+    scorer = LooPearson(targets.y, targets.y_odd, targets.y_even)
+
+    def operator(i):  # leave-one-out operator of layer i, None if constant
+        kc, constant = _layer_gram(regression_features[i], features_are_gram)
+        return None if constant else leave_one_out_operator(kc, alpha)
+
+    return scorer.scores(parallel_map(operator, range(n_layers), n_workers), n_workers)
+
+
+def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
+    """RDM correlations of every layer with the neural RDM of every group (all, odd, even trials).
+
+    Returns
+    -------
+    columns : list of (grouping, group)
+    values : ndarray (n_layers, 3 * len(columns))
+        Pearson r between the upper triangles (NaN where either has a non-finite value or is
+        constant).
+    """
+    n_stim = targets.y.shape[0]
+    iu = np.triu_indices(n_stim, k=1)
+    flat = np.ravel_multi_index(iu, (n_stim, n_stim))
+    # neural RDM triangles per grouping/group/half, stacked as columns (n_pairs, n_columns)
+    columns, tri = [], []
+    for key, labels in label_sets.items():
+        for g in codes[key][0]:
+            m = labels == g
+            for y in (targets.y, targets.y_odd, targets.y_even):
+                tri.append(rdm(y[:, m]).ravel()[flat] if m.sum() >= 2 else np.full(len(flat), np.nan))
+            columns.append((key, g))
+    tri_unit, tri_ok = _unit_columns(np.stack(tri, axis=1))
+    values = np.full((n_layers, len(tri)), np.nan)
+    for i in range(n_layers):
+        ta = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
+        if np.isfinite(ta).all():
+            values[i] = _pearson_with_columns(ta, tri_unit, tri_ok)
+    return columns, values
+
+
+def _neuron_table_columns(layers, neurons, model, train_type) -> dict:
+    """Columns of the ``neuron_scores`` table but ``score``: one row per layer and neuron."""
+    n_layers, n_neur = len(layers), len(neurons)
+    per_layer = [layers.iloc[i] for i in range(n_layers)]
+    return {
+        "model": model, "train_type": train_type,
+        "layer": np.repeat(np.array([str(r["name"]) for r in per_layer], dtype=object), n_neur),
+        "layer_index": np.repeat(np.array([int(r["index"]) for r in per_layer], dtype=np.int64), n_neur),
+        "layer_depth": np.repeat(np.array([float(r["depth"]) for r in per_layer]), n_neur),
+        **{c: np.tile(neurons[c].to_numpy(), n_layers)
+           for c in ("cell_specimen_id", "area", "cre_line", "imaging_depth")},
+    }
 
 
 def _group_means(values, labels, groups):
@@ -209,16 +291,10 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
 
         progress = get_config().progress
     neurons = targets.neurons
-    n_stim, n_neur = targets.y.shape
+    n_neur = targets.y.shape[1]
     label_sets = {"area": neurons["area"].to_numpy()}
     for g in groupings:
         label_sets[g] = neurons[g].to_numpy()
-    ceilings = {key: _ceilings(targets, key) for key in label_sets}
-    Y3 = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
-    Y3c = Y3 - Y3.mean(0)
-    # constant targets give NaN (as pearson_columns): spread below 1e-12 of the magnitude
-    y_ok = np.abs(Y3c).max(0) > 1e-12 * np.maximum(np.abs(Y3).max(0), np.finfo(float).tiny)
-
     # codes of the groups per grouping (for vectorized group means)
     codes = {}
     for key, labels in label_sets.items():
@@ -227,20 +303,22 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
         codes[key] = (groups, np.array([index[v] for v in labels], dtype=np.intp) if len(labels) else
                       np.zeros(0, np.intp))
 
-    # neural RDM triangles per grouping/group/half, stacked as columns (n_pairs, n_columns)
-    rsa_columns = []
-    tri = None
-    if layer_rdms is not None:
-        iu = np.triu_indices(n_stim, k=1)
-        tri = []
-        for key, labels in label_sets.items():
-            for g in codes[key][0]:
-                m = labels == g
-                for y in (targets.y, targets.y_odd, targets.y_even):
-                    tri.append(rdm(y[:, m])[iu] if m.sum() >= 2 else np.full(len(iu[0]), np.nan))
-                rsa_columns.append((key, g))
-        tri = np.stack(tri, axis=1)
-        tri_ok = np.isfinite(tri).all(0)
+    with contextlib.ExitStack() as stack:
+        # the regression runs in the background (worker threads, each with a single-threaded
+        # BLAS) while this thread does the rest
+        regression = None
+        if regression_features is not None:
+            n_workers = stack.enter_context(blas_workers())
+            background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
+            regression = background.submit(_regression_scores, regression_features, len(layers), targets,
+                                           float(alpha), features_are_gram, n_workers)
+        ceilings = {key: _ceilings(targets, key) for key in label_sets}
+        if layer_rdms is not None:
+            rsa_columns, rsa_values = _rsa_scores(targets, layer_rdms, len(layers), label_sets, codes)
+            rsa_sizes = [int((label_sets[key] == g).sum()) for key, g in rsa_columns]
+        if regression is not None and len(layers):
+            ns_columns = _neuron_table_columns(layers, neurons, model, train_type)
+        R = regression.result() if regression is not None else None  # (n_layers, 3 * n_neur)
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
     neuron_scores = []
@@ -253,16 +331,7 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
         lay = layers.iloc[i]
         base = dict(layer=str(lay["name"]), layer_index=int(lay["index"]), layer_depth=float(lay["depth"]))
         if regression_features is not None:
-            f = regression_features[i]
-            if features_are_gram:
-                kc = np.asarray(f, dtype=np.float64)
-                tr = float(np.trace(kc))
-                constant = not np.isfinite(tr) or tr <= 0.0
-            else:
-                kc = _centered_gram(f)
-                scale = float(np.square(np.asarray(f, dtype=np.float64)).sum())
-                constant = _is_constant_gram(kc, scale)
-            r3 = np.full(3 * n_neur, np.nan) if constant else _loo_pearson(kc, Y3c, y_ok, float(alpha))
+            r3 = R[i]
             r_all, r_odd, r_even = r3[:n_neur], r3[n_neur:2 * n_neur], r3[2 * n_neur:]
             neuron_scores.append(r_all)
             for key in label_sets:
@@ -275,18 +344,11 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
                                      score_odd=odd[0][j], score_even=even[0][j], n_neurons=int(full[1][j]),
                                      n_nan=int(full[2][j]), ceiling=ceilings[key][g]["srp_ridge"]))
         if layer_rdms is not None:
-            lr = np.asarray(layer_rdms[i], dtype=np.float64)
-            ta = lr[iu]
-            if np.isfinite(ta).all():
-                vals = pearson_columns(np.broadcast_to(ta[:, None], tri.shape), tri)
-                vals[~tri_ok] = np.nan
-            else:
-                vals = np.full(tri.shape[1], np.nan)
             for j, (key, g) in enumerate(rsa_columns):
-                v = vals[3 * j:3 * j + 3]
+                v = rsa_values[i, 3 * j:3 * j + 3]
                 rows.append(dict(grouping=key, group=g, **base, metric="rsa", score=float(v[0]),
                                  score_odd=float(v[1]), score_even=float(v[2]),
-                                 n_neurons=int((label_sets[key] == g).sum()),
+                                 n_neurons=rsa_sizes[j],
                                  n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["rsa"]))
     table = pd.DataFrame(rows)
     if table.empty:
@@ -303,17 +365,8 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     groups["group"] = groups["group"].astype(str)
     groups = groups[cols + ["grouping", "group"] + tail]
     if neuron_scores:
-        n_layers = len(neuron_scores)
-        per_layer = [layers.iloc[i] for i in range(len(layers))]
-        ns = pd.DataFrame({
-            "model": model, "train_type": train_type,
-            "layer": np.repeat(np.array([str(r["name"]) for r in per_layer], dtype=object), n_neur),
-            "layer_index": np.repeat(np.array([int(r["index"]) for r in per_layer], dtype=np.int64), n_neur),
-            "layer_depth": np.repeat(np.array([float(r["depth"]) for r in per_layer]), n_neur),
-            **{c: np.tile(neurons[c].to_numpy(), n_layers)
-               for c in ("cell_specimen_id", "area", "cre_line", "imaging_depth")},
-            "score": np.concatenate(neuron_scores),
-        })
+        # fresh arrays: no copy, and no consolidation of the blocks (slow for millions of rows)
+        ns = pd.DataFrame({**ns_columns, "score": np.concatenate(neuron_scores)}, copy=False)
     else:
         ns = pd.DataFrame(columns=["model", "train_type", "layer", "layer_index", "layer_depth", "cell_specimen_id",
                                    "area", "cre_line", "imaging_depth", "score"])

@@ -1,0 +1,103 @@
+"""The fast scoring path (blocked leave-one-out Pearson, precomputed RSA) against plain references."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mbutils.scoring import compare_rdms, pearson_columns
+from mbutils.scoring._loo import _BLOCK, LooPearson, leave_one_out_operator
+from mbutils.scoring.pipeline import _Targets, score_features
+from mbutils.scoring.ridge import center_gram, ridge_gcv_predictions_from_gram
+from mbutils.scoring.rsa import rdm
+
+N_STIM = 30
+AREAS = ("VISp", "VISl", "VISal")
+
+
+def _problem(n_neur, seed=0):
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(N_STIM, 5))
+    y = latent @ rng.normal(size=(5, n_neur)) + rng.normal(size=(N_STIM, n_neur))
+    y_odd = y + rng.normal(size=y.shape)
+    y_even = y + rng.normal(size=y.shape)
+    y[:, 3] = 2.5  # constant targets
+    y_odd[:, 7] = 0.0
+    y_even[:, 11] = 1e6 + 1e-9 * rng.normal(size=N_STIM)  # constant up to rounding
+    feats = [
+        (rng.normal(size=(N_STIM, 200)) + latent @ rng.normal(size=(5, 200))).astype(np.float32),
+        rng.normal(size=(N_STIM, 8)).astype(np.float32),  # fewer features than stimuli
+        np.full((N_STIM, 40), 3.0, dtype=np.float32),  # constant layer
+        (rng.normal(size=(N_STIM, 64)) + 20.0).astype(np.float32),  # features with a large offset
+    ]
+    rdms = [1 - np.corrcoef(rng.normal(size=(N_STIM, 20))) for _ in feats]
+    rdms[1][0, 1] = rdms[1][1, 0] = np.nan  # a non-finite RDM
+    neurons = pd.DataFrame({"cell_specimen_id": np.arange(n_neur),
+                            "area": np.array(AREAS)[rng.integers(0, len(AREAS), n_neur)],
+                            "cre_line": "Cux2", "imaging_depth": 175, "reliability": np.nan})
+    layers = pd.DataFrame({"name": [f"l{i}" for i in range(len(feats))], "index": np.arange(1, len(feats) + 1),
+                           "depth": np.arange(1, len(feats) + 1) / len(feats)})
+    return _Targets(y, y_odd, y_even, neurons, None), feats, rdms, layers
+
+
+def _reference_r3(f, Y3, alpha):
+    """Plain per-layer reference: LOO predictions for all targets, then Pearson per column."""
+    z = np.asarray(f, dtype=np.float64)
+    kc = center_gram(z @ z.T)
+    if np.trace(kc) <= 1e-10 * np.square(z).sum():
+        return np.full(Y3.shape[1], np.nan)
+    pred = ridge_gcv_predictions_from_gram(kc, Y3, alpha=alpha, centered=True)
+    return pearson_columns(pred, Y3)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 10.0])
+def test_score_features_matches_plain_reference(alpha):
+    n_neur = _BLOCK // 2 + 37  # 3 * n_neur targets: several blocks, the last one partial
+    targets, feats, rdms, layers = _problem(n_neur)
+    tables = score_features(layers, feats, rdms, targets, alpha=alpha, groupings=(), progress=False)
+    Y3 = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
+    ns, sc = tables["neuron_scores"], tables["scores"]
+    areas = targets.neurons["area"].to_numpy()
+    for i, f in enumerate(feats):
+        ref = _reference_r3(f, Y3, alpha)
+        got = ns[ns.layer == f"l{i}"]["score"].to_numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref[:n_neur]))
+        np.testing.assert_allclose(got, ref[:n_neur], rtol=0, atol=1e-10)
+        reg = sc[(sc.layer == f"l{i}") & (sc.metric == "srp_ridge")].set_index("area")
+        rsa = sc[(sc.layer == f"l{i}") & (sc.metric == "rsa")].set_index("area")
+        for area in AREAS:
+            m = areas == area
+            for col, part in (("score", ref[:n_neur]), ("score_odd", ref[n_neur:2 * n_neur]),
+                              ("score_even", ref[2 * n_neur:])):
+                v = part[m]
+                expected = np.nanmean(v) if np.isfinite(v).any() else np.nan
+                np.testing.assert_allclose(reg.loc[area, col], expected, rtol=0, atol=1e-10)
+            assert reg.loc[area, "n_nan"] == np.isnan(ref[:n_neur][m]).sum()
+            for col, y in (("score", targets.y), ("score_odd", targets.y_odd), ("score_even", targets.y_even)):
+                expected = compare_rdms(rdms[i], rdm(y[:, m]))
+                np.testing.assert_allclose(rsa.loc[area, col], expected, rtol=0, atol=1e-10)
+    # the NaN cases: constant targets, the constant layer, the non-finite RDM
+    assert np.isnan(ns[ns.cell_specimen_id == 3]["score"]).all()
+    assert ns[ns.layer == "l2"]["score"].isna().all()
+    assert sc[(sc.layer == "l1") & (sc.metric == "rsa")]["score"].isna().all()
+
+
+def test_loo_pearson_blocks_threads_and_non_finite_targets():
+    targets, feats, _, _ = _problem(_BLOCK + 5, seed=1)
+    Y3 = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
+    Ybad = Y3.copy()
+    Ybad[4, 10] = np.nan
+    Ybad[0, 20] = np.inf
+    scorer = LooPearson(Ybad[:, :1000], Ybad[:, 1000:])  # target blocks are concatenated
+    assert scorer.n_targets == Y3.shape[1]
+    z = feats[0].astype(np.float64)
+    kc = center_gram(z @ z.T)
+    ops = [leave_one_out_operator(kc, 1.0), None, leave_one_out_operator(kc, 3.0)]
+    R1 = scorer.scores(ops, n_workers=1)
+    R2 = scorer.scores(ops, n_workers=2)
+    np.testing.assert_array_equal(R1, R2)  # blocks are independent: same bits on any number of threads
+    assert np.isnan(R1[1]).all()
+    for row, alpha in ((0, 1.0), (2, 3.0)):
+        ref = pearson_columns(ridge_gcv_predictions_from_gram(kc, Y3, alpha=alpha, centered=True), Y3)
+        ref[[10, 20]] = np.nan  # non-finite targets give NaN, and nothing else changes
+        np.testing.assert_array_equal(np.isnan(R1[row]), np.isnan(ref))
+        np.testing.assert_allclose(R1[row], ref, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(scorer(kc, 1.0), R1[0])
