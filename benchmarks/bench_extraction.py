@@ -119,8 +119,12 @@ def child_resnet18(threads: int) -> dict:
 
 def _run_child(which: str, threads: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    from mbutils.config import TORCH_ENV
+
+    # the environment that the mbutils command and the notebook sweep give torch
+    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in TORCH_ENV.items()}}
     out = subprocess.run([sys.executable, __file__, "--child", which, "--threads", str(threads)],
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env=env)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["peak_rss_gb_children"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024 ** 2
     return res

@@ -18,6 +18,7 @@ activations for all stimuli, a ``torch.Tensor`` (or numpy array) of shape
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 
 import numpy as np
 
@@ -178,21 +179,71 @@ _SIGN_CACHE: dict = {}
 _SIGN_CACHE_BYTES = 96 * 2 ** 20
 
 
-def _sign_matrix(n_features: int, n_components: int, seed: int, kernels):
-    """The projection matrix of one layer shape, packed for :func:`mbutils._srp_numba.project`."""
+def _sign_matrix(n_features: int, n_components: int, seed: int, kernels, disk: bool = True):
+    """The projection matrix of one layer shape, packed for :func:`mbutils._srp_numba.project`.
+
+    Kept in memory for the process (``_SIGN_CACHE``) and, for matrices with at least
+    ``_DISK_MIN_NNZ`` non-zeros (which take a tenth of a second or more to draw), on disk under
+    ``mbutils.get_config().cache_dir / "projections"`` (atomic writes; a file that does not read
+    back as a valid matrix is drawn again and replaced).
+    """
     key = (int(n_features), int(n_components), int(seed))
     hit = _SIGN_CACHE.pop(key, None)
     if hit is None:
-        indptr, cols, negative, v = _draw_matrix(int(n_features), int(n_components), seed)
-        ptr, words = kernels.pack(indptr, cols, negative, n_components)
-        hit = (ptr, words, float(v))
-        del indptr, cols, negative
+        path = _disk_path(key, kernels) if disk else None
+        hit = _read_packed(path, key, kernels) if path is not None else None
+        if hit is None:
+            indptr, cols, negative, v = _draw_matrix(int(n_features), int(n_components), seed)
+            ptr, words = kernels.pack(indptr, cols, negative, n_components)
+            hit = (ptr, words, float(v))
+            del indptr, cols, negative
+            if path is not None and words.size >= _DISK_MIN_NNZ:
+                _write_packed(path, hit)
     _SIGN_CACHE[key] = hit  # most recently used last
     size = sum(a.nbytes for v in _SIGN_CACHE.values() for a in v[:2])
     while size > _SIGN_CACHE_BYTES and len(_SIGN_CACHE) > 1:
         old = _SIGN_CACHE.pop(next(iter(_SIGN_CACHE)))
         size -= sum(a.nbytes for a in old[:2])
     return hit
+
+
+_DISK_MIN_NNZ = 1_000_000
+
+
+def _disk_path(key, kernels):
+    from .config import get_config
+
+    n_features, n_components, seed = key
+    # the packed layout depends on the kernel's task and group sizes: part of the name
+    name = f"srp-m2-{n_features}x{n_components}-seed{seed}-t{kernels._TASK}g{kernels._GROUP}.npz"
+    return Path(get_config().cache_dir) / "projections" / name
+
+
+def _read_packed(path, key, kernels):
+    if not path.exists():
+        return None
+    n_features, n_components, _ = key
+    try:
+        with np.load(path) as z:
+            ptr, words, v = z["ptr"], z["words"], float(z["v"])
+    except Exception:  # noqa: BLE001 - unreadable or truncated: draw again
+        return None
+    n_buckets = -(-n_features // kernels._TASK) * -(-n_components // kernels._GROUP)
+    if ptr.dtype != np.int64 or words.dtype != np.int32 or ptr.shape != (n_buckets + 1,) \
+            or int(ptr[-1]) != words.size or not np.isfinite(v):
+        return None
+    return ptr, words, v
+
+
+def _write_packed(path, packed) -> None:
+    from ._io import atomic_write
+
+    ptr, words, v = packed
+    try:
+        with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, ptr=ptr, words=words, v=np.float64(v))
+    except OSError:  # a read-only cache folder only costs the drawing time
+        pass
 
 
 class SparseRandomProjection:
@@ -338,8 +389,8 @@ def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -
     block : int
         Features per block (bounds the temporary memory).
     precision : {"float64", "float32"}
-        Arithmetic of the block products (one BLAS ``syrk`` per block on the CPU; each block is
-        centered over stimuli in float64 first, and the products are summed in float64):
+        Arithmetic of the block products (one BLAS product per block; each block is centered
+        over stimuli in float64 first, and the products are summed in float64):
         ``"float64"`` matches ``numpy.corrcoef`` to about 1e-12; ``"float32"`` is about twice
         as fast, with RDM errors of about 1e-7 (RSA scores of a random ResNet-18 within 2e-7
         of float64).

@@ -152,3 +152,30 @@ def test_srp_kernel_matches_plain_loop_for_both_signs_and_threads():
     packed2 = kernels.pack_csr(indptr[:5001], indices, signs, k)
     full = kernels.project(X2, packed2, k)
     np.testing.assert_array_equal(kernels.project(X2[33:61], packed2, k), full[33:61])
+
+
+def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, monkeypatch):
+    import mbutils
+    from mbutils import _srp_numba as kernels
+    from mbutils import reduction
+
+    monkeypatch.setattr(reduction, "_DISK_MIN_NNZ", 0)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6, 9000)).astype(np.float32)
+    with mbutils.config_context(cache_dir=tmp_path):
+        reduction._SIGN_CACHE.clear()
+        first = SparseRandomProjection(n_components=128, seed=5)(X)
+        files = list((tmp_path / "projections").glob("*.npz"))
+        assert len(files) == 1 and "9000x128-seed5" in files[0].name
+        reduction._SIGN_CACHE.clear()
+        np.testing.assert_array_equal(SparseRandomProjection(n_components=128, seed=5)(X), first)
+        # a truncated file is not trusted: the matrix is drawn again and the file replaced
+        files[0].write_bytes(files[0].read_bytes()[:100])
+        reduction._SIGN_CACHE.clear()
+        np.testing.assert_array_equal(SparseRandomProjection(n_components=128, seed=5)(X), first)
+        key = (9000, 128, 5)
+        assert reduction._read_packed(files[0], key, kernels) is not None
+        reduction._SIGN_CACHE.clear()
+    # the cached matrix is the one sparse_random_matrix describes
+    ref = X.astype(np.float64) @ SparseRandomProjection(n_components=128, seed=5).matrix(9000).toarray()
+    np.testing.assert_allclose(first, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
