@@ -119,10 +119,10 @@ def child_resnet18(threads: int) -> dict:
 
 def _run_child(which: str, threads: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    from mbutils.config import TORCH_ENV
+    from mbutils.config import torch_env
 
     # the environment that the mbutils command and the notebook sweep give torch
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in TORCH_ENV.items()}}
+    env = {**os.environ, **torch_env()}
     out = subprocess.run([sys.executable, __file__, "--child", which, "--threads", str(threads)],
                          check=True, capture_output=True, text=True, env=env)
     res = json.loads(out.stdout.strip().splitlines()[-1])

@@ -151,12 +151,12 @@ def _child(part, out, extra):
 
 
 def _run(part, out, extra=""):
-    from mbutils.config import TORCH_ENV
+    from mbutils.config import torch_env
 
     cmd = [sys.executable, __file__, "--child", part, "--out", str(out), "--extra", extra]
     # every part (the bare forward and the naive pipeline included) runs with the environment
     # that the mbutils command and the notebook sweep give torch
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in TORCH_ENV.items()}}
+    env = {**os.environ, **torch_env()}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"part {part} failed:\n{proc.stderr[-3000:]}")

@@ -34,10 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .config import TORCH_ENV
+    from .config import torch_env
 
-    for key, value in TORCH_ENV.items():  # before torch is imported by a subcommand
-        os.environ.setdefault(key, value)
+    os.environ.update(torch_env())  # before a subcommand imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -16,7 +16,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-__all__ = ["Config", "get_config", "set_config", "config_context", "TORCH_ENV"]
+__all__ = ["Config", "get_config", "set_config", "config_context", "TORCH_ENV", "torch_env"]
 
 #: environment for processes that run torch models on the CPU, set by the ``mbutils`` command
 #: and by the notebook sweep before torch starts (a value already in the environment wins):
@@ -25,6 +25,11 @@ __all__ = ["Config", "get_config", "set_config", "config_context", "TORCH_ENV"]
 #: million minor faults and ~4 s of system time per random ResNet-18 pass over 118 images,
 #: down to ~40 thousand). Export it yourself in scripts that import torch before mbutils.
 TORCH_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
+
+
+def torch_env() -> dict:
+    """:data:`TORCH_ENV`, with the values already in ``os.environ`` taking precedence."""
+    return {k: os.environ.get(k, v) for k, v in TORCH_ENV.items()}
 
 
 def _default_cache_dir() -> Path:

@@ -377,9 +377,9 @@ def _kernel_env(threads: int) -> dict:
                                      "NUMEXPR_NUM_THREADS", "MBUTILS_TORCH_THREADS")}
     env["MBUTILS_PROGRESS"] = "0"
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    from .config import TORCH_ENV
+    from .config import torch_env
 
-    env.update({k: os.environ.get(k, v) for k, v in TORCH_ENV.items()})
+    env.update(torch_env())
     return env
 
 
