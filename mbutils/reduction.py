@@ -184,8 +184,8 @@ def _sign_matrix(n_features: int, n_components: int, seed: int, kernels, disk: b
 
     Kept in memory for the process (``_SIGN_CACHE``) and, for matrices with at least
     ``_DISK_MIN_NNZ`` non-zeros (which take a tenth of a second or more to draw), on disk under
-    ``mbutils.get_config().cache_dir / "projections"`` (atomic writes; a file that does not read
-    back as a valid matrix is drawn again and replaced).
+    ``mbutils.get_config().cache_dir / "projections"`` (atomic writes, with a SHA-256 of the
+    arrays; a file that does not read back as the matrix it was is drawn again and replaced).
     """
     key = (int(n_features), int(n_components), int(seed))
     hit = _SIGN_CACHE.pop(key, None)
@@ -207,7 +207,7 @@ def _sign_matrix(n_features: int, n_components: int, seed: int, kernels, disk: b
     return hit
 
 
-_DISK_MIN_NNZ = 1_000_000
+_DISK_MIN_NNZ = 1_000_000  # non-zeros from which a matrix is kept on disk
 
 
 def _disk_path(key, kernels):
@@ -223,25 +223,29 @@ def _read_packed(path, key, kernels):
     if not path.exists():
         return None
     n_features, n_components, _ = key
+    from ._io import array_sha256
+
     try:
         with np.load(path) as z:
-            ptr, words, v = z["ptr"], z["words"], float(z["v"])
+            ptr, words, v, digest = z["ptr"], z["words"], float(z["v"]), str(z["sha256"])
     except Exception:  # noqa: BLE001 - unreadable or truncated: draw again
         return None
+    # the kernel does not bounds-check its indices: only a matrix that hashes right is used
     n_buckets = -(-n_features // kernels._TASK) * -(-n_components // kernels._GROUP)
     if ptr.dtype != np.int64 or words.dtype != np.int32 or ptr.shape != (n_buckets + 1,) \
-            or int(ptr[-1]) != words.size or not np.isfinite(v):
+            or int(ptr[-1]) != words.size or not np.isfinite(v) \
+            or digest != array_sha256(ptr) + array_sha256(words):
         return None
     return ptr, words, v
 
 
 def _write_packed(path, packed) -> None:
-    from ._io import atomic_write
+    from ._io import array_sha256, atomic_write
 
     ptr, words, v = packed
     try:
         with atomic_write(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, ptr=ptr, words=words, v=np.float64(v))
+            np.savez(fh, ptr=ptr, words=words, v=np.float64(v), sha256=array_sha256(ptr) + array_sha256(words))
     except OSError:  # a read-only cache folder only costs the drawing time
         pass
 

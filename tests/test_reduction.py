@@ -175,6 +175,13 @@ def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, m
         np.testing.assert_array_equal(SparseRandomProjection(n_components=128, seed=5)(X), first)
         key = (9000, 128, 5)
         assert reduction._read_packed(files[0], key, kernels) is not None
+        # a changed value (same size) fails the checksum: never handed to the kernel
+        with np.load(files[0]) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["words"][0] ^= 1 << 20
+        with open(files[0], "wb") as fh:
+            np.savez(fh, **arrays)
+        assert reduction._read_packed(files[0], key, kernels) is None
         reduction._SIGN_CACHE.clear()
     # the cached matrix is the one sparse_random_matrix describes
     ref = X.astype(np.float64) @ SparseRandomProjection(n_components=128, seed=5).matrix(9000).toarray()
