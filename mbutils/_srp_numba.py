@@ -117,55 +117,78 @@ def sort_rows(indptr, cols) -> np.ndarray:
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _project(X, ptr, words, n_components, n_groups, scale, n_threads, ch):
+def _sum_slots(total, n, scale):
+    """``scale *`` the float64 sum of the thread slots' totals, as (n, n_components) float32."""
+    n_threads, n_chunks, n_components, _ = total.shape
+    out = np.empty((n, n_components), dtype=np.float32)
+    for k in prange(n_chunks):
+        r0 = k * _CH
+        m = min(n, r0 + _CH) - r0
+        v = np.zeros(_CH, dtype=np.float64)
+        for c in range(n_components):
+            for r in range(_CH):
+                v[r] = total[0, k, c, r]
+            for t in range(1, n_threads):
+                for r in range(_CH):
+                    v[r] += total[t, k, c, r]
+            for r in range(m):
+                out[r0 + r, c] = v[r] * scale
+    return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _project(X, ptr, words, n_components, n_groups, n_threads):
     n, p = X.shape
     n_tasks = (p + _TASK - 1) // _TASK
-    n_chunks = (n + ch - 1) // ch
-    total = np.zeros((n_threads, n_chunks, n_components, ch), dtype=np.float64)
+    n_chunks = (n + _CH - 1) // _CH
+    total = np.zeros((n_threads, n_chunks, n_components, _CH), dtype=np.float64)
     for item in prange(n_chunks * n_threads):
         k = item // n_threads
         s = item - k * n_threads
-        r0 = k * ch
-        m = min(n, r0 + ch) - r0
-        acc = np.zeros((n_components, ch), dtype=np.float32)
-        xt = np.zeros((_TASK, ch), dtype=np.float32)
+        r0 = k * _CH
+        m = min(n, r0 + _CH) - r0
+        acc = np.zeros((n_components, _CH), dtype=np.float32)
+        xt = np.zeros((_TASK, _CH), dtype=np.float32)
+        tile = np.empty((8, 8), dtype=np.float32)
         tot = total[s, k]
         done = 0
         for task in range(s, n_tasks, n_threads):
             a = task * _TASK
             w = min(p, a + _TASK) - a
-            for r in range(m):
-                for i in range(w):
-                    xt[i, r] = X[r0 + r, a + i]
+            if m == _CH and w == _TASK:
+                # 8 x 8 tiles: contiguous reads and writes of 8 values (LLVM turns the
+                # tile into shuffles); a third faster than the element-wise loop below
+                for rb in range(0, _CH, 8):
+                    for ib in range(0, _TASK, 8):
+                        for r in range(8):
+                            for i in range(8):
+                                tile[i, r] = X[r0 + rb + r, a + ib + i]
+                        for i in range(8):
+                            for r in range(8):
+                                xt[ib + i, rb + r] = tile[i, r]
+            else:
+                for r in range(m):
+                    for i in range(w):
+                        xt[i, r] = X[r0 + r, a + i]
             for q in range(ptr[task * n_groups], ptr[(task + 1) * n_groups]):
                 word = words[q]
-                c = word >> 13
-                f = (word >> 1) & (_TASK - 1)
                 sv = np.float32(1 - 2 * (word & 1))
-                for r in range(ch):
-                    acc[c, r] += sv * xt[f, r]
+                row = acc[word >> 13]
+                src = xt[(word >> 1) & (_TASK - 1)]
+                for r in range(_CH):
+                    row[r] += sv * src[r]
             done += 1
             if done == _FLUSH:
                 for c in range(n_components):
-                    for r in range(ch):
+                    for r in range(_CH):
                         tot[c, r] += acc[c, r]
                         acc[c, r] = 0.0
                 done = 0
         if done:
             for c in range(n_components):
-                for r in range(ch):
+                for r in range(_CH):
                     tot[c, r] += acc[c, r]
-    out = np.empty((n, n_components), dtype=np.float32)
-    for k in prange(n_chunks):
-        r0 = k * ch
-        m = min(n, r0 + ch) - r0
-        for r in range(m):
-            for c in range(n_components):
-                v = 0.0
-                for t in range(n_threads):
-                    v += total[t, k, c, r]
-                out[r0 + r, c] = v * scale
-    return out
+    return total
 
 
 def project(X, packed, n_components: int, scale: float = 1.0, n_threads: int | None = None) -> np.ndarray:
@@ -187,7 +210,8 @@ def project(X, packed, n_components: int, scale: float = 1.0, n_threads: int | N
     if n_threads is None:
         n_threads = numba.get_num_threads()
     n_groups = (int(n_components) + _GROUP - 1) // _GROUP
-    return _project(X, ptr, words, int(n_components), n_groups, float(scale), max(1, int(n_threads)), _CH)
+    total = _project(X, ptr, words, int(n_components), n_groups, max(1, int(n_threads)))
+    return _sum_slots(total, X.shape[0], float(scale))
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -236,3 +260,81 @@ def center_block(X, a: int, b: int, dtype, buffer=None):
     mu, rowsum, rowdot = _center_block(X, int(a), int(b), out)
     return out, mu, rowsum, rowdot
 
+
+
+
+_CB = 512  # columns per work item of the float32 centering (n_stimuli x 512 floats stay in L2)
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _center_block_f32(X, a, b, out, shift, delta, rowsum, rowdot, rowdelta, item):
+    n = X.shape[0]
+    w = b - a
+    n_items = (w + item - 1) // item
+    for it in prange(n_items):
+        j0 = it * item
+        j1 = min(w, j0 + item)
+        cw = j1 - j0
+        mu = np.zeros(cw, dtype=np.float64)
+        for r in range(n):
+            xr = X[r, a + j0:a + j1]
+            for j in range(cw):
+                mu[j] += xr[j]
+        c = np.empty(cw, dtype=np.float32)
+        for j in range(cw):
+            m = mu[j] / n
+            c[j] = np.float32(m)
+            shift[j0 + j] = c[j]
+            delta[j0 + j] = m - np.float64(c[j])
+        for r in range(n):
+            xr = X[r, a + j0:a + j1]
+            o = out[r, j0:j1]
+            s = 0.0
+            d = 0.0
+            e = 0.0
+            for j in range(cw):
+                v = xr[j] - c[j]  # float32, correctly rounded
+                o[j] = v
+                v64 = np.float64(v)
+                s += v64
+                d += v64 * np.float64(c[j])  # exact product of two float32
+                e += v64 * delta[j0 + j]
+            rowsum[it, r] = s
+            rowdot[it, r] = d
+            rowdelta[it, r] = e
+
+
+def center_block_f32(X, a: int, b: int, buffer=None, item: int = _CB, per_item: bool = False):
+    """Columns ``a:b`` of ``X`` minus their float32-rounded column means, as float32.
+
+    The float32 twin of :func:`center_block`, a single read of the block: each work item of
+    ``item`` columns sums its columns (float64) and then writes ``v = X - c`` in float32, with
+    ``c`` the column means rounded to float32 (so ``v`` is correctly rounded), while the
+    values are still in cache.
+
+    Returns
+    -------
+    xc : ndarray of shape (n, b - a), float32
+    shift : ndarray of shape (b - a,), float64
+        ``c``, the float32-rounded column means.
+    delta : ndarray of shape (b - a,), float64
+        ``mean - c``.
+    rowsum, rowdot, rowdelta : ndarrays of shape (n,), float64
+        Per row, ``sum_j xc[r, j]``, ``sum_j xc[r, j] c[j]`` and ``sum_j xc[r, j] delta[j]``;
+        with ``per_item``, of shape (n_items, n): the sums over each item's columns.
+    """
+    n = X.shape[0]
+    w = b - a
+    size = n * w
+    if buffer is not None and buffer.dtype == np.float32 and buffer.size >= size:
+        out = buffer[:size].reshape(n, w)
+    else:
+        out = np.empty((n, w), dtype=np.float32)
+    item = max(1, int(item))
+    n_items = (w + item - 1) // item
+    shift = np.empty(w)
+    delta = np.empty(w)
+    rows = np.empty((3, n_items, n))
+    _center_block_f32(X, int(a), int(b), out, shift, delta, rows[0], rows[1], rows[2], item)
+    s = rows if per_item else rows.sum(axis=1)
+    return out, shift, delta, s[0], s[1], s[2]

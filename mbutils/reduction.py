@@ -435,37 +435,178 @@ def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -
 def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
     """:func:`layer_gram` on the CPU: fused centering kernel and one GEMM per block.
 
-    Blocks are centered (means in float64) into one reused buffer, small enough to stay in the
-    last-level cache for the product; float32 products go to torch's BLAS (MKL on x86, the
-    faster one here), float64 ones to scipy's ``dsyrk``.
+    Blocks are centered into one reused buffer, small enough to stay in the last-level cache
+    for the product; float32 products go to torch's BLAS (MKL on x86, the faster one here),
+    float64 ones to scipy's ``dsyrk``.
+
+    ``"float64"``: each block is centered on its exact (float64) column means. ``"float32"``:
+    on the means rounded to float32 (``c``), so that the centering is one float32 subtraction,
+    correctly rounded; the row-centered Gram follows exactly from any such shift, and the
+    doubly centered one is corrected for ``mean - c`` in float64.
     """
     import torch
     from scipy.linalg import blas
 
     n, p = x.shape
     x = np.ascontiguousarray(x, dtype=np.float32)
-    dtype = np.float64 if precision == "float64" else np.float32
     block = max(1, min(int(block), p))
-    buffer = np.empty(n * block, dtype=dtype)
     kc = np.zeros((n, n))
     a = np.zeros(n)
     b = np.zeros(n)
     mu_sq = 0.0
     mu_sum = 0.0
-    for j in range(0, p, block):
-        xc, mu, rowsum, rowdot = kernels.center_block(x, j, min(p, j + block), dtype, buffer)
-        if precision == "float32":
+    if precision == "float32":
+        buffer = np.empty(n * block, dtype=np.float32)
+        e = np.zeros(n)
+        dd = 0.0
+        for j in range(0, p, block):
+            xc, c, delta, rowsum, rowdot, rowdelta = kernels.center_block_f32(x, j, min(p, j + block), buffer)
             t = torch.from_numpy(xc)
             kc += torch.mm(t, t.t()).numpy()
-        else:
-            k = blas.dsyrk(1.0, xc.T, trans=1)  # upper triangle of xc @ xc.T
-            kc += np.triu(k) + np.triu(k, 1).T
+            a += rowdot
+            b += rowsum
+            e += rowdelta
+            mu_sq += float(c @ c)
+            mu_sum += float(c.sum())
+            dd += float(delta @ delta)
+        kc = (kc + kc.T) / 2
+        gram = _finish_gram(kc, a, b, mu_sq, mu_sum, p)
+        # Xc = (X - 1 c^T) - 1 delta^T: the Gram of the exactly centered features
+        gram.kc = kc - e[:, None] - e[None, :] + dd
+        return gram
+    buffer = np.empty(n * block, dtype=np.float64)
+    for j in range(0, p, block):
+        xc, mu, rowsum, rowdot = kernels.center_block(x, j, min(p, j + block), np.float64, buffer)
+        k = blas.dsyrk(1.0, xc.T, trans=1)  # upper triangle of xc @ xc.T
+        kc += np.triu(k) + np.triu(k, 1).T
         a += rowdot
         b += rowsum
         mu_sq += float(mu @ mu)
         mu_sum += float(mu.sum())
     kc = (kc + kc.T) / 2
     return _finish_gram(kc, a, b, mu_sq, mu_sum, p)
+
+
+class _ChannelStats:
+    """Per-channel second-order statistics of a layer whose features are channel-major.
+
+    The features of channel ``k`` are columns ``k*hw:(k+1)*hw``. Each channel is centered
+    on its float32-rounded column means ``c`` (as in the float32 :func:`layer_gram`), and
+    kept are, per channel, the Gram of the shifted block ``Ks`` (n, n), the row sums
+    ``rs``, ``rd`` (against ``c``) and ``re`` (against ``delta = mean - c``), and the sums
+    ``s1 = sum c``, ``s2 = sum c^2``, ``dd = sum delta^2``.
+
+    The Gram of any per-channel affine map of the layer, ``y = scale[k] * x + shift[k]``
+    (an eval-mode batch normalisation), follows in closed form: shifted block
+    ``scale[k] * Xs_k``, shift ``scale[k] * c + shift[k]``, ``delta`` times ``scale[k]``.
+    """
+
+    def __init__(self, x, n_channels, kernels):
+        import torch
+
+        n, p = x.shape
+        C = int(n_channels)
+        hw = p // C
+        self.n_channels, self.hw, self.p = C, hw, p
+        self.ks = np.zeros((C, n, n))
+        self.rs = np.zeros((C, n))
+        self.rd = np.zeros((C, n))
+        self.re = np.zeros((C, n))
+        self.s1 = np.zeros(C)
+        self.s2 = np.zeros(C)
+        self.dd = np.zeros(C)
+        if hw >= _CHANNEL_ALONE:
+            per, item = 1, _CHANNEL_ITEM  # one channel per block, summed over its items
+        else:
+            per, item = max(1, _GRAM_BLOCK // hw), hw  # several channels, one item each
+        buffer = np.empty(n * per * hw, dtype=np.float32)
+        for k0 in range(0, C, per):
+            k1 = min(C, k0 + per)
+            m = k1 - k0
+            xc, c, delta, rs, rd, re = kernels.center_block_f32(x, k0 * hw, k1 * hw, buffer, item=item, per_item=True)
+            if per == 1:
+                t = torch.from_numpy(xc)
+                self.ks[k0] += torch.mm(t, t.t()).numpy()
+                rs, rd, re = rs.sum(0)[None], rd.sum(0)[None], re.sum(0)[None]
+            else:
+                t = torch.from_numpy(xc).view(n, m, hw).transpose(0, 1)  # (m, n, hw)
+                self.ks[k0:k1] += torch.bmm(t, t.transpose(1, 2)).numpy()
+            self.rs[k0:k1] += rs
+            self.rd[k0:k1] += rd
+            self.re[k0:k1] += re
+            self.s1[k0:k1] += c.reshape(m, hw).sum(1)
+            self.s2[k0:k1] += (c * c).reshape(m, hw).sum(1)
+            self.dd[k0:k1] += (delta * delta).reshape(m, hw).sum(1)
+
+    def gram(self, scale=None, shift=None) -> LayerGram:
+        """The :class:`LayerGram` of the layer itself, or of ``scale[k] * x + shift[k]``."""
+        C, hw = self.n_channels, self.hw
+        a = np.ones(C) if scale is None else np.asarray(scale, dtype=np.float64)
+        b = np.zeros(C) if shift is None else np.asarray(shift, dtype=np.float64)
+        a2 = a * a
+        kc = np.einsum("k,kij->ij", a2, self.ks)
+        kc = (kc + kc.T) / 2
+        rowsum = a @ self.rs
+        rowdot = a2 @ self.rd + (a * b) @ self.rs
+        e = a2 @ self.re
+        mu_sq = float(a2 @ self.s2 + 2 * (a * b) @ self.s1 + hw * (b @ b))
+        mu_sum = float(a @ self.s1 + hw * b.sum())
+        dd = float(a2 @ self.dd)
+        gram = _finish_gram(kc, rowdot, rowsum, mu_sq, mu_sum, self.p)
+        gram.kc = kc - e[:, None] - e[None, :] + dd
+        return gram
+
+
+# columns per centering work item when one channel is a whole block
+_CHANNEL_ITEM = 512
+# channels at least this wide get a block (and a GEMM) of their own
+_CHANNEL_ALONE = 4096
+# narrower channels make per-channel Grams (batched GEMMs with a short inner dimension)
+# slower than a second whole-layer Gram: such layers are not derived
+_CHANNEL_MIN = 512
+
+
+class _AffineGrams:
+    """Derives the float32 Gram of each eval-mode batch-norm layer from its input layer's.
+
+    A layer whose :class:`~mbutils.models.LayerInfo` carries ``affine`` (``source``,
+    ``scale``, ``shift``) is a per-channel affine map of layer ``source``. When that source
+    passes by, its Gram is computed per channel (:class:`_ChannelStats`, the same work as the
+    whole-layer Gram) and its statistics are kept until the affine layer comes; that layer's
+    Gram then costs no pass over its features. Both Grams go to the reducers through the
+    shared memo. Active only for float32 Gram-based reducers on CPU tensors.
+    """
+
+    def __init__(self, reducers, layers):
+        grams = [r for r in reducers if isinstance(r, (GramReducer, RDMReducer))]
+        self.active = bool(grams) and all(r.precision == "float32" for r in grams) and _kernels() is not None
+        self.sources = {}
+        for layer in layers:
+            link = getattr(layer, "affine", None)
+            if link is not None and layer.n_features >= _CHANNEL_MIN * len(link.scale):
+                self.sources[link.source] = len(link.scale)
+        self.active = self.active and bool(self.sources)
+        self._stats: dict = {}
+
+    def __call__(self, layer, features) -> None:
+        if not self.active:
+            return
+        link = getattr(layer, "affine", None)
+        if link is not None and link.source in self._stats:
+            st = self._stats.pop(link.source)
+            if st.n_channels == len(link.scale) and st.p == tuple(features.shape)[1]:
+                _MEMO.put(features, "float32", st.gram(link.scale, link.shift))
+                return
+        C = self.sources.get(layer.name)
+        if C is None:
+            return
+        x = _as_tensor(features)
+        if x.device.type != "cpu" or x.shape[1] % C:
+            return
+        self._stats.clear()  # a source whose affine layer did not come is not kept
+        st = _ChannelStats(x.numpy(), C, _kernels())
+        self._stats[layer.name] = st
+        _MEMO.put(features, "float32", st.gram())
 
 
 def _finish_gram(kc, a, b, mu_sq, mu_sum, p) -> LayerGram:
@@ -503,6 +644,12 @@ class _GramMemo:
         value = layer_gram(features, precision=precision)
         self._ref, self._key, self._value = ref, key, value
         return value
+
+    def put(self, features, precision, value) -> None:
+        """Remember ``value`` as the Gram of ``features`` (computed elsewhere)."""
+        self._ref = weakref.ref(features)
+        self._key = (tuple(features.shape), precision)
+        self._value = value
 
 
 _MEMO = _GramMemo()

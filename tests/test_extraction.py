@@ -58,6 +58,9 @@ def test_resnet18_layers_match_plain_hooks(resnet18, stimuli):
     assert len(col.layers) == 60  # as in the paper's layer table (in-place ReLUs kept, no duplicates)
     names = [l.name for l in col.layers]
     assert names[:4] == ["conv1", "bn1", "relu", "maxpool"] and names[-1] == "fc"
+    # every batch norm is an affine map of the convolution just before it
+    linked = [(l.name, l.affine.source) for l in col.layers if l.affine is not None]
+    assert len(linked) == 20 and all(names[names.index(n) - 1] == s for n, s in linked)
     # independent reference: a plain forward hook and torchvision's feature extraction
     from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -282,3 +285,76 @@ def test_rowwise_reducers_run_in_stimulus_batches(resnet18, monkeypatch):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(b).max()))
         np.testing.assert_allclose(s, srp(a), rtol=1e-5, atol=1e-5 * max(1.0, np.abs(s).max()))
+
+
+class _BNAct(nn.BatchNorm2d):
+    """A batch norm that does more (as timm's BatchNormAct2d): must not be taken as affine."""
+
+    def forward(self, x):
+        return torch.relu(super().forward(x))
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return self.bn(x * 2.0)  # its input is not a hooked output
+
+
+class _BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.bnact = _BNAct(8)
+        self.scaled = _Scaled()
+        self.conv3 = nn.Conv2d(8, 8, 3, padding=1)
+        self.bn3 = nn.BatchNorm2d(8, affine=False)
+
+    def forward(self, x):
+        x = self.act(self.bn1(self.conv1(x)))
+        x = self.scaled(self.bnact(self.conv2(x)))
+        return self.bn3(self.conv3(x))
+
+
+def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeypatch):
+    from mbutils import reduction
+    from mbutils.reduction import RDMReducer
+
+    torch.manual_seed(0)
+    net = _BNNet()
+    gen = torch.Generator().manual_seed(1)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):  # non-trivial running statistics and affine parameters
+            m.running_mean.copy_(torch.rand(8, generator=gen) * 2 - 1)
+            m.running_var.copy_(torch.rand(8, generator=gen) * 3 + 0.2)
+            if m.weight is not None:
+                m.weight.data.copy_(torch.rand(8, generator=gen) * 4 - 2)
+                m.bias.data.copy_(torch.rand(8, generator=gen) * 2 - 1)
+    model = TorchFeatureModel(net, "bnnet", "random", InputTransform(32), device="cpu", seed=0)
+    links = {l.name: (l.affine.source if l.affine is not None else None) for l in model.layers()}
+    assert links == {"conv1": None, "bn1": "conv1", "act": None, "conv2": None, "bnact": None,
+                     "scaled.bn": None, "conv3": None, "bn3": "conv3"}
+    bn1 = next(l for l in model.layers() if l.name == "bn1").affine
+    m = net.bn1
+    np.testing.assert_allclose(bn1.scale, (m.weight / torch.sqrt(m.running_var + m.eps)).double().numpy(), rtol=1e-6)
+    derived = []
+    gram = reduction._ChannelStats.gram
+
+    def counting(self, scale=None, shift=None):
+        derived.append(scale is not None)
+        return gram(self, scale, shift)
+
+    monkeypatch.setattr(reduction._ChannelStats, "gram", counting)
+    stim = np.random.default_rng(3).integers(0, 256, size=(12, 40, 40), dtype=np.uint8)
+    for batch_size in (None, 5):
+        derived.clear()
+        fs = extract(model, stim, {"rdm": RDMReducer(precision="float32"), "raw": KeepReducer()}, cache=False,
+                     batch_size=batch_size)
+        assert sum(derived) == 2  # bn1 and bn3 from their convolutions' per-channel statistics
+        for rdm, raw in zip(fs["rdm"], fs["raw"]):
+            np.testing.assert_allclose(rdm, 1 - np.corrcoef(raw.astype(np.float64)), atol=1e-6)

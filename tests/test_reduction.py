@@ -131,7 +131,7 @@ def test_srp_kernel_matches_plain_loop_for_both_signs_and_threads():
     # the compiled kernel (numba is a pinned dependency) against a plain float64 loop over non-zeros
     from mbutils import _srp_numba as kernels
     rng = np.random.default_rng(11)
-    n, p, k = 9, 70000, 64  # more than one task of features
+    n, p, k = 41, 70000, 64  # more than one task of features, one full chunk of stimuli and a partial one
     X = rng.normal(size=(n, p)).astype(np.float32)
     counts = rng.integers(0, 4, size=p)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -186,3 +186,46 @@ def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, m
     # the cached matrix is the one sparse_random_matrix describes
     ref = X.astype(np.float64) @ SparseRandomProjection(n_components=128, seed=5).matrix(9000).toarray()
     np.testing.assert_allclose(first, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_float32_centering_kernel_against_numpy():
+    from mbutils import _srp_numba as kernels
+    rng = np.random.default_rng(12)
+    X = (rng.normal(size=(23, 3000)) + 50 * rng.random(3000)).astype(np.float32)
+    xc, c, delta, rs, rd, re = kernels.center_block_f32(X, 700, 2900)
+    mu = X[:, 700:2900].astype(np.float64).mean(0)
+    np.testing.assert_array_equal(c, mu.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(delta, mu - c, rtol=0, atol=1e-14 * np.abs(mu).max())  # mean to a few ulp
+    np.testing.assert_array_equal(xc, X[:, 700:2900] - c.astype(np.float32))
+    v = xc.astype(np.float64)
+    np.testing.assert_allclose(rs, v.sum(1), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(rd, v @ c, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(re, v @ (mu - c), rtol=1e-6, atol=1e-12)
+    # per work item: the sums over each item's columns
+    *_, rs_items, _, _ = kernels.center_block_f32(X, 700, 2900, item=1000, per_item=True)
+    assert rs_items.shape == (3, 23)
+    np.testing.assert_allclose(rs_items[1], v[:, 1000:2000].sum(1), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_channels,hw", [(6, 700), (3, 5000)])  # batched GEMMs / one channel per GEMM
+def test_channel_statistics_give_the_gram_of_any_per_channel_affine_map(n_channels, hw):
+    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _ChannelStats
+
+    rng = np.random.default_rng(13)
+    n = 15
+    X = (rng.normal(size=(n, n_channels * hw)) + rng.random(n_channels * hw) * 3).astype(np.float32)
+    scale = rng.uniform(-2, 2, n_channels)
+    shift = rng.uniform(-5, 5, n_channels)
+    stats = _ChannelStats(X, n_channels, kernels)
+    X64 = X.astype(np.float64)
+    for a, b in ((None, None), (scale, shift)):
+        Y = X64 if a is None else X64 * np.repeat(a, hw) + np.repeat(b, hw)
+        g = stats.gram(a, b)
+        yc = Y - Y.mean(0)
+        kc = yc @ yc.T
+        np.testing.assert_allclose(g.kc, kc, rtol=0, atol=1e-6 * np.abs(kc).max())
+        np.testing.assert_allclose(g.corrcoef(), np.corrcoef(Y), rtol=0, atol=1e-6)
+    # the layer itself: as the whole-layer float32 Gram
+    whole = layer_gram(X, precision="float32")
+    np.testing.assert_allclose(stats.gram().kr, whole.kr, rtol=0, atol=1e-6 * np.abs(whole.kr).max())

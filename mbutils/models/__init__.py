@@ -6,7 +6,7 @@
 - :func:`extract`, :class:`FeatureSet`, :func:`layer_table`: one forward pass, every layer
   handed to reducers and freed at once, reduced results cached on disk.
 """
-from .base import FeatureModel, KeepReducer, LayerInfo, check_stimuli
+from .base import AffineLink, FeatureModel, KeepReducer, LayerInfo, check_stimuli
 from .extraction import FeatureSet, extract, layer_table
 from .registry import (
     MODELS,
@@ -24,6 +24,7 @@ __all__ = [
     "FeatureSet",
     "KeepReducer",
     "LayerInfo",
+    "AffineLink",
     "MODELS",
     "ModelInfo",
     "SOURCES",

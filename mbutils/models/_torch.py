@@ -17,12 +17,13 @@ import dataclasses
 import shutil
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .base import FeatureModel, LayerInfo, check_stimuli
+from .base import AffineLink, FeatureModel, LayerInfo, check_stimuli
 
 __all__ = ["InputTransform", "TorchFeatureModel"]
 
@@ -67,16 +68,43 @@ class _PlanEntry:
     key: str
     module_type: str
     n_features: int
+    affine: AffineLink | None = None
+
+
+_BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
+def _batchnorm_affine(module):
+    """``(scale, shift)`` per channel of an eval-mode batch norm with running statistics, else None."""
+    import torch
+
+    # exact types only: subclasses may do more (timm's BatchNormAct2d adds an activation)
+    if type(module) not in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d) \
+            or module.training or module.running_mean is None or module.running_var is None:
+        return None
+    var = module.running_var.detach().to("cpu", torch.float64)
+    scale = 1.0 / torch.sqrt(var + module.eps)
+    if module.weight is not None:
+        scale = scale * module.weight.detach().to("cpu", torch.float64)
+    shift = -module.running_mean.detach().to("cpu", torch.float64) * scale
+    if module.bias is not None:
+        shift = shift + module.bias.detach().to("cpu", torch.float64)
+    return scale.numpy(), shift.numpy()
 
 
 class _Hooks:
-    """Forward hooks on all leaf modules; calls ``sink(key, module_type, output)``."""
+    """Forward hooks on all leaf modules; calls ``sink(key, module_type, output, link)``.
+
+    ``link`` is the key of the previous hooked output when this module is an eval-mode batch
+    norm applied to that very tensor (else None).
+    """
 
     def __init__(self, module, n_batch: int, sink):
         self.n_batch = n_batch
         self.sink = sink
         self.calls: dict[str, int] = {}
         self.handles = []
+        self._last = None  # (key, weakref to the raw output) of the last hooked module
         for name, sub in module.named_modules():
             leaf = not any(True for _ in sub.children())
             # also modules that compute with their own parameters despite having children,
@@ -88,14 +116,20 @@ class _Hooks:
     def _make(self, name, module_type):
         import torch
 
-        def hook(_module, _inputs, output):
+        def hook(module, inputs, output):
             if not isinstance(output, torch.Tensor) or not output.is_floating_point():
                 return
             if output.dim() < 1 or output.shape[0] != self.n_batch:
                 return
             k = self.calls.get(name, 0) + 1
             self.calls[name] = k
-            self.sink(name if k == 1 else f"{name}#{k}", module_type, output)
+            key = name if k == 1 else f"{name}#{k}"
+            link = None
+            if self._last is not None and module_type in _BATCHNORMS and inputs \
+                    and inputs[0] is self._last[1]() and output.dim() >= 2:
+                link = self._last[0]
+            self._last = (key, weakref.ref(output))
+            self.sink(key, module_type, output, link)
 
         return hook
 
@@ -184,7 +218,8 @@ class TorchFeatureModel(FeatureModel):
         """The model's layers, in network order (found with a probe pass on two noise images)."""
         plan = self._get_plan()
         n = len(plan)
-        return [LayerInfo(e.key, i + 1, (i + 1) / n, e.n_features, e.module_type) for i, e in enumerate(plan)]
+        return [LayerInfo(e.key, i + 1, (i + 1) / n, e.n_features, e.module_type, affine=e.affine)
+                for i, e in enumerate(plan)]
 
     def _get_plan(self) -> list[_PlanEntry]:
         if self._plan is not None:
@@ -193,12 +228,19 @@ class TorchFeatureModel(FeatureModel):
         plan: list[_PlanEntry] = []
         seen: set = set()
 
-        def sink(key, module_type, output):
+        def sink(key, module_type, output, link):
             fp = _fingerprint(output)
             if fp in seen:
                 return
             seen.add(fp)
-            plan.append(_PlanEntry(key, module_type, fp[0]))
+            affine = None
+            if link is not None and plan and plan[-1].key == link and plan[-1].n_features == fp[0]:
+                sa = _batchnorm_affine(modules[key.split("#")[0]])
+                if sa is not None and len(sa[0]) == output.shape[1]:
+                    affine = AffineLink(link, sa[0], sa[1])
+            plan.append(_PlanEntry(key, module_type, fp[0], affine))
+
+        modules = dict(self.module.named_modules())
 
         hooks = _Hooks(self.module, 2, sink)
         try:
@@ -260,10 +302,12 @@ class TorchFeatureModel(FeatureModel):
         n = stimuli.shape[0]
         done = []
 
-        def sink(key, _module_type, output):
+        def sink(key, _module_type, output, link):
             layer = by_key.get(key)
             if layer is None:
                 return
+            if layer.affine is not None and layer.affine.source != link:
+                layer = dataclasses.replace(layer, affine=None)  # not the input seen in the probe
             feats = output.detach().reshape(n, -1)
             if feats.dtype != torch.float32:
                 feats = feats.float()
@@ -291,14 +335,17 @@ class TorchFeatureModel(FeatureModel):
         tmp = Path(tempfile.mkdtemp(prefix="layers-", dir=root))
         try:
             maps = {}
+            unlinked = set()
             for start in range(0, n, batch_size):
                 chunk = stimuli[start:start + batch_size]
                 m = chunk.shape[0]
 
-                def sink(key, _module_type, output, start=start, m=m):
+                def sink(key, _module_type, output, link, start=start, m=m):
                     layer = by_key.get(key)
                     if layer is None:
                         return
+                    if layer.affine is not None and layer.affine.source != link:
+                        unlinked.add(key)
                     if key not in maps:
                         maps[key] = np.lib.format.open_memmap(
                             tmp / f"{layer.index}.npy", mode="w+", dtype=np.float32, shape=(n, layer.n_features))
@@ -317,6 +364,8 @@ class TorchFeatureModel(FeatureModel):
                 arr.flush()
                 del arr
                 data = np.load(tmp / f"{layer.index}.npy", mmap_mode="r")
+                if layer.name in unlinked:
+                    layer = dataclasses.replace(layer, affine=None)
                 on_layer(layer, torch.from_numpy(np.array(data)).to(self.device))
                 del data
                 (tmp / f"{layer.index}.npy").unlink()

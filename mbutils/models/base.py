@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["LayerInfo", "FeatureModel", "KeepReducer", "check_stimuli"]
+__all__ = ["LayerInfo", "AffineLink", "FeatureModel", "KeepReducer", "check_stimuli"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +27,10 @@ class LayerInfo:
         Number of features of the flattened layer output (per stimulus).
     module_type : str
         Class name of the module (``"Conv2d"``), or a descriptive tag for baselines.
+    affine : AffineLink or None
+        Set when the layer is a per-channel affine map of an earlier layer (an eval-mode
+        batch normalisation applied to that layer's very output): reducers may then derive
+        its second-order statistics from the earlier layer's instead of reading it again.
     """
 
     name: str
@@ -34,6 +38,26 @@ class LayerInfo:
     depth: float
     n_features: int
     module_type: str = ""
+    affine: "AffineLink | None" = dataclasses.field(default=None, compare=False, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class AffineLink:
+    """``layer = scale[k] * source + shift[k]`` on the features of channel ``k``.
+
+    Features are channel-major: channel ``k`` is the ``n_features / len(scale)`` consecutive
+    features starting at ``k * n_features / len(scale)`` (NCHW flattening).
+
+    Attributes
+    ----------
+    source : str
+        Name of the earlier layer.
+    scale, shift : ndarray of shape (n_channels,), float64
+    """
+
+    source: str
+    scale: np.ndarray = dataclasses.field(compare=False)
+    shift: np.ndarray = dataclasses.field(compare=False)
 
 
 def check_stimuli(stimuli) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import array_sha256
+from ..reduction import _AffineGrams
 from .base import FeatureModel, LayerInfo, check_stimuli
 from .cache import FeatureCache, cache_key
 
@@ -146,8 +147,11 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
 
     results = {name: [] for name in reducers}
     rows = []
+    # batch-norm layers' Grams from their input layers' per-channel statistics (see LayerInfo)
+    affine = _AffineGrams(reducers.values(), model.layers() if hasattr(model, "layers") else [])
 
     def on_layer(layer: LayerInfo, features):
+        affine(layer, features)
         for name, red in reducers.items():
             results[name].append(red(features))
         rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type])
