@@ -303,6 +303,18 @@ class _Scaled(nn.Module):
         return self.bn(x * 2.0)  # its input is not a hooked output
 
 
+class _InPlaceThenBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 1)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y += 1.0  # the batch norm reads the convolution's output object, changed in place
+        return self.bn(y)
+
+
 class _BNNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -312,12 +324,13 @@ class _BNNet(nn.Module):
         self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
         self.bnact = _BNAct(8)
         self.scaled = _Scaled()
+        self.inplace = _InPlaceThenBN()
         self.conv3 = nn.Conv2d(8, 8, 3, padding=1)
         self.bn3 = nn.BatchNorm2d(8, affine=False)
 
     def forward(self, x):
         x = self.act(self.bn1(self.conv1(x)))
-        x = self.scaled(self.bnact(self.conv2(x)))
+        x = self.inplace(self.scaled(self.bnact(self.conv2(x))))
         return self.bn3(self.conv3(x))
 
 
@@ -338,7 +351,7 @@ def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeyp
     model = TorchFeatureModel(net, "bnnet", "random", InputTransform(32), device="cpu", seed=0)
     links = {l.name: (l.affine.source if l.affine is not None else None) for l in model.layers()}
     assert links == {"conv1": None, "bn1": "conv1", "act": None, "conv2": None, "bnact": None,
-                     "scaled.bn": None, "conv3": None, "bn3": "conv3"}
+                     "scaled.bn": None, "inplace.conv": None, "inplace.bn": None, "conv3": None, "bn3": "conv3"}
     bn1 = next(l for l in model.layers() if l.name == "bn1").affine
     m = net.bn1
     np.testing.assert_allclose(bn1.scale, (m.weight / torch.sqrt(m.running_var + m.eps)).double().numpy(), rtol=1e-6)

@@ -92,6 +92,22 @@ def _batchnorm_affine(module):
     return scale.numpy(), shift.numpy()
 
 
+def _is_affine(source, output, scale, shift) -> bool:
+    """Whether ``output`` is ``scale[c] * source + shift[c]`` per channel (dim 1), numerically.
+
+    Guards the link against code that changes the source tensor in place before the batch norm
+    reads it (``x = conv(x); x += r; bn(x)``).
+    """
+    import torch
+
+    if source is None or source.shape != output.shape:
+        return False
+    view = (1, -1) + (1,) * (output.dim() - 2)
+    expect = source.double() * torch.from_numpy(scale).view(view) + torch.from_numpy(shift).view(view)
+    tol = 1e-4 * max(1.0, float(expect.abs().max()))
+    return bool(torch.allclose(expect, output.detach().double(), rtol=1e-4, atol=tol))
+
+
 class _Hooks:
     """Forward hooks on all leaf modules; calls ``sink(key, module_type, output, link)``.
 
@@ -229,6 +245,7 @@ class TorchFeatureModel(FeatureModel):
         seen: set = set()
 
         def sink(key, module_type, output, link):
+            previous, last[0] = last[0], output.detach().float().clone()  # two tiny probe images
             fp = _fingerprint(output)
             if fp in seen:
                 return
@@ -236,9 +253,11 @@ class TorchFeatureModel(FeatureModel):
             affine = None
             if link is not None and plan and plan[-1].key == link and plan[-1].n_features == fp[0]:
                 sa = _batchnorm_affine(modules[key.split("#")[0]])
-                if sa is not None and len(sa[0]) == output.shape[1]:
+                if sa is not None and len(sa[0]) == output.shape[1] and _is_affine(previous, output, *sa):
                     affine = AffineLink(link, sa[0], sa[1])
             plan.append(_PlanEntry(key, module_type, fp[0], affine))
+
+        last = [None]
 
         modules = dict(self.module.named_modules())
 
