@@ -469,11 +469,7 @@ def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
             mu_sq += float(c @ c)
             mu_sum += float(c.sum())
             dd += float(delta @ delta)
-        kc = (kc + kc.T) / 2
-        gram = _finish_gram(kc, a, b, mu_sq, mu_sum, p)
-        # Xc = (X - 1 c^T) - 1 delta^T: the Gram of the exactly centered features
-        gram.kc = kc - e[:, None] - e[None, :] + dd
-        return gram
+        return _gram_from_shifted(kc, b, a, e, mu_sq, mu_sum, dd, p)
     buffer = np.empty(n * block, dtype=np.float64)
     for j in range(0, p, block):
         xc, mu, rowsum, rowdot = kernels.center_block(x, j, min(p, j + block), np.float64, buffer)
@@ -516,27 +512,32 @@ class _ChannelStats:
         self.s2 = np.zeros(C)
         self.dd = np.zeros(C)
         if hw >= _CHANNEL_ALONE:
-            per, item = 1, _CHANNEL_ITEM  # one channel per block, summed over its items
-        else:
-            per, item = max(1, _GRAM_BLOCK // hw), hw  # several channels, one item each
+            # wide channels: one GEMM per block of at most _GRAM_BLOCK features of one channel
+            buffer = np.empty(n * min(hw, _GRAM_BLOCK), dtype=np.float32)
+            for k in range(C):
+                for j in range(k * hw, (k + 1) * hw, _GRAM_BLOCK):
+                    xc, c, delta, rs, rd, re = kernels.center_block_f32(x, j, min((k + 1) * hw, j + _GRAM_BLOCK), buffer)
+                    t = torch.from_numpy(xc)
+                    self.ks[k] += torch.mm(t, t.t()).numpy()
+                    self._add(slice(k, k + 1), rs, rd, re, c, delta, 1)
+            return
+        # narrow channels: several per block, one centering item and one batched GEMM each
+        per = max(1, _GRAM_BLOCK // hw)
         buffer = np.empty(n * per * hw, dtype=np.float32)
         for k0 in range(0, C, per):
             k1 = min(C, k0 + per)
-            m = k1 - k0
-            xc, c, delta, rs, rd, re = kernels.center_block_f32(x, k0 * hw, k1 * hw, buffer, item=item, per_item=True)
-            if per == 1:
-                t = torch.from_numpy(xc)
-                self.ks[k0] += torch.mm(t, t.t()).numpy()
-                rs, rd, re = rs.sum(0)[None], rd.sum(0)[None], re.sum(0)[None]
-            else:
-                t = torch.from_numpy(xc).view(n, m, hw).transpose(0, 1)  # (m, n, hw)
-                self.ks[k0:k1] += torch.bmm(t, t.transpose(1, 2)).numpy()
-            self.rs[k0:k1] += rs
-            self.rd[k0:k1] += rd
-            self.re[k0:k1] += re
-            self.s1[k0:k1] += c.reshape(m, hw).sum(1)
-            self.s2[k0:k1] += (c * c).reshape(m, hw).sum(1)
-            self.dd[k0:k1] += (delta * delta).reshape(m, hw).sum(1)
+            xc, c, delta, rs, rd, re = kernels.center_block_f32(x, k0 * hw, k1 * hw, buffer, item=hw, per_item=True)
+            t = torch.from_numpy(xc).view(n, k1 - k0, hw).transpose(0, 1)  # (channels, n, hw)
+            self.ks[k0:k1] += torch.bmm(t, t.transpose(1, 2)).numpy()
+            self._add(slice(k0, k1), rs, rd, re, c, delta, k1 - k0)
+
+    def _add(self, ks, rs, rd, re, c, delta, m):
+        self.rs[ks] += rs
+        self.rd[ks] += rd
+        self.re[ks] += re
+        self.s1[ks] += c.reshape(m, -1).sum(1)
+        self.s2[ks] += (c * c).reshape(m, -1).sum(1)
+        self.dd[ks] += (delta * delta).reshape(m, -1).sum(1)
 
     def gram(self, scale=None, shift=None) -> LayerGram:
         """The :class:`LayerGram` of the layer itself, or of ``scale[k] * x + shift[k]``."""
@@ -544,17 +545,10 @@ class _ChannelStats:
         a = np.ones(C) if scale is None else np.asarray(scale, dtype=np.float64)
         b = np.zeros(C) if shift is None else np.asarray(shift, dtype=np.float64)
         a2 = a * a
-        kc = np.einsum("k,kij->ij", a2, self.ks)
-        kc = (kc + kc.T) / 2
-        rowsum = a @ self.rs
-        rowdot = a2 @ self.rd + (a * b) @ self.rs
-        e = a2 @ self.re
-        mu_sq = float(a2 @ self.s2 + 2 * (a * b) @ self.s1 + hw * (b @ b))
-        mu_sum = float(a @ self.s1 + hw * b.sum())
-        dd = float(a2 @ self.dd)
-        gram = _finish_gram(kc, rowdot, rowsum, mu_sq, mu_sum, self.p)
-        gram.kc = kc - e[:, None] - e[None, :] + dd
-        return gram
+        return _gram_from_shifted(
+            np.einsum("k,kij->ij", a2, self.ks), a @ self.rs, a2 @ self.rd + (a * b) @ self.rs, a2 @ self.re,
+            float(a2 @ self.s2 + 2 * (a * b) @ self.s1 + hw * (b @ b)), float(a @ self.s1 + hw * b.sum()),
+            float(a2 @ self.dd), self.p)
 
 
 # columns per centering work item when one channel is a whole block
@@ -607,6 +601,20 @@ class _AffineGrams:
         st = _ChannelStats(x.numpy(), C, _kernels())
         self._stats[layer.name] = st
         _MEMO.put(features, "float32", st.gram())
+
+
+def _gram_from_shifted(ks, rowsum, rowdot, rowdelta, c_sq, c_sum, delta_sq, p) -> LayerGram:
+    """:class:`LayerGram` from the Gram of the features shifted by ``c`` (float32-rounded means).
+
+    ``ks = Xs Xs^T`` with ``Xs = X - 1 c^T``; per row ``rowsum = Xs 1``, ``rowdot = Xs c`` and
+    ``rowdelta = Xs delta`` (``delta = mean - c``); ``c_sq = c.c``, ``c_sum = sum c``,
+    ``delta_sq = delta.delta``. The row-centered Gram is exact for any shift; the doubly
+    centered one is ``(Xs - 1 delta^T)(Xs - 1 delta^T)^T``.
+    """
+    ks = (ks + ks.T) / 2
+    gram = _finish_gram(ks, rowdot, rowsum, c_sq, c_sum, p)
+    gram.kc = ks - rowdelta[:, None] - rowdelta[None, :] + delta_sq
+    return gram
 
 
 def _finish_gram(kc, a, b, mu_sq, mu_sum, p) -> LayerGram:
