@@ -133,7 +133,8 @@ def _serve(directory):
 
 @contextlib.contextmanager
 def _launch(chromium, timeout=30.0):
-    with tempfile.TemporaryDirectory(prefix="mbutils-chromium-") as profile:
+    profile = tempfile.mkdtemp(prefix="mbutils-chromium-")
+    try:
         proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
@@ -158,6 +159,23 @@ def _launch(chromium, timeout=30.0):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    finally:
+        _remove_profile(profile)
+
+
+def _remove_profile(profile, attempts=10):
+    """Remove Chromium's profile folder; its helper processes may still write there briefly
+    after the browser exits (a race seen in CI), so retry, and leave a stray temporary folder
+    rather than fail a check that has already finished."""
+    for _ in range(attempts):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.3)
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 class _CDP:
