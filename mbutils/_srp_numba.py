@@ -155,10 +155,12 @@ def _project(X, ptr, words, n_components, n_groups, n_threads):
         for task in range(s, n_tasks, n_threads):
             a = task * _TASK
             w = min(p, a + _TASK) - a
-            if m == _CH and w == _TASK:
+            if w == _TASK:
                 # 8 x 8 tiles: contiguous reads and writes of 8 values (LLVM turns the
-                # tile into shuffles); a third faster than the element-wise loop below
-                for rb in range(0, _CH, 8):
+                # tile into shuffles); a third faster than the element-wise loop below,
+                # which takes the rows of a last, partial chunk that fill no tile
+                m8 = m - m % 8
+                for rb in range(0, m8, 8):
                     for ib in range(0, _TASK, 8):
                         for r in range(8):
                             for i in range(8):
@@ -166,6 +168,9 @@ def _project(X, ptr, words, n_components, n_groups, n_threads):
                         for i in range(8):
                             for r in range(8):
                                 xt[ib + i, rb + r] = tile[i, r]
+                for r in range(m8, m):
+                    for i in range(_TASK):
+                        xt[i, r] = X[r0 + r, a + i]
             else:
                 for r in range(m):
                     for i in range(w):
@@ -231,11 +236,15 @@ def _center_block(X, a, b, out):
     rowsum = np.zeros(n, dtype=np.float64)
     rowdot = np.zeros(n, dtype=np.float64)
     for r in prange(n):
+        xr = X[r, a:b]
+        o = out[r]
+        # the stores and the sums in separate loops, so that both vectorize
+        for j in range(w):
+            o[j] = xr[j] - mu[j]
         s = 0.0
         d = 0.0
         for j in range(w):
-            v = X[r, a + j] - mu[j]
-            out[r, j] = v
+            v = xr[j] - mu[j]
             s += v
             d += v * mu[j]
         rowsum[r] = s
@@ -281,24 +290,31 @@ def _center_block_f32(X, a, b, out, shift, delta, rowsum, rowdot, rowdelta, item
             for j in range(cw):
                 mu[j] += xr[j]
         c = np.empty(cw, dtype=np.float32)
+        c64 = np.empty(cw, dtype=np.float64)
+        d64 = np.empty(cw, dtype=np.float64)
         for j in range(cw):
             m = mu[j] / n
-            c[j] = np.float32(m)
-            shift[j0 + j] = c[j]
-            delta[j0 + j] = m - np.float64(c[j])
+            cj = np.float32(m)
+            c[j] = cj
+            c64[j] = np.float64(cj)
+            d64[j] = m - c64[j]
+            shift[j0 + j] = c64[j]
+            delta[j0 + j] = d64[j]
         for r in range(n):
             xr = X[r, a + j0:a + j1]
             o = out[r, j0:j1]
+            # two loops: the subtraction (with stores) and the sums (loads only) each
+            # vectorize; fused, LLVM kept the whole loop scalar (twice the time)
+            for j in range(cw):
+                o[j] = xr[j] - c[j]  # float32, correctly rounded
             s = 0.0
             d = 0.0
             e = 0.0
             for j in range(cw):
-                v = xr[j] - c[j]  # float32, correctly rounded
-                o[j] = v
-                v64 = np.float64(v)
+                v64 = np.float64(o[j])
                 s += v64
-                d += v64 * np.float64(c[j])  # exact product of two float32
-                e += v64 * delta[j0 + j]
+                d += v64 * c64[j]  # exact product of two float32
+                e += v64 * d64[j]
             rowsum[it, r] = s
             rowdot[it, r] = d
             rowdelta[it, r] = e

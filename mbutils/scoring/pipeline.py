@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
 from ._loo import LooPearson, blas_workers, leave_one_out_operator, parallel_map
@@ -66,8 +67,8 @@ def _layer_gram(f, features_are_gram):
     flat = z.reshape(-1)
     scale = float(np.dot(flat, flat))  # sum of squares of the features
     z -= z.mean(0)
-    k = z @ z.T
-    kc = (k + k.T) / 2
+    k = blas.dsyrk(1.0, z.T, trans=1)  # upper triangle of z @ z.T: half the products of a GEMM
+    kc = np.triu(k) + np.triu(k, 1).T
     return kc, _is_constant_gram(kc, scale)
 
 
