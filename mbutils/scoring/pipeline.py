@@ -96,22 +96,20 @@ def _unit_columns(B):
     return Bc, ok
 
 
-def _pearson_with_columns(a, Bn, ok):
-    """Pearson r of the vector ``a`` (n,) with each column of ``B`` given by :func:`_unit_columns`.
+def _pearson_between_columns(A, B):
+    """Pearson r of every column of ``A`` (n, k) with every column of ``B`` (n, l).
 
-    Equal to ``pearson_columns(np.broadcast_to(a[:, None], B.shape), B)`` (up to rounding).
+    Entry ``(i, j)`` equals ``pearson_columns(A[:, [i]], B[:, [j]])`` (up to rounding): NaN
+    where either column has a non-finite value or is constant.
 
     Returns
     -------
-    ndarray (k,)
+    ndarray (k, l)
     """
-    an, ok_a = _unit_columns(a[:, None])
-    if not ok_a[0]:
-        return np.full(Bn.shape[1], np.nan)
-    r = Bn.T @ an[:, 0]
-    bad = ~np.isfinite(r) | ~ok
-    r = np.clip(r, -1.0, 1.0)
-    r[bad] = np.nan
+    An, ok_a = _unit_columns(A)
+    Bn, ok_b = _unit_columns(B)
+    r = np.clip(An.T @ Bn, -1.0, 1.0)
+    r[~(ok_a[:, None] & ok_b[None, :]) | ~np.isfinite(r)] = np.nan
     return r
 
 
@@ -157,13 +155,10 @@ def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
             for y in (targets.y, targets.y_odd, targets.y_even):
                 tri.append(rdm(y[:, m]).ravel()[flat] if m.sum() >= 2 else np.full(len(flat), np.nan))
             columns.append((key, g))
-    tri_unit, tri_ok = _unit_columns(np.stack(tri, axis=1))
-    values = np.full((n_layers, len(tri)), np.nan)
+    layer_tri = np.empty((len(flat), n_layers))
     for i in range(n_layers):
-        ta = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
-        if np.isfinite(ta).all():
-            values[i] = _pearson_with_columns(ta, tri_unit, tri_ok)
-    return columns, values
+        layer_tri[:, i] = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
+    return columns, _pearson_between_columns(layer_tri, np.stack(tri, axis=1))
 
 
 def _neuron_table_columns(layers, neurons, model, train_type) -> dict:
