@@ -432,6 +432,23 @@ def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -
     return _finish_gram(kc, a.cpu().numpy(), b.cpu().numpy(), mu_sq, mu_sum, p)
 
 
+# MKL's float32 GEMM is up to a quarter faster when the rows are a multiple of 8 (118 -> 120:
+# 10%); the centered blocks are multiplied with zero rows added (benchmarks in the README)
+_ROW_MULTIPLE = 8
+
+
+def _padded_rows(n: int) -> int:
+    return -(-int(n) // _ROW_MULTIPLE) * _ROW_MULTIPLE
+
+
+def _padded_block(buffer, n: int, w: int):
+    """The (n_pad, w) float32 view of ``buffer`` whose first ``n`` rows the centering kernel
+    wrote as an (n, w) block; the rows below are set to zero."""
+    n_pad = _padded_rows(n)
+    buffer[n * w:n_pad * w] = 0.0
+    return buffer[:n_pad * w].reshape(n_pad, w)
+
+
 def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
     """:func:`layer_gram` on the CPU: fused centering kernel and one GEMM per block.
 
@@ -456,13 +473,13 @@ def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
     mu_sq = 0.0
     mu_sum = 0.0
     if precision == "float32":
-        buffer = np.empty(n * block, dtype=np.float32)
+        buffer = np.empty(_padded_rows(n) * block, dtype=np.float32)
         e = np.zeros(n)
         dd = 0.0
         for j in range(0, p, block):
             xc, c, delta, rowsum, rowdot, rowdelta = kernels.center_block_f32(x, j, min(p, j + block), buffer)
-            t = torch.from_numpy(xc)
-            kc += torch.mm(t, t.t()).numpy()
+            t = torch.from_numpy(_padded_block(buffer, n, xc.shape[1]))
+            kc += torch.mm(t, t.t()).numpy()[:n, :n]
             a += rowdot
             b += rowsum
             e += rowdelta
@@ -513,22 +530,24 @@ class _ChannelStats:
         self.dd = np.zeros(C)
         if hw >= _CHANNEL_ALONE:
             # wide channels: one GEMM per block of at most _GRAM_BLOCK features of one channel
-            buffer = np.empty(n * min(hw, _GRAM_BLOCK), dtype=np.float32)
+            buffer = np.empty(_padded_rows(n) * min(hw, _GRAM_BLOCK), dtype=np.float32)
             for k in range(C):
                 for j in range(k * hw, (k + 1) * hw, _GRAM_BLOCK):
                     xc, c, delta, rs, rd, re = kernels.center_block_f32(x, j, min((k + 1) * hw, j + _GRAM_BLOCK), buffer)
-                    t = torch.from_numpy(xc)
-                    self.ks[k] += torch.mm(t, t.t()).numpy()
+                    t = torch.from_numpy(_padded_block(buffer, n, xc.shape[1]))
+                    self.ks[k] += torch.mm(t, t.t()).numpy()[:n, :n]
                     self._add(slice(k, k + 1), rs, rd, re, c, delta, 1)
             return
         # narrow channels: several per block, one centering item and one batched GEMM each
         per = max(1, _GRAM_BLOCK // hw)
-        buffer = np.empty(n * per * hw, dtype=np.float32)
+        buffer = np.empty(_padded_rows(n) * per * hw, dtype=np.float32)
+        n_pad = _padded_rows(n)
         for k0 in range(0, C, per):
             k1 = min(C, k0 + per)
             xc, c, delta, rs, rd, re = kernels.center_block_f32(x, k0 * hw, k1 * hw, buffer, item=hw, per_item=True)
-            t = torch.from_numpy(xc).view(n, k1 - k0, hw).transpose(0, 1)  # (channels, n, hw)
-            self.ks[k0:k1] += torch.bmm(t, t.transpose(1, 2)).numpy()
+            xp = _padded_block(buffer, n, xc.shape[1])
+            t = torch.from_numpy(xp).view(n_pad, k1 - k0, hw).transpose(0, 1)  # (channels, n_pad, hw)
+            self.ks[k0:k1] += torch.bmm(t, t.transpose(1, 2)).numpy()[:, :n, :n]
             self._add(slice(k0, k1), rs, rd, re, c, delta, k1 - k0)
 
     def _add(self, ks, rs, rd, re, c, delta, m):

@@ -207,7 +207,7 @@ def test_float32_centering_kernel_against_numpy():
     np.testing.assert_allclose(rs_items[1], v[:, 1000:2000].sum(1), rtol=1e-12, atol=1e-9)
 
 
-@pytest.mark.parametrize("n_channels,hw", [(6, 700), (2, 9000)])  # batched GEMMs / a channel in two GEMMs
+@pytest.mark.parametrize("n_channels,hw", [(6, 700), (25, 700), (2, 9000)])  # batched GEMMs (one, three blocks) / a channel in two GEMMs
 def test_channel_statistics_give_the_gram_of_any_per_channel_affine_map(n_channels, hw):
     from mbutils import _srp_numba as kernels
     from mbutils.reduction import _ChannelStats
