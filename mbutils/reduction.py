@@ -540,8 +540,8 @@ class _ChannelStats:
             return
         # narrow channels: several per block, one centering item and one batched GEMM each
         per = max(1, _GRAM_BLOCK // hw)
-        buffer = np.empty(_padded_rows(n) * per * hw, dtype=np.float32)
         n_pad = _padded_rows(n)
+        buffer = np.empty(n_pad * per * hw, dtype=np.float32)
         for k0 in range(0, C, per):
             k1 = min(C, k0 + per)
             xc, c, delta, rs, rd, re = kernels.center_block_f32(x, k0 * hw, k1 * hw, buffer, item=hw, per_item=True)

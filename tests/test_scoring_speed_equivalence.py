@@ -101,3 +101,36 @@ def test_loo_pearson_blocks_threads_and_non_finite_targets():
         np.testing.assert_array_equal(np.isnan(R1[row]), np.isnan(ref))
         np.testing.assert_allclose(R1[row], ref, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(scorer(kc, 1.0), R1[0])
+
+
+def test_layer_gram_of_reduced_features_against_numpy():
+    from mbutils.scoring.pipeline import _layer_gram
+
+    rng = np.random.default_rng(21)
+    z = (rng.normal(size=(13, 300)) + 40).astype(np.float32)
+    kc, constant = _layer_gram(z, False)
+    zc = z.astype(np.float64) - z.astype(np.float64).mean(0)
+    np.testing.assert_allclose(kc, zc @ zc.T, rtol=1e-12, atol=1e-12 * np.abs(zc @ zc.T).max())
+    assert np.array_equal(kc, kc.T) and not constant
+    # a constant layer and one without features: flagged constant (their scores are NaN)
+    assert _layer_gram(np.full((13, 5), 3.0, np.float32), False)[1]
+    kc0, constant0 = _layer_gram(np.zeros((13, 0), np.float32), False)
+    assert constant0 and kc0.shape == (13, 13) and not kc0.any()
+
+
+def test_pearson_between_columns_against_scipy_with_unusable_columns():
+    from scipy.stats import pearsonr
+
+    from mbutils.scoring.pipeline import _pearson_between_columns
+
+    rng = np.random.default_rng(22)
+    A = rng.normal(size=(40, 4)) * [1, 10, 1e-3, 1] + [0, 5, 0, 0]
+    B = rng.normal(size=(40, 3)) + A[:, :3] * 0.5
+    A[7, 3] = np.nan  # a layer RDM with a non-finite entry
+    B[:, 2] = 2.5  # a constant neural RDM
+    r = _pearson_between_columns(A, B)
+    assert r.shape == (4, 3)
+    for i in range(3):
+        for j in range(2):
+            assert np.isclose(r[i, j], pearsonr(A[:, i], B[:, j])[0], rtol=0, atol=1e-12)
+    assert np.isnan(r[3]).all() and np.isnan(r[:, 2]).all()

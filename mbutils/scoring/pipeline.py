@@ -67,6 +67,8 @@ def _layer_gram(f, features_are_gram):
     flat = z.reshape(-1)
     scale = float(np.dot(flat, flat))  # sum of squares of the features
     z -= z.mean(0)
+    if z.shape[1] == 0:  # (BLAS rejects an empty inner dimension)
+        return np.zeros((z.shape[0], z.shape[0])), True
     k = blas.dsyrk(1.0, z.T, trans=1)  # upper triangle of z @ z.T: half the products of a GEMM
     kc = np.triu(k) + np.triu(k, 1).T
     return kc, _is_constant_gram(kc, scale)
