@@ -205,6 +205,8 @@ def main(argv=None):
     print("ours, right after", res["ours_after_60k"], flush=True)
     res["scaling"] = _run("scaling", tmp / "scaling", str(tmp / "ours.npz.features.npz"))
     print("scaling", res["scaling"], flush=True)
+    for big in tmp.glob("*.features.npz"):  # reduced features (100+ MB each); the scores stay
+        big.unlink()
     naive_npz = tmp / "naive.npz"
     if args.reuse_naive:
         naive_npz = Path(args.reuse_naive) / "naive.npz"
