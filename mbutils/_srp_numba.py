@@ -8,16 +8,17 @@ cache-friendly order:
   (``component << 13 | feature_in_task << 1 | negative``), bucketed by task (``_TASK``
   consecutive features) and, within a task, by group of ``_GROUP`` components, in feature order
   inside each bucket;
-- the stimuli are processed in chunks of ``_CH`` rows; for each task the chunk's rows are
-  transposed into a (``_TASK``, ``_CH``) block that stays in the L2 cache, and every non-zero
-  ``(c, f)`` adds row ``f`` of that block to row ``c`` of a (n_components, ``_CH``) float32
-  accumulator, whose touched window (one component group) stays in the L1 cache;
-- the float32 accumulators are flushed into float64 totals every ``_FLUSH`` tasks, and the
-  totals of the thread slots are summed in float64 at the end.
+- the stimuli are processed in chunks of ``_CH`` rows, one chunk per work item (when there are
+  fewer chunks than threads, the component groups are split between items as well); for each
+  task the chunk's rows are transposed into a (``_TASK``, ``_CH``) block that stays in the L2
+  cache, and every non-zero ``(c, f)`` adds row ``f`` of that block to row ``c`` of a
+  (n_components, ``_CH``) float32 accumulator, one component group's window at a time;
+- the float32 accumulators are flushed into float64 totals every ``_FLUSH`` tasks.
 
-Each output element is summed over features in an order that depends neither on the number of
-stimuli nor on the chunking, so projecting rows in batches gives bitwise the same result as
-projecting them all at once (for a given number of threads).
+Each output element is summed over features in an order that depends neither on the stimuli
+projected together, nor on the chunking, nor on the number of threads: the result is bitwise
+reproducible. :func:`project_affine` projects a layer and an eval-mode batch normalisation of it
+in the same pass.
 """
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-_TASK = 4096  # features per task (transposed block of _TASK x _CH float32 = 512 KiB)
-_GROUP = 256  # components per group (accumulator window of _GROUP x _CH float32 = 32 KiB)
-_FLUSH = 8  # tasks of a thread slot between float32 -> float64 flushes
-_CH = 32  # stimuli per chunk
+_TASK = 1024  # features per task (transposed block of _TASK x _CH float32 = 256 KiB)
+_GROUP = 256  # components per group (accumulator window of _GROUP x _CH float32 = 64 KiB)
+_FLUSH = 32  # tasks between float32 -> float64 flushes (32,768 features)
+_CH = 64  # stimuli per chunk
 #: largest number of components the packed words can address
 MAX_COMPONENTS = 2 ** 18
 
@@ -116,88 +117,151 @@ def sort_rows(indptr, cols) -> np.ndarray:
     return bad
 
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _sum_slots(total, n, scale):
-    """``scale *`` the float64 sum of the thread slots' totals, as (n, n_components) float32."""
-    n_threads, n_chunks, n_components, _ = total.shape
-    out = np.empty((n, n_components), dtype=np.float32)
-    for k in prange(n_chunks):
-        r0 = k * _CH
-        m = min(n, r0 + _CH) - r0
-        v = np.zeros(_CH, dtype=np.float64)
-        for c in range(n_components):
-            for r in range(_CH):
-                v[r] = total[0, k, c, r]
-            for t in range(1, n_threads):
-                for r in range(_CH):
-                    v[r] += total[t, k, c, r]
+@njit(inline="always")
+def _transpose(X, r0, m, a, w, xt, tile):
+    """Rows ``r0:r0+m``, columns ``a:a+w`` of ``X`` into ``xt[:w, :m]`` (transposed)."""
+    if w == _TASK:
+        # 8 x 8 tiles: contiguous reads and writes of 8 values (LLVM turns the tile into
+        # shuffles); a third faster than the element-wise loop, which takes the rows that
+        # fill no tile
+        m8 = m - m % 8
+        for rb in range(0, m8, 8):
+            for ib in range(0, _TASK, 8):
+                for r in range(8):
+                    for i in range(8):
+                        tile[i, r] = X[r0 + rb + r, a + ib + i]
+                for i in range(8):
+                    for r in range(8):
+                        xt[ib + i, rb + r] = tile[i, r]
+        for r in range(m8, m):
+            for i in range(_TASK):
+                xt[i, r] = X[r0 + r, a + i]
+    else:
+        for r in range(m):
+            for i in range(w):
+                xt[i, r] = X[r0 + r, a + i]
+
+
+@njit(inline="always")
+def _flush(acc, tot):
+    for c in range(acc.shape[0]):
+        for r in range(_CH):
+            tot[c, r] += acc[c, r]
+            acc[c, r] = 0.0
+
+
+@njit(inline="always")
+def _write(acc, tot, flushed, out, r0, m, c0, scale, offset):
+    for c in range(acc.shape[0]):
+        o = offset[c0 + c]
+        if flushed:
             for r in range(m):
-                out[r0 + r, c] = v[r] * scale
-    return out
+                out[r0 + r, c0 + c] = np.float32((tot[c, r] + np.float64(acc[c, r])) * scale + o)
+        else:
+            for r in range(m):
+                out[r0 + r, c0 + c] = np.float32(np.float64(acc[c, r]) * scale + o)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _project(X, ptr, words, n_components, n_groups, n_threads):
+def _project(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
     n, p = X.shape
+    dual = fscale.size > 0
     n_tasks = (p + _TASK - 1) // _TASK
+    n_groups = (n_components + _GROUP - 1) // _GROUP
     n_chunks = (n + _CH - 1) // _CH
-    total = np.zeros((n_threads, n_chunks, n_components, _CH), dtype=np.float64)
-    for item in prange(n_chunks * n_threads):
-        k = item // n_threads
-        s = item - k * n_threads
+    per_part = (n_groups + n_parts - 1) // n_parts
+    zero = np.zeros(n_components)
+    for item in prange(n_chunks * n_parts):
+        k = item // n_parts
+        g0 = (item - k * n_parts) * per_part
+        g1 = min(n_groups, g0 + per_part)
+        if g0 >= g1:
+            continue
+        c0 = g0 * _GROUP
+        nc = min(n_components, g1 * _GROUP) - c0
         r0 = k * _CH
         m = min(n, r0 + _CH) - r0
-        acc = np.zeros((n_components, _CH), dtype=np.float32)
+        many = n_tasks > _FLUSH
+        acc = np.zeros((nc, _CH), dtype=np.float32)
+        tot = np.zeros((nc if many else 1, _CH), dtype=np.float64)
+        acc2 = np.zeros((nc if dual else 1, _CH), dtype=np.float32)
+        tot2 = np.zeros((nc if dual and many else 1, _CH), dtype=np.float64)
         xt = np.zeros((_TASK, _CH), dtype=np.float32)
         tile = np.empty((8, 8), dtype=np.float32)
-        tot = total[s, k]
         done = 0
-        for task in range(s, n_tasks, n_threads):
+        flushed = False
+        for task in range(n_tasks):
             a = task * _TASK
-            w = min(p, a + _TASK) - a
-            if w == _TASK:
-                # 8 x 8 tiles: contiguous reads and writes of 8 values (LLVM turns the
-                # tile into shuffles); a third faster than the element-wise loop below,
-                # which takes the rows of a last, partial chunk that fill no tile
-                m8 = m - m % 8
-                for rb in range(0, m8, 8):
-                    for ib in range(0, _TASK, 8):
-                        for r in range(8):
-                            for i in range(8):
-                                tile[i, r] = X[r0 + rb + r, a + ib + i]
-                        for i in range(8):
-                            for r in range(8):
-                                xt[ib + i, rb + r] = tile[i, r]
-                for r in range(m8, m):
-                    for i in range(_TASK):
-                        xt[i, r] = X[r0 + r, a + i]
-            else:
-                for r in range(m):
-                    for i in range(w):
-                        xt[i, r] = X[r0 + r, a + i]
-            for q in range(ptr[task * n_groups], ptr[(task + 1) * n_groups]):
-                word = words[q]
-                sv = np.float32(1 - 2 * (word & 1))
-                row = acc[word >> 13]
-                src = xt[(word >> 1) & (_TASK - 1)]
-                for r in range(_CH):
-                    row[r] += sv * src[r]
-            done += 1
-            if done == _FLUSH:
-                for c in range(n_components):
+            _transpose(X, r0, m, a, min(p, a + _TASK) - a, xt, tile)
+            lo = ptr[task * n_groups + g0]
+            hi = ptr[task * n_groups + g1]
+            if dual:
+                for q in range(lo, hi):
+                    word = words[q]
+                    f = (word >> 1) & (_TASK - 1)
+                    sv = np.float32(1 - 2 * (word & 1))
+                    sv2 = sv * fscale[a + f]
+                    row = acc[(word >> 13) - c0]
+                    row2 = acc2[(word >> 13) - c0]
+                    src = xt[f]
                     for r in range(_CH):
-                        tot[c, r] += acc[c, r]
-                        acc[c, r] = 0.0
+                        row[r] += sv * src[r]
+                    for r in range(_CH):
+                        row2[r] += sv2 * src[r]
+            else:
+                for q in range(lo, hi):
+                    word = words[q]
+                    sv = np.float32(1 - 2 * (word & 1))
+                    row = acc[(word >> 13) - c0]
+                    src = xt[(word >> 1) & (_TASK - 1)]
+                    for r in range(_CH):
+                        row[r] += sv * src[r]
+            done += 1
+            if done == _FLUSH and task + 1 < n_tasks:
+                _flush(acc, tot)
+                if dual:
+                    _flush(acc2, tot2)
                 done = 0
-        if done:
-            for c in range(n_components):
-                for r in range(_CH):
-                    tot[c, r] += acc[c, r]
-    return total
+                flushed = True
+        _write(acc, tot, flushed, out, r0, m, c0, scale, zero)
+        if dual:
+            _write(acc2, tot2, flushed, out2, r0, m, c0, scale, offset)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _offsets(ptr, words, n_components, fshift, scale):
+    p = fshift.size
+    n_tasks = (p + _TASK - 1) // _TASK
+    n_groups = (n_components + _GROUP - 1) // _GROUP
+    off = np.zeros(n_components)
+    for g in prange(n_groups):
+        for task in range(n_tasks):
+            a = task * _TASK
+            for q in range(ptr[task * n_groups + g], ptr[task * n_groups + g + 1]):
+                word = words[q]
+                v = fshift[a + ((word >> 1) & (_TASK - 1))]
+                if word & 1:
+                    off[word >> 13] -= v
+                else:
+                    off[word >> 13] += v
+    for c in range(n_components):
+        off[c] *= scale
+    return off
+
+
+def _n_parts(n: int, n_components: int, n_threads) -> int:
+    if n_threads is None:
+        n_threads = numba.get_num_threads()
+    n_groups = (int(n_components) + _GROUP - 1) // _GROUP
+    n_chunks = max(1, (int(n) + _CH - 1) // _CH)
+    return min(n_groups, max(1, -(-max(1, int(n_threads)) // n_chunks)))
 
 
 def project(X, packed, n_components: int, scale: float = 1.0, n_threads: int | None = None) -> np.ndarray:
     """``scale * (X @ S)`` as float32 of shape (n_stimuli, n_components).
+
+    Each output element is summed in the same order whatever the number of threads and
+    whichever rows are projected together: the result is bitwise reproducible.
 
     Parameters
     ----------
@@ -208,15 +272,54 @@ def project(X, packed, n_components: int, scale: float = 1.0, n_threads: int | N
     scale : float
         Magnitude of the non-zeros (applied in float64 before the final rounding).
     n_threads : int, optional
-        Thread slots (default: numba's thread count).
+        Threads to plan the work for (default: numba's thread count); when the stimuli make
+        fewer chunks than threads, the components are split between threads as well.
     """
     ptr, words = packed
     X = np.ascontiguousarray(X, dtype=np.float32)
-    if n_threads is None:
-        n_threads = numba.get_num_threads()
-    n_groups = (int(n_components) + _GROUP - 1) // _GROUP
-    total = _project(X, ptr, words, int(n_components), n_groups, max(1, int(n_threads)))
-    return _sum_slots(total, X.shape[0], float(scale))
+    out = np.empty((X.shape[0], int(n_components)), dtype=np.float32)
+    none32 = np.empty(0, dtype=np.float32)
+    _project(X, ptr, words, int(n_components), _n_parts(X.shape[0], n_components, n_threads), float(scale),
+             out, none32, out, np.empty(0))
+    return out
+
+
+def project_affine(X, packed, n_components: int, channel_scale, channel_shift, scale: float = 1.0,
+                   n_threads: int | None = None):
+    """Projections of ``X`` and of ``Y = channel_scale[k] * X + channel_shift[k]`` in one pass.
+
+    ``Y`` is a per-channel affine map of ``X`` (an eval-mode batch normalisation), with
+    channel-major features: channel ``k`` is columns ``k*hw:(k+1)*hw``, ``hw = n_features /
+    n_channels``. ``Y @ S`` is ``X @ (diag(a) S)`` plus the constant row ``b @ S``, so the pass
+    over ``X`` serves both; ``Y`` itself is never read.
+
+    Parameters
+    ----------
+    X : array of shape (n_stimuli, n_features), float32
+    packed, n_components, scale, n_threads
+        As in :func:`project`.
+    channel_scale, channel_shift : arrays of shape (n_channels,)
+
+    Returns
+    -------
+    px, py : ndarrays of shape (n_stimuli, n_components), float32
+        ``project(X)`` (bitwise) and the projection of ``Y``.
+    """
+    ptr, words = packed
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    a = np.asarray(channel_scale, dtype=np.float64).ravel()
+    b = np.asarray(channel_shift, dtype=np.float64).ravel()
+    n, p = X.shape
+    if a.size == 0 or a.shape != b.shape or p % a.size:
+        raise ValueError(f"channel_scale and channel_shift must have the same length, a divisor of "
+                         f"n_features={p}; got {a.size} and {b.size}")
+    hw = p // a.size
+    offset = _offsets(ptr, words, int(n_components), np.repeat(b, hw), float(scale))
+    out = np.empty((n, int(n_components)), dtype=np.float32)
+    out2 = np.empty((n, int(n_components)), dtype=np.float32)
+    _project(X, ptr, words, int(n_components), _n_parts(n, n_components, n_threads), float(scale),
+             out, np.repeat(a.astype(np.float32), hw), out2, offset)
+    return out, out2
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)

@@ -278,8 +278,10 @@ class SparseRandomProjection:
         self.n_components = int(n_components)
         self.seed = int(seed)
         self.cache_size = int(cache_size)
-        # "m2": the matrices of the row-wise (binomial count) generator, see sparse_random_matrix
-        self.key = f"srp-{self.n_components}-seed{self.seed}-m2"
+        # "m2": the matrices of the row-wise (binomial count) generator, see sparse_random_matrix;
+        # "k3": the kernel's summation order of 2026-11 (one order for any number of threads),
+        # batch-norm layers projected through their input layer (_AffineProjections)
+        self.key = f"srp-{self.n_components}-seed{self.seed}-m2-k3"
         self._cache: dict = {}
 
     #: the reduction of a set of stimuli is the stack of the reductions of its rows, so a
@@ -334,6 +336,9 @@ class SparseRandomProjection:
 
         import torch
 
+        hit = _PROJECTIONS.pop(features, (self.n_components, self.seed))
+        if hit is not None:
+            return hit
         x = _as_tensor(features)
         n_features = x.shape[1]
         if n_features <= self.n_components:
@@ -620,6 +625,96 @@ class _AffineGrams:
         st = _ChannelStats(x.numpy(), C, _kernels())
         self._stats[layer.name] = st
         _MEMO.put(features, "float32", st.gram())
+
+
+# layers from this many features up are projected together with their batch norm; below it,
+# where accumulating (not reading the layer) dominates, the joint pass saves nothing
+_DUAL_MIN = 131_072
+
+
+class _ProjectionMemo:
+    """Projections of one tensor computed ahead of its reducers (by :class:`_AffineProjections`)."""
+
+    def __init__(self):
+        self._ref = None
+        self._values: dict = {}
+
+    def put(self, features, key, value) -> None:
+        if self._ref is None or self._ref() is not features:
+            self._values = {}
+        self._ref = weakref.ref(features)
+        self._values[key] = value
+
+    def pop(self, features, key):
+        try:
+            same = self._ref is not None and self._ref() is features
+        except TypeError:
+            same = False
+        return self._values.pop(key, None) if same else None
+
+
+_PROJECTIONS = _ProjectionMemo()
+
+
+class _AffineProjections:
+    """Projects each eval-mode batch-norm layer in the same pass as its input layer.
+
+    A layer whose :class:`~mbutils.models.LayerInfo` carries ``affine`` is
+    ``scale[k] * source + shift[k]`` per channel. When the source layer passes by, every
+    :class:`SparseRandomProjection` among the reducers projects it with
+    :func:`mbutils._srp_numba.project_affine`, which gives the batch-norm layer's projection
+    from the same read of the source's features; it is kept until that layer comes and handed
+    to the reducers then. The result equals projecting the batch-norm output up to float32
+    rounding (the affine map is applied in float32 inside the sum). Active on CPU tensors of
+    layers with at least ``_DUAL_MIN`` features, when the compiled kernels are available.
+    """
+
+    def __init__(self, reducers, layers):
+        kernels = _kernels()
+        self.srps = {}
+        for r in reducers:
+            if isinstance(r, SparseRandomProjection) and kernels is not None \
+                    and r.n_components <= kernels.MAX_COMPONENTS:
+                self.srps[(r.n_components, r.seed)] = r
+        self.sources = {}
+        for layer in layers:
+            link = getattr(layer, "affine", None)
+            if link is not None and layer.n_features >= _DUAL_MIN and len(link.scale) \
+                    and any(layer.n_features > k for k, _ in self.srps):
+                self.sources[link.source] = link
+        self.active = bool(self.srps) and bool(self.sources)
+        self._stash: dict = {}
+
+    def __call__(self, layer, features) -> None:
+        if not self.active:
+            return
+        link = getattr(layer, "affine", None)
+        if link is not None and link.source in self._stash:
+            kept, shape, values = self._stash.pop(link.source)
+            if shape == tuple(features.shape) and np.array_equal(kept.scale, link.scale) \
+                    and np.array_equal(kept.shift, link.shift):
+                for key, value in values.items():
+                    _PROJECTIONS.put(features, key, value)
+                return
+        link = self.sources.get(layer.name)
+        if link is None:
+            return
+        x = _as_tensor(features)
+        n, p = x.shape
+        if x.device.type != "cpu" or p % len(link.scale):
+            return
+        self._stash.clear()  # a source whose batch norm did not come is not kept
+        kernels = _kernels()
+        values = {}
+        for key, srp in self.srps.items():
+            if p <= srp.n_components:
+                continue
+            ptr, words, scale = _sign_matrix(p, srp.n_components, srp.seed, kernels)
+            px, py = kernels.project_affine(x.numpy(), (ptr, words), srp.n_components, link.scale, link.shift,
+                                            scale)
+            _PROJECTIONS.put(features, key, px)
+            values[key] = py
+        self._stash[layer.name] = (link, (n, p), values)
 
 
 def _gram_from_shifted(ks, rowsum, rowdot, rowdelta, c_sq, c_sum, delta_sq, p) -> LayerGram:

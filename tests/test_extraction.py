@@ -371,3 +371,52 @@ def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeyp
         assert sum(derived) == 2  # bn1 and bn3 from their convolutions' per-channel statistics
         for rdm, raw in zip(fs["rdm"], fs["raw"]):
             np.testing.assert_allclose(rdm, 1 - np.corrcoef(raw.astype(np.float64)), atol=1e-6)
+
+
+def test_batchnorm_layers_projected_with_their_source(monkeypatch):
+    # a batch-norm layer's sparse random projection comes from its convolution's pass
+    # (project_affine); it equals projecting the batch norm's output, in the one-pass and the
+    # row-wise batched extraction alike
+    import mbutils.models.extraction as ex
+    from mbutils import _srp_numba as kernels
+    from mbutils import reduction
+    from mbutils.reduction import SparseRandomProjection
+
+    torch.manual_seed(0)
+    net = _BNNet()
+    gen = torch.Generator().manual_seed(2)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(8, generator=gen) * 4 - 2)
+            m.running_var.copy_(torch.rand(8, generator=gen) * 3 + 0.2)
+            if m.weight is not None:
+                m.weight.data.copy_(torch.rand(8, generator=gen) * 4 - 2)
+                m.bias.data.copy_(torch.rand(8, generator=gen) * 2 - 1)
+    model = TorchFeatureModel(net, "bnnet", "random", InputTransform(32), device="cpu", seed=0)
+    monkeypatch.setattr(reduction, "_DUAL_MIN", 1)  # the test layers are small
+    monkeypatch.setattr(ex, "ROWWISE_BATCH", 4)
+    calls = []
+    joint = kernels.project_affine
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return joint(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "project_affine", counting)
+    stim = np.random.default_rng(4).integers(0, 256, size=(10, 40, 40), dtype=np.uint8)
+    srp = SparseRandomProjection(n_components=300, seed=3)
+    fs = extract(model, stim, {"srp": srp, "raw": KeepReducer()}, cache=False)
+    assert len(calls) == 2  # conv1 -> bn1 and conv3 -> bn3
+    names = list(fs.layers.name)
+    for name, got, raw in zip(names, fs["srp"], fs["raw"]):
+        ref = raw.astype(np.float64) @ srp.matrix(raw.shape[1]).toarray().astype(np.float64)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+    # the source layers themselves are bitwise the plain projection
+    for name in ("conv1", "conv3"):
+        i = names.index(name)
+        np.testing.assert_array_equal(fs["srp"][i], srp(torch.from_numpy(fs["raw"][i])))
+    calls.clear()
+    rowwise = extract(model, stim, {"srp": SparseRandomProjection(n_components=300, seed=3)}, cache=False)
+    assert len(calls) == 2 * 3  # three batches of at most 4 stimuli
+    for name, a, b in zip(names, rowwise["srp"], fs["srp"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(b).max()), err_msg=name)

@@ -64,7 +64,7 @@ def test_projection_equals_scipy_matmul_and_small_layers_pass_through():
     np.testing.assert_allclose(srp(X), ref, rtol=1e-4, atol=1e-4)
     small = rng.normal(size=(7, 60)).astype(np.float32)
     np.testing.assert_array_equal(srp(small), small)
-    assert srp.key == "srp-100-seed4-m2"
+    assert srp.key == "srp-100-seed4-m2-k3"
 
 
 def test_bad_parameters():
@@ -229,3 +229,30 @@ def test_channel_statistics_give_the_gram_of_any_per_channel_affine_map(n_channe
     # the layer itself: as the whole-layer float32 Gram
     whole = layer_gram(X, precision="float32")
     np.testing.assert_allclose(stats.gram().kr, whole.kr, rtol=0, atol=1e-6 * np.abs(whole.kr).max())
+
+
+def test_joint_projection_of_a_layer_and_its_per_channel_affine_map():
+    # project_affine: X's projection bitwise as project(X), and Y = a[k] X + b[k] (channel-major)
+    # against a float64 product with the matrix
+    from mbutils import _srp_numba as kernels
+    from mbutils import reduction
+
+    rng = np.random.default_rng(12)
+    n, C, hw, k = 70, 6, 3000, 512  # two chunks of stimuli, several tasks and flushes
+    X = np.maximum(rng.normal(size=(n, C * hw)) + 0.2, 0).astype(np.float32)
+    a, b = rng.uniform(-2, 3, size=C), rng.normal(size=C) * 3
+    Y = (X.astype(np.float64).reshape(n, C, hw) * a[:, None] + b[:, None]).reshape(n, C * hw)
+    ptr, words, scale = reduction._sign_matrix(C * hw, k, 9, kernels, disk=False)
+    S = SparseRandomProjection(n_components=k, seed=9).matrix(C * hw).toarray()
+    px, py = kernels.project_affine(X, (ptr, words), k, a, b, scale)
+    np.testing.assert_array_equal(px, kernels.project(X, (ptr, words), k, scale))
+    ref = Y @ S
+    np.testing.assert_allclose(py, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    # one summation order whatever the threads or the rows projected together
+    for n_threads in (1, 3):
+        np.testing.assert_array_equal(kernels.project_affine(X, (ptr, words), k, a, b, scale, n_threads)[1], py)
+    np.testing.assert_array_equal(kernels.project_affine(X[7:40], (ptr, words), k, a, b, scale)[1], py[7:40])
+    with pytest.raises(ValueError, match="a divisor of n_features=18000; got 7 and 7"):
+        kernels.project_affine(X, (ptr, words), k, np.ones(7), np.zeros(7), scale)
+    with pytest.raises(ValueError, match="got 6 and 5"):
+        kernels.project_affine(X, (ptr, words), k, np.ones(6), np.zeros(5), scale)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import array_sha256
-from ..reduction import _AffineGrams
+from ..reduction import _AffineGrams, _AffineProjections
 from .base import FeatureModel, LayerInfo, check_stimuli
 from .cache import FeatureCache, cache_key
 
@@ -148,17 +148,21 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
     results = {name: [] for name in reducers}
     rows = []
     # batch-norm layers' Grams from their input layers' per-channel statistics (see LayerInfo)
-    affine = _AffineGrams(reducers.values(), model.layers() if hasattr(model, "layers") else [])
+    infos = model.layers() if hasattr(model, "layers") else []
+    affine = _AffineGrams(reducers.values(), infos)
+    # batch-norm layers' projections from their input layers' pass (see LayerInfo)
+    projections = _AffineProjections(reducers.values(), infos)
 
     def on_layer(layer: LayerInfo, features):
         affine(layer, features)
+        projections(layer, features)
         for name, red in reducers.items():
             results[name].append(red(features))
         rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type])
 
     t0 = time.perf_counter()
     if batch_size is None and _rowwise_batches(model, reducers, stimuli.shape[0]):
-        _run_rowwise(model, stimuli, reducers, results, rows, progress)
+        _run_rowwise(model, stimuli, reducers, results, rows, progress, projections)
     else:
         model.run(stimuli, on_layer, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - t0
@@ -175,7 +179,7 @@ def _rowwise_batches(model, reducers, n_stimuli) -> bool:
             and all(getattr(r, "rowwise", False) is True for r in reducers.values()))
 
 
-def _run_rowwise(model, stimuli, reducers, results, rows, progress):
+def _run_rowwise(model, stimuli, reducers, results, rows, progress, projections=None):
     """Forward ``ROWWISE_BATCH`` stimuli at a time; stack each layer's reduced rows."""
     import mbutils
 
@@ -198,6 +202,8 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress):
                     parts[name].append([])
             elif pos[0] >= len(layers) or layers[pos[0]].name != layer.name:
                 raise RuntimeError(f"{model.name}: layer {layer.name!r} came out of order in a batched pass")
+            if projections is not None:
+                projections(layer, features)
             for name, red in reducers.items():
                 parts[name][pos[0]].append(red(features))
             pos[0] += 1
