@@ -183,7 +183,7 @@ def _sign_matrix(n_features: int, n_components: int, seed: int, kernels, disk: b
     """The projection matrix of one layer shape, packed for :func:`mbutils._srp_numba.project`.
 
     Kept in memory for the process (``_SIGN_CACHE``) and, for matrices with at least
-    ``_DISK_MIN_NNZ`` non-zeros (which take a tenth of a second or more to draw), on disk under
+    ``_DISK_MIN_NNZ`` non-zeros, on disk under
     ``mbutils.get_config().cache_dir / "projections"`` (atomic writes, with a SHA-256 of the
     arrays; a file that does not read back as the matrix it was is drawn again and replaced).
     """
@@ -207,7 +207,10 @@ def _sign_matrix(n_features: int, n_components: int, seed: int, kernels, disk: b
     return hit
 
 
-_DISK_MIN_NNZ = 1_000_000  # non-zeros from which a matrix is kept on disk
+# non-zeros from which a matrix is kept on disk (4096 components: layers of 15,000+ features).
+# Reading one back takes a quarter of drawing it, and a process that finds all its matrices on
+# disk does not load the drawing kernels either (about 0.3 s for numba's cached code).
+_DISK_MIN_NNZ = 500_000
 
 
 def _disk_path(key, kernels):
