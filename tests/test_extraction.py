@@ -334,20 +334,26 @@ class _BNNet(nn.Module):
         return self.bn3(self.conv3(x))
 
 
-def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeypatch):
-    from mbutils import reduction
-    from mbutils.reduction import RDMReducer
-
+def _bn_net(seed, mean_range):
+    """A _BNNet whose batch norms have non-trivial running statistics and affine parameters."""
     torch.manual_seed(0)
     net = _BNNet()
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator().manual_seed(seed)
     for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):  # non-trivial running statistics and affine parameters
-            m.running_mean.copy_(torch.rand(8, generator=gen) * 2 - 1)
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_((torch.rand(8, generator=gen) - 0.5) * mean_range)
             m.running_var.copy_(torch.rand(8, generator=gen) * 3 + 0.2)
             if m.weight is not None:
                 m.weight.data.copy_(torch.rand(8, generator=gen) * 4 - 2)
                 m.bias.data.copy_(torch.rand(8, generator=gen) * 2 - 1)
+    return net
+
+
+def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeypatch):
+    from mbutils import reduction
+    from mbutils.reduction import RDMReducer
+
+    net = _bn_net(seed=1, mean_range=2.0)
     model = TorchFeatureModel(net, "bnnet", "random", InputTransform(32), device="cpu", seed=0)
     links = {l.name: (l.affine.source if l.affine is not None else None) for l in model.layers()}
     assert links == {"conv1": None, "bn1": "conv1", "act": None, "conv2": None, "bnact": None,
@@ -382,17 +388,8 @@ def test_batchnorm_layers_projected_with_their_source(monkeypatch):
     from mbutils import reduction
     from mbutils.reduction import SparseRandomProjection
 
-    torch.manual_seed(0)
-    net = _BNNet()
-    gen = torch.Generator().manual_seed(2)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(8, generator=gen) * 4 - 2)
-            m.running_var.copy_(torch.rand(8, generator=gen) * 3 + 0.2)
-            if m.weight is not None:
-                m.weight.data.copy_(torch.rand(8, generator=gen) * 4 - 2)
-                m.bias.data.copy_(torch.rand(8, generator=gen) * 2 - 1)
-    model = TorchFeatureModel(net, "bnnet", "random", InputTransform(32), device="cpu", seed=0)
+    model = TorchFeatureModel(_bn_net(seed=2, mean_range=4.0), "bnnet", "random", InputTransform(32), device="cpu",
+                              seed=0)
     monkeypatch.setattr(reduction, "_DUAL_MIN", 1)  # the test layers are small
     monkeypatch.setattr(ex, "ROWWISE_BATCH", 4)
     calls = []
