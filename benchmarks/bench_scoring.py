@@ -2,11 +2,11 @@
 
 Identical inputs: a random-init ResNet-18 (60 layers), 118 random grayscale images, 6,619
 neurons in 6 areas. Each part runs in its own subprocess (wall time and peak RSS):
-``forward`` (bare forward pass), ``ours`` (extract with SRP + RDM reducers, then scoring);
-both time their first run in the process and then a second, warm one,
+``forward`` (bare forward pass), ``ours`` (extract with SRP + RDM reducers, then scoring),
 ``naive`` (with our projection matrices, so that scores can be compared number for number),
 ``ours60k`` (ours with 60,000 neurons), ``scaling`` (our scoring time for 1k..60k neurons and
-118..472 stimuli, features reused).
+118..472 stimuli, features reused). ``forward`` and ``ours`` time their first run in the
+process and then a second, warm one.
 
 Usage::
 
