@@ -375,7 +375,18 @@ def center_block(X, a: int, b: int, dtype, buffer=None):
 
 
 
-_CB = 512  # columns per work item of the float32 centering (n_stimuli x 512 floats stay in L2)
+_L2_BYTES = 1 << 19  # a work item of the float32 centering reads at most this much (stays in L2)
+
+
+def _center_item(n: int) -> int:
+    """Columns per work item of :func:`center_block_f32` for ``n`` rows: the largest power of
+    two from 64 to 1024 whose ``n x item`` float32 block fits ``_L2_BYTES`` (1024 at 118 rows:
+    a tenth faster than 512, as each row's segment is a longer contiguous read)."""
+    item = 1024
+    while item > 64 and 4 * int(n) * item > _L2_BYTES:
+        item //= 2
+    return item
+
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -423,13 +434,25 @@ def _center_block_f32(X, a, b, out, shift, delta, rowsum, rowdot, rowdelta, item
             rowdelta[it, r] = e
 
 
-def center_block_f32(X, a: int, b: int, buffer=None, item: int = _CB, per_item: bool = False):
+def center_block_f32(X, a: int, b: int, buffer=None, item: int | None = None, per_item: bool = False):
     """Columns ``a:b`` of ``X`` minus their float32-rounded column means, as float32.
 
     The float32 twin of :func:`center_block`, a single read of the block: each work item of
     ``item`` columns sums its columns (float64) and then writes ``v = X - c`` in float32, with
     ``c`` the column means rounded to float32 (so ``v`` is correctly rounded), while the
     values are still in cache.
+
+    Parameters
+    ----------
+    X : array of shape (n, n_features), float32
+    a, b : int
+        The columns.
+    buffer : ndarray of float32, optional
+        Flat array of at least ``n * (b - a)`` elements to write the block into.
+    item : int, optional
+        Columns per work item (default: :func:`_center_item`).
+    per_item : bool
+        Return the row sums per work item.
 
     Returns
     -------
@@ -449,7 +472,7 @@ def center_block_f32(X, a: int, b: int, buffer=None, item: int = _CB, per_item: 
         out = buffer[:size].reshape(n, w)
     else:
         out = np.empty((n, w), dtype=np.float32)
-    item = max(1, int(item))
+    item = _center_item(n) if item is None else max(1, int(item))
     n_items = (w + item - 1) // item
     shift = np.empty(w)
     delta = np.empty(w)

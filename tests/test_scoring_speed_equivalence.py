@@ -48,11 +48,13 @@ def _reference_r3(f, Y3, alpha):
     return pearson_columns(pred, Y3)
 
 
-@pytest.mark.parametrize("alpha", [1.0, 10.0])
-def test_score_features_matches_plain_reference(alpha):
+@pytest.mark.parametrize("alpha,loo_precision,tol", [(1.0, "float64", 1e-10), (10.0, "float64", 1e-10),
+                                                     (1.0, "float32", 1e-6), (10.0, "float32", 1e-6)])
+def test_score_features_matches_plain_reference(alpha, loo_precision, tol):
     n_neur = _BLOCK // 2 + 37  # 3 * n_neur targets: several blocks, the last one partial
     targets, feats, rdms, layers = _problem(n_neur)
-    tables = score_features(layers, feats, rdms, targets, alpha=alpha, groupings=(), progress=False)
+    tables = score_features(layers, feats, rdms, targets, alpha=alpha, groupings=(), progress=False,
+                            loo_precision=loo_precision)
     Y3 = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
     ns, sc = tables["neuron_scores"], tables["scores"]
     areas = targets.neurons["area"].to_numpy()
@@ -60,7 +62,7 @@ def test_score_features_matches_plain_reference(alpha):
         ref = _reference_r3(f, Y3, alpha)
         got = ns[ns.layer == f"l{i}"]["score"].to_numpy()
         np.testing.assert_array_equal(np.isnan(got), np.isnan(ref[:n_neur]))
-        np.testing.assert_allclose(got, ref[:n_neur], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(got, ref[:n_neur], rtol=0, atol=tol)
         reg = sc[(sc.layer == f"l{i}") & (sc.metric == "srp_ridge")].set_index("area")
         rsa = sc[(sc.layer == f"l{i}") & (sc.metric == "rsa")].set_index("area")
         for area in AREAS:
@@ -69,7 +71,7 @@ def test_score_features_matches_plain_reference(alpha):
                               ("score_even", ref[2 * n_neur:])):
                 v = part[m]
                 expected = np.nanmean(v) if np.isfinite(v).any() else np.nan
-                np.testing.assert_allclose(reg.loc[area, col], expected, rtol=0, atol=1e-10)
+                np.testing.assert_allclose(reg.loc[area, col], expected, rtol=0, atol=tol)
             assert reg.loc[area, "n_nan"] == np.isnan(ref[:n_neur][m]).sum()
             for col, y in (("score", targets.y), ("score_odd", targets.y_odd), ("score_even", targets.y_even)):
                 expected = compare_rdms(rdms[i], rdm(y[:, m]))
@@ -101,6 +103,38 @@ def test_loo_pearson_blocks_threads_and_non_finite_targets():
         np.testing.assert_array_equal(np.isnan(R1[row]), np.isnan(ref))
         np.testing.assert_allclose(R1[row], ref, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(scorer(kc, 1.0), R1[0])
+    # float32 products: within 1e-6 of float64, the same NaN, the same bits on any number of threads
+    single = LooPearson(Ybad[:, :1000], Ybad[:, 1000:], precision="float32")
+    S1 = single.scores(ops, n_workers=1)
+    np.testing.assert_array_equal(S1, single.scores(ops, n_workers=2))
+    np.testing.assert_array_equal(np.isnan(S1), np.isnan(R1))
+    np.testing.assert_allclose(S1, R1, rtol=0, atol=1e-6)
+    assert np.nanmax(np.abs(S1 - R1)) > 0  # the float32 path was taken
+
+
+def test_loo_pearson_float32_nearly_constant_predictions_recomputed():
+    # operators whose predictions are constant (identical rows) or nearly so (spread 1e-6 of
+    # their magnitude): float32 products cannot resolve them, so they are redone in float64
+    rng = np.random.default_rng(5)
+    n = 40
+    Y = rng.normal(size=(n, 300))
+    v = rng.normal(size=n)
+    flat = np.outer(np.ones(n), v)
+    near = flat + 1e-6 * rng.normal(size=(n, n))
+    # and large rows whose products cancel for target 0 (predictions 1e-6 of |P| |y|)
+    y0 = Y[:, 0] - Y[:, 0].mean()
+    cancel = 1e3 * rng.normal(size=(n, n)) @ (np.eye(n) - np.outer(y0, y0) / (y0 @ y0)) + 1e-3 * rng.normal(size=(n, n))
+    ref = LooPearson(Y).scores([flat, near, cancel])
+    got = LooPearson(Y, precision="float32").scores([flat, near, cancel])
+    assert np.isnan(ref[0]).all() and np.isnan(got[0]).all()
+    assert np.isfinite(ref[1:]).all()
+    np.testing.assert_allclose(got[1:], ref[1:], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got[2, 0], pearson_columns(cancel @ y0, y0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ref[1], pearson_columns(near @ (Y - Y.mean(0)), Y), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="precision='float16'; expected 'float64' or 'float32'"):
+        LooPearson(Y, precision="float16")
+    with pytest.raises(ValueError, match="loo_precision='double'"):
+        score_features(pd.DataFrame({"name": []}), None, None, None, loo_precision="double")
 
 
 def test_layer_gram_of_reduced_features_against_numpy():

@@ -115,7 +115,8 @@ def _pearson_between_columns(A, B):
     return r
 
 
-def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers):
+def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
+                       precision="float32"):
     """Ridge-GCV leave-one-out Pearson r of every layer and target.
 
     Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
@@ -127,7 +128,7 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
     -------
     ndarray (n_layers, 3 * n_neurons)
     """
-    scorer = LooPearson(targets.y, targets.y_odd, targets.y_even)
+    scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
 
     def operator(i):  # leave-one-out operator of layer i, None if constant
         kc, constant = _layer_gram(regression_features[i], features_are_gram)
@@ -258,7 +259,7 @@ def _ceilings(targets: _Targets, label_column, n_splits=10, seed=0) -> dict:
 # --------------------------------------------------------------------------- scoring core
 def score_features(layers, regression_features=None, layer_rdms=None, targets: _Targets = None, *,
                    model="model", train_type="trained", alpha=1.0, features_are_gram=False,
-                   groupings=GROUPINGS, progress=None):
+                   groupings=GROUPINGS, progress=None, loo_precision="float32"):
     """Score reduced layer features against trial-averaged responses.
 
     Parameters
@@ -278,12 +279,17 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     features_are_gram : bool
     groupings : sequence of str
         Neuron coordinates to score by besides ``area``.
+    loo_precision : {"float32", "float64"}
+        Arithmetic of the leave-one-out prediction products (see
+        :class:`mbutils.scoring._loo.LooPearson`): ``"float32"`` products summed in float64
+        (twice as fast; per-neuron r within about 1e-7 of float64) or all float64.
 
     Returns
     -------
     dict with DataFrames ``scores``, ``scores_groups``, ``neuron_scores`` (long format; the
     ``scores`` tables carry ``score_odd``/``score_even`` and ``ceiling`` for the summary).
     """
+    _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
     if progress is None:
         from ..config import get_config
 
@@ -309,7 +315,7 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
             n_workers = stack.enter_context(blas_workers())
             background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
-                                           float(alpha), features_are_gram, n_workers)
+                                           float(alpha), features_are_gram, n_workers, loo_precision)
         ceilings = {key: _ceilings(targets, key) for key in label_sets}
         if layer_rdms is not None:
             rsa_columns, rsa_values = _rsa_scores(targets, layer_rdms, len(layers), label_sets, codes)
@@ -450,7 +456,7 @@ def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
 
 def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_components=4096, alpha=1.0,
                 threshold=0.8, mapping="srp", seed=0, cache=True, progress=None, device=None,
-                select_kwargs=None, batch_size=None, gram_precision=None):
+                select_kwargs=None, batch_size=None, gram_precision=None, loo_precision="float32"):
     """Score one model on one dataset and write tidy Parquet tables into ``out_dir``.
 
     Steps: the dataset's scenes (stimulus >= 0); neuron selection
@@ -487,6 +493,8 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         (see :func:`mbutils.reduction.layer_gram`). Default: float32 products (of
         float64-centered blocks, summed in float64) for the RDMs, which keeps RSA within about
         2e-7 of float64 at half the cost, and float64 for the exact mapping.
+    loo_precision : {"float32", "float64"}
+        Arithmetic of the leave-one-out prediction products (see :func:`score_features`).
 
     Returns
     -------
@@ -556,7 +564,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         regression_features=fs["regression"] if "regression" in reducers else None,
         layer_rdms=fs["rdm"] if "rdm" in reducers else None,
         targets=targets, model=model.name, train_type=train_type, alpha=alpha,
-        features_are_gram=(mapping == "exact"), progress=progress)
+        features_are_gram=(mapping == "exact"), progress=progress, loo_precision=loo_precision)
     tables["summary"] = summarize_scores(tables["scores"])
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
@@ -574,6 +582,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         "parameters": {"metrics": list(metrics), "n_components": int(n_components), "alpha": float(alpha),
                        "threshold": threshold, "mapping": mapping, "seed": int(seed),
                        "gram_precision": gram_precision or {"rdm": "float32", "exact": "float64"},
+                       "loo_precision": loo_precision,
                        "select_kwargs": select_kwargs or {}},
         "dataset": {"path": str(dataset_path) if dataset_path else None,
                     "sha256": file_sha256(dataset_path) if dataset_path and Path(dataset_path).exists() else None,
