@@ -65,6 +65,35 @@ def _prepare_rows(Yt, y_ok, yss):  # pragma: no cover - compiled
             row[:] = 0.0
 
 
+@njit(inline="always")
+def _rows_to_r(Qt, Yb, j0, lk, floor, yss, y_ok, R, check):  # pragma: no cover - compiled
+    """Pearson r of each row of ``Qt`` (predictions, float32 or float64) with the same row of
+    ``Yb`` (centered targets), summed in float64, into ``R[lk, j0:]``; ``check`` flags
+    predictions that are nearly constant (spread below 1e-4 of their magnitude: ``qss``, as
+    ``s2 - n qm^2``, carries rounding of about 1e-16 ``s2``; constant ones, as
+    :func:`~mbutils.scoring.pearson_columns` sees them, have ``qss <= n (1e-12 max|q|)^2 <=
+    1e-24 n s2``) or with ``qss <= floor * |y|^2``, to be redone from centered predictions."""
+    b, n = Yb.shape
+    for j in range(b):
+        c = 0.0
+        s = 0.0
+        s2 = 0.0
+        for i in range(n):
+            q = np.float64(Qt[j, i])
+            c += q * Yb[j, i]
+            s += q
+            s2 += q * q
+        qm = s / n
+        qss = s2 - n * qm * qm
+        rj = c / np.sqrt(qss * yss[j])
+        if not y_ok[j] or not np.isfinite(rj):
+            rj = np.nan
+        else:
+            rj = min(max(rj, -1.0), 1.0)
+            check[lk, j0 + j] = not (qss > 1e-8 * s2 and qss > floor * yss[j])
+        R[lk, j0 + j] = rj
+
+
 # 'reassoc' only (no nnan/ninf): lets the sums over stimuli vectorize, keeps NaN/inf semantics;
 # error_model="numpy": division by zero gives inf/NaN instead of raising
 @njit(fastmath={"reassoc"}, error_model="numpy", cache=True, nogil=True)
@@ -86,35 +115,13 @@ def _block_scores(Yb, j0, PTs, layers, yss, y_ok, R, check):  # pragma: no cover
         Pearson r of predictions ``P y`` and targets ``y``: clipped to [-1, 1], NaN where not
         finite or not ``y_ok``.
     check : ndarray (n_layers, m), bool, out
-        Set where the predictions may be constant (their spread is tested exactly afterwards).
+        Set where the predictions may be constant (redone and tested exactly afterwards).
     """
     b, n = Yb.shape
     Qt = np.empty((b, n))
     for k in range(PTs.shape[0]):
         np.dot(Yb, PTs[k], Qt)  # rows: (P @ Yc[:, block]).T (BLAS)
-        lk = layers[k]
-        for j in range(b):
-            c = 0.0
-            s = 0.0
-            s2 = 0.0
-            for i in range(n):
-                q = Qt[j, i]
-                c += q * Yb[j, i]
-                s += q
-                s2 += q * q
-            qm = s / n
-            qss = s2 - n * qm * qm
-            rj = c / np.sqrt(qss * yss[j])
-            if not y_ok[j] or not np.isfinite(rj):
-                rj = np.nan
-            else:
-                rj = min(max(rj, -1.0), 1.0)
-                # nearly constant predictions (spread below 1e-4 of their magnitude): qss, as
-                # s2 - n qm^2, carries rounding of about 1e-16 s2, so they are redone from
-                # centered predictions (constant ones, as pearson_columns sees them, have
-                # qss <= n (1e-12 max|q|)^2 <= 1e-24 n s2)
-                check[lk, j0 + j] = not (qss > 1e-8 * s2)
-            R[lk, j0 + j] = rj
+        _rows_to_r(Qt, Yb, j0, layers[k], 0.0, yss, y_ok, R, check)
 
 
 @njit(fastmath={"reassoc"}, error_model="numpy", cache=True, nogil=True)
@@ -132,25 +139,7 @@ def _block_scores32(Yb32, Yb, j0, PTs32, rho2, layers, yss, y_ok, R, check):  # 
     Qt = np.empty((b, n), dtype=np.float32)
     for k in range(PTs32.shape[0]):
         np.dot(Yb32, PTs32[k], Qt)
-        lk = layers[k]
-        for j in range(b):
-            c = 0.0
-            s = 0.0
-            s2 = 0.0
-            for i in range(n):
-                q = np.float64(Qt[j, i])
-                c += q * Yb[j, i]
-                s += q
-                s2 += q * q
-            qm = s / n
-            qss = s2 - n * qm * qm
-            rj = c / np.sqrt(qss * yss[j])
-            if not y_ok[j] or not np.isfinite(rj):
-                rj = np.nan
-            else:
-                rj = min(max(rj, -1.0), 1.0)
-                check[lk, j0 + j] = not (qss > 1e-8 * s2 and qss > _CANCEL * _CANCEL * rho2[k] * yss[j])
-            R[lk, j0 + j] = rj
+        _rows_to_r(Qt, Yb, j0, layers[k], _CANCEL * _CANCEL * rho2[k], yss, y_ok, R, check)
 
 
 def leave_one_out_operator(kc, alpha) -> np.ndarray:
