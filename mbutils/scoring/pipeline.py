@@ -280,9 +280,11 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     groupings : sequence of str
         Neuron coordinates to score by besides ``area``.
     loo_precision : {"float32", "float64"}
-        Arithmetic of the leave-one-out prediction products (see
-        :class:`mbutils.scoring._loo.LooPearson`): ``"float32"`` products summed in float64
-        (twice as fast; per-neuron r within about 1e-7 of float64) or all float64.
+        Arithmetic of the leave-one-out prediction products ``P y``: ``"float32"`` (twice as
+        fast) rounds operators and targets to float32 for the product only, sums everything in
+        float64 with the exact targets and redoes in float64 the targets whose float32
+        predictions are nearly constant or cancel (per-neuron r within about 1e-7 of float64);
+        ``"float64"`` keeps every step in float64.
 
     Returns
     -------
