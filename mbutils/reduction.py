@@ -218,7 +218,8 @@ def _disk_path(key, kernels):
 
     n_features, n_components, seed = key
     # the packed layout depends on the kernel's task and group sizes: part of the name
-    name = f"srp-m2-{n_features}x{n_components}-seed{seed}-t{kernels._TASK}g{kernels._GROUP}.npz"
+    # ("m3": buckets sorted by component; "m2" files, in feature order, are not read)
+    name = f"srp-m3-{n_features}x{n_components}-seed{seed}-t{kernels._TASK}g{kernels._GROUP}.npz"
     return Path(get_config().cache_dir) / "projections" / name
 
 

@@ -154,6 +154,38 @@ def test_srp_kernel_matches_plain_loop_for_both_signs_and_threads():
     np.testing.assert_array_equal(kernels.project(X2[33:61], packed2, k), full[33:61])
 
 
+def test_packed_buckets_sorted_by_component_and_sums_in_feature_order():
+    # pack: every non-zero kept once, each (task, group) bucket ordered by component and then
+    # feature; the projection is bitwise that of the same buckets in feature order (each output
+    # element is summed over its features in the same order)
+    from mbutils import _srp_numba as kernels
+    rng = np.random.default_rng(21)
+    n, p, k = 70, 3 * kernels._TASK + 77, 2 * kernels._GROUP + 5
+    counts = rng.integers(0, 6, size=p)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    indices = np.concatenate([np.sort(rng.choice(k, size=c, replace=False)) for c in counts]).astype(np.int32)
+    signs = rng.choice(np.array([-1, 1], dtype=np.int8), size=indptr[-1])
+    ptr, words = kernels.pack_csr(indptr, indices, signs, k)
+    n_groups = -(-k // kernels._GROUP)
+    comp, local, neg = words >> 13, (words >> 1) & (kernels._TASK - 1), words & 1
+    bucket = np.repeat(np.arange(ptr.size - 1), np.diff(ptr))
+    feature = (bucket // n_groups) * kernels._TASK + local
+    assert np.array_equal(comp // kernels._GROUP, bucket % n_groups)
+    got = sorted(zip(feature.tolist(), comp.tolist(), neg.tolist()))
+    want = sorted(zip(np.repeat(np.arange(p), counts).tolist(), indices.tolist(), (signs < 0).astype(int).tolist()))
+    assert got == want
+    by_feature = words.copy()
+    for b in range(ptr.size - 1):
+        sl = slice(ptr[b], ptr[b + 1])
+        assert np.all(np.diff(comp[sl].astype(np.int64) * kernels._TASK + local[sl]) > 0)
+        by_feature[sl] = words[sl][np.lexsort((comp[sl], local[sl]))]
+    assert not np.array_equal(by_feature, words)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    for n_threads in (1, 2):
+        np.testing.assert_array_equal(kernels.project(X, (ptr, words), k, n_threads=n_threads),
+                                      kernels.project(X, (ptr, by_feature), k, n_threads=n_threads))
+
+
 def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, monkeypatch):
     import mbutils
     from mbutils import _srp_numba as kernels
