@@ -395,52 +395,66 @@ def _center_item(n: int) -> int:
 
 
 
+@njit(inline="always")
+def _center_f32_item(X, a, w, it, item, out, shift, delta, rowsum, rowdot, rowdelta):
+    """Work item ``it`` (columns ``it*item`` onward) of :func:`center_block_f32`."""
+    n = X.shape[0]
+    j0 = it * item
+    j1 = min(w, j0 + item)
+    cw = j1 - j0
+    mu = np.zeros(cw, dtype=np.float64)
+    for r in range(n):
+        xr = X[r, a + j0:a + j1]
+        for j in range(cw):
+            mu[j] += xr[j]
+    c = np.empty(cw, dtype=np.float32)
+    c64 = np.empty(cw, dtype=np.float64)
+    d64 = np.empty(cw, dtype=np.float64)
+    for j in range(cw):
+        m = mu[j] / n
+        cj = np.float32(m)
+        c[j] = cj
+        c64[j] = np.float64(cj)
+        d64[j] = m - c64[j]
+        shift[j0 + j] = c64[j]
+        delta[j0 + j] = d64[j]
+    for r in range(n):
+        xr = X[r, a + j0:a + j1]
+        o = out[r, j0:j1]
+        # two loops: the subtraction (with stores) and the sums (loads only) each
+        # vectorize; fused, LLVM kept the whole loop scalar (twice the time)
+        for j in range(cw):
+            o[j] = xr[j] - c[j]  # float32, correctly rounded
+        s = 0.0
+        d = 0.0
+        e = 0.0
+        for j in range(cw):
+            v64 = np.float64(o[j])
+            s += v64
+            d += v64 * c64[j]  # exact product of two float32
+            e += v64 * d64[j]
+        rowsum[it, r] = s
+        rowdot[it, r] = d
+        rowdelta[it, r] = e
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _center_block_f32(X, a, b, out, shift, delta, rowsum, rowdot, rowdelta, item):
-    n = X.shape[0]
     w = b - a
-    n_items = (w + item - 1) // item
-    for it in prange(n_items):
-        j0 = it * item
-        j1 = min(w, j0 + item)
-        cw = j1 - j0
-        mu = np.zeros(cw, dtype=np.float64)
-        for r in range(n):
-            xr = X[r, a + j0:a + j1]
-            for j in range(cw):
-                mu[j] += xr[j]
-        c = np.empty(cw, dtype=np.float32)
-        c64 = np.empty(cw, dtype=np.float64)
-        d64 = np.empty(cw, dtype=np.float64)
-        for j in range(cw):
-            m = mu[j] / n
-            cj = np.float32(m)
-            c[j] = cj
-            c64[j] = np.float64(cj)
-            d64[j] = m - c64[j]
-            shift[j0 + j] = c64[j]
-            delta[j0 + j] = d64[j]
-        for r in range(n):
-            xr = X[r, a + j0:a + j1]
-            o = out[r, j0:j1]
-            # two loops: the subtraction (with stores) and the sums (loads only) each
-            # vectorize; fused, LLVM kept the whole loop scalar (twice the time)
-            for j in range(cw):
-                o[j] = xr[j] - c[j]  # float32, correctly rounded
-            s = 0.0
-            d = 0.0
-            e = 0.0
-            for j in range(cw):
-                v64 = np.float64(o[j])
-                s += v64
-                d += v64 * c64[j]  # exact product of two float32
-                e += v64 * d64[j]
-            rowsum[it, r] = s
-            rowdot[it, r] = d
-            rowdelta[it, r] = e
+    for it in prange((w + item - 1) // item):
+        _center_f32_item(X, a, w, it, item, out, shift, delta, rowsum, rowdot, rowdelta)
 
 
-def center_block_f32(X, a: int, b: int, buffer=None, item: int | None = None, per_item: bool = False):
+@njit(fastmath=True, cache=True, nogil=True)
+def _center_block_f32_serial(X, a, b, out, shift, delta, rowsum, rowdot, rowdelta, item):
+    # the same on the calling thread only (for worker threads that each center their own block)
+    w = b - a
+    for it in range((w + item - 1) // item):
+        _center_f32_item(X, a, w, it, item, out, shift, delta, rowsum, rowdot, rowdelta)
+
+
+def center_block_f32(X, a: int, b: int, buffer=None, item: int | None = None, per_item: bool = False,
+                    parallel: bool = True):
     """Columns ``a:b`` of ``X`` minus their float32-rounded column means, as float32.
 
     The float32 twin of :func:`center_block`, a single read of the block: each work item of
@@ -459,6 +473,9 @@ def center_block_f32(X, a: int, b: int, buffer=None, item: int | None = None, pe
         Columns per work item (default: :func:`_center_item`).
     per_item : bool
         Return the row sums per work item.
+    parallel : bool
+        Spread the work items over numba's threads; ``False`` runs them on the calling thread
+        (which then holds no lock: several threads may center blocks at once).
 
     Returns
     -------
@@ -483,6 +500,7 @@ def center_block_f32(X, a: int, b: int, buffer=None, item: int | None = None, pe
     shift = np.empty(w)
     delta = np.empty(w)
     rows = np.empty((3, n_items, n))
-    _center_block_f32(X, int(a), int(b), out, shift, delta, rows[0], rows[1], rows[2], item)
+    kernel = _center_block_f32 if parallel else _center_block_f32_serial
+    kernel(X, int(a), int(b), out, shift, delta, rows[0], rows[1], rows[2], item)
     s = rows if per_item else rows.sum(axis=1)
     return out, shift, delta, s[0], s[1], s[2]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _gram_workers as _gw
+
 __all__ = [
     "SparseRandomProjection",
     "GramReducer",
@@ -32,7 +34,8 @@ __all__ = [
     "layer_gram",
 ]
 
-# columns per block when accumulating Gram matrices (float32 GEMM per block, float64 sum)
+# columns per block when accumulating Gram matrices (BLAS product per block, float64 sum); the
+# float32 CPU path uses the blocks of its worker threads (mbutils._gram_workers.BLOCK)
 _GRAM_BLOCK = 8192
 _PRECISIONS = ("float64", "float32")
 
@@ -388,7 +391,7 @@ class LayerGram:
         return np.clip(c, -1.0, 1.0, out=c, where=~np.isnan(c))
 
 
-def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -> LayerGram:
+def layer_gram(features, block: int | None = None, precision: str = "float64") -> LayerGram:
     """Doubly centered and row-centered Gram matrices of a layer, with one GEMM per block.
 
     The feature-centered Gram is accumulated block by block (float32 products of centered
@@ -399,11 +402,12 @@ def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -
     Parameters
     ----------
     features : torch.Tensor or ndarray of shape (n_stimuli, n_features)
-    block : int
-        Features per block (bounds the temporary memory).
+    block : int, optional
+        Features per block (bounds the temporary memory); default 8192, and 4096 for float32
+        on the CPU (where the blocks are spread over worker threads).
     precision : {"float64", "float32"}
         Arithmetic of the block products (one BLAS product per block; each block is centered
-        over stimuli in float64 first, and the products are summed in float64):
+        over stimuli first, and the products are summed in float64):
         ``"float64"`` matches ``numpy.corrcoef`` to about 1e-12; ``"float32"`` is about twice
         as fast, with RDM errors of about 1e-7 (RSA scores of a random ResNet-18 within 2e-7
         of float64).
@@ -422,6 +426,7 @@ def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -
     kernels = _kernels()
     if kernels is not None and x.device.type == "cpu":
         return _layer_gram_cpu(kernels, x.numpy(), block, precision)
+    block = _GRAM_BLOCK if block is None else max(1, int(block))
     kc = torch.zeros((n, n), dtype=torch.float64, device=x.device)
     a = torch.zeros(n, dtype=torch.float64, device=x.device)  # Xc @ mu
     b = torch.zeros(n, dtype=torch.float64, device=x.device)  # Xc @ 1
@@ -441,61 +446,42 @@ def layer_gram(features, block: int = _GRAM_BLOCK, precision: str = "float64") -
     return _finish_gram(kc, a.cpu().numpy(), b.cpu().numpy(), mu_sq, mu_sum, p)
 
 
-# MKL's float32 GEMM is up to a quarter faster when the rows are a multiple of 8 (118 -> 120:
-# 10%); the centered blocks are multiplied with zero rows added (benchmarks in the README)
-_ROW_MULTIPLE = 8
-
-
-def _padded_rows(n: int) -> int:
-    return -(-int(n) // _ROW_MULTIPLE) * _ROW_MULTIPLE
-
-
 def _padded_block(buffer, n: int, w: int):
     """The (n_pad, w) float32 view of ``buffer`` whose first ``n`` rows the centering kernel
-    wrote as an (n, w) block; the rows below are set to zero."""
-    n_pad = _padded_rows(n)
+    wrote as an (n, w) block; the rows below are set to zero (BLAS multiplies rows in
+    multiples of 8 faster: 118 -> 120 is 10% faster; see :mod:`mbutils._gram_workers`)."""
+    n_pad = _gw.padded_rows(n)
     buffer[n * w:n_pad * w] = 0.0
     return buffer[:n_pad * w].reshape(n_pad, w)
 
 
 def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
-    """:func:`layer_gram` on the CPU: fused centering kernel and one GEMM per block.
+    """:func:`layer_gram` on the CPU: fused centering kernel and one BLAS product per block.
 
-    Blocks are centered into one reused buffer, small enough to stay in the last-level cache
-    for the product; float32 products go to torch's BLAS (MKL on x86, the faster one here),
-    float64 ones to scipy's ``dsyrk``.
+    float32: blocks of 4096 features spread over worker threads, each centering its blocks and
+    multiplying them with single-threaded BLAS (:func:`mbutils._gram_workers.block_grams`);
+    float64: blocks centered into one reused buffer, products by scipy's ``dsyrk``.
 
     ``"float64"``: each block is centered on its exact (float64) column means. ``"float32"``:
     on the means rounded to float32 (``c``), so that the centering is one float32 subtraction,
     correctly rounded; the row-centered Gram follows exactly from any such shift, and the
     doubly centered one is corrected for ``mean - c`` in float64.
     """
-    import torch
     from scipy.linalg import blas
 
     n, p = x.shape
     x = np.ascontiguousarray(x, dtype=np.float32)
-    block = max(1, min(int(block), p))
+    if precision == "float32":
+        block = max(1, min(_gw.BLOCK if block is None else int(block), p))
+        st = _gw.block_grams(kernels, x, [(j, min(p, j + block), 0) for j in range(0, p, block)], 1)
+        return _gram_from_shifted(st.ks[0], st.rs[0], st.rd[0], st.re[0], float(st.s2[0]), float(st.s1[0]),
+                                  float(st.dd[0]), p)
+    block = max(1, min(_GRAM_BLOCK if block is None else int(block), p))
     kc = np.zeros((n, n))
     a = np.zeros(n)
     b = np.zeros(n)
     mu_sq = 0.0
     mu_sum = 0.0
-    if precision == "float32":
-        buffer = np.empty(_padded_rows(n) * block, dtype=np.float32)
-        e = np.zeros(n)
-        dd = 0.0
-        for j in range(0, p, block):
-            xc, c, delta, rowsum, rowdot, rowdelta = kernels.center_block_f32(x, j, min(p, j + block), buffer)
-            t = torch.from_numpy(_padded_block(buffer, n, xc.shape[1]))
-            kc += torch.mm(t, t.t()).numpy()[:n, :n]
-            a += rowdot
-            b += rowsum
-            e += rowdelta
-            mu_sq += float(c @ c)
-            mu_sum += float(c.sum())
-            dd += float(delta @ delta)
-        return _gram_from_shifted(kc, b, a, e, mu_sq, mu_sum, dd, p)
     buffer = np.empty(n * block, dtype=np.float64)
     for j in range(0, p, block):
         xc, mu, rowsum, rowdot = kernels.center_block(x, j, min(p, j + block), np.float64, buffer)
@@ -530,6 +516,16 @@ class _ChannelStats:
         C = int(n_channels)
         hw = p // C
         self.n_channels, self.hw, self.p = C, hw, p
+        if hw >= _CHANNEL_ALONE:
+            # wide channels: each cut into equal blocks of at most _gw.BLOCK features, whole
+            # channels per worker thread (:func:`mbutils._gram_workers.block_grams`)
+            parts = -(-hw // _gw.BLOCK)
+            cuts = [round(i * hw / parts) for i in range(parts + 1)]
+            jobs = [(k * hw + cuts[i], k * hw + cuts[i + 1], k) for k in range(C) for i in range(parts)]
+            st = _gw.block_grams(kernels, np.ascontiguousarray(x, dtype=np.float32), jobs, C)
+            self.ks, self.rs, self.rd, self.re = st.ks, st.rs, st.rd, st.re
+            self.s1, self.s2, self.dd = st.s1, st.s2, st.dd
+            return
         self.ks = np.zeros((C, n, n))
         self.rs = np.zeros((C, n))
         self.rd = np.zeros((C, n))
@@ -537,19 +533,9 @@ class _ChannelStats:
         self.s1 = np.zeros(C)
         self.s2 = np.zeros(C)
         self.dd = np.zeros(C)
-        if hw >= _CHANNEL_ALONE:
-            # wide channels: one GEMM per block of at most _GRAM_BLOCK features of one channel
-            buffer = np.empty(_padded_rows(n) * min(hw, _GRAM_BLOCK), dtype=np.float32)
-            for k in range(C):
-                for j in range(k * hw, (k + 1) * hw, _GRAM_BLOCK):
-                    xc, c, delta, rs, rd, re = kernels.center_block_f32(x, j, min((k + 1) * hw, j + _GRAM_BLOCK), buffer)
-                    t = torch.from_numpy(_padded_block(buffer, n, xc.shape[1]))
-                    self.ks[k] += torch.mm(t, t.t()).numpy()[:n, :n]
-                    self._add(slice(k, k + 1), rs, rd, re, c, delta, 1)
-            return
         # narrow channels: several per block, one centering item and one batched GEMM each
         per = max(1, _GRAM_BLOCK // hw)
-        n_pad = _padded_rows(n)
+        n_pad = _gw.padded_rows(n)
         buffer = np.empty(n_pad * per * hw, dtype=np.float32)
         for k0 in range(0, C, per):
             k1 = min(C, k0 + per)
@@ -579,10 +565,9 @@ class _ChannelStats:
             float(a2 @ self.dd), self.p)
 
 
-# columns per centering work item when one channel is a whole block
-_CHANNEL_ITEM = 512
-# channels at least this wide get a block (and a GEMM) of their own
-_CHANNEL_ALONE = 4096
+# channels at least this wide get blocks (and GEMMs) of their own, on worker threads; narrower
+# ones are multiplied with batched GEMMs (faster below about 2,000 features per channel)
+_CHANNEL_ALONE = 2048
 # narrower channels make per-channel Grams (batched GEMMs with a short inner dimension)
 # slower than a second whole-layer Gram: such layers are not derived
 _CHANNEL_MIN = 512

@@ -220,6 +220,49 @@ def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, m
     np.testing.assert_allclose(first, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
+def test_block_grams_on_worker_threads_against_float64():
+    # the float32 Grams of centered blocks, spread over 1-3 worker threads (one slot shared by
+    # all workers, or whole slots per worker), against float64 sums of the same shifted blocks
+    from mbutils import _gram_workers as gw
+    from mbutils import _srp_numba as kernels
+
+    rng = np.random.default_rng(14)
+    n = 13  # not a multiple of 8: zero rows are added for the products
+    X = (rng.normal(size=(n, 9001)) + 20 * rng.random(9001)).astype(np.float32)
+    X64 = X.astype(np.float64)
+    one_slot = [(j, min(9001, j + 1000), 0) for j in range(0, 9001, 1000)]
+    slots = [(0, 2500, 0), (2500, 3001, 1), (3001, 6000, 2), (6000, 9001, 1)]
+    for jobs, n_slots in ((one_slot, 1), (slots, 3)):
+        ref = gw.BlockSums(n_slots, n)
+        for a, b, k in jobs:
+            mu = X64[:, a:b].mean(0)
+            c = mu.astype(np.float32).astype(np.float64)
+            xs = (X[:, a:b] - c.astype(np.float32)).astype(np.float64)  # as the kernel rounds it
+            ref.ks[k] += xs @ xs.T
+            ref.rs[k] += xs.sum(1)
+            ref.rd[k] += xs @ c
+            ref.re[k] += xs @ (mu - c)
+            ref.s1[k] += c.sum()
+            ref.s2[k] += c @ c
+            ref.dd[k] += (mu - c) @ (mu - c)
+        first = None
+        for workers in (1, 2, 3):
+            got = gw.block_grams(kernels, X, jobs, n_slots, workers=workers)
+            np.testing.assert_allclose(got.ks, ref.ks, rtol=0, atol=1e-6 * np.abs(ref.ks).max())
+            for name in ("rs", "rd", "s1", "s2"):
+                np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-9,
+                                           atol=1e-9 * np.abs(getattr(ref, name)).max())
+            # delta = mean - c is about 1e-7 of the mean: its own rounding is about 1e-9 of it
+            np.testing.assert_allclose(got.re, ref.re, rtol=1e-6, atol=1e-6 * np.abs(ref.re).max())
+            np.testing.assert_allclose(got.dd, ref.dd, rtol=1e-6, atol=0)
+            if first is None:
+                first = got.ks
+            else:  # the workers only change the grouping of float64 sums
+                np.testing.assert_allclose(got.ks, first, rtol=0, atol=1e-12 * np.abs(first).max())
+    assert gw.block_grams(kernels, X, [], 2).ks.shape == (2, n, n)
+    assert gw.n_workers() >= 1
+
+
 def test_float32_centering_kernel_against_numpy():
     from mbutils import _srp_numba as kernels
     rng = np.random.default_rng(12)
