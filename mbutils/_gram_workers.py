@@ -12,6 +12,7 @@ not depend on timing (it does on the number of workers, at the last bits of floa
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -22,6 +23,42 @@ BLOCK = 4096
 ROW_MULTIPLE = 8
 
 _CONTROLLER = None
+# worker threads kept for the process (their buffers, numba and BLAS thread states are reused);
+# a forked child starts without them
+_POOL: ThreadPoolExecutor | None = None
+_LOCAL = threading.local()
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL._max_workers != workers:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="mbutils-gram")
+    return _POOL
+
+
+def _buffer(size: int) -> np.ndarray:
+    """This thread's float32 work buffer of at least ``size`` elements (kept between calls)."""
+    buf = getattr(_LOCAL, "buffer", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=np.float32)
+        if size <= _KEEP_ELEMENTS:
+            _LOCAL.buffer = buf
+    return buf
+
+
+# largest buffer kept by a thread between calls (64 MiB: 4096 features of 4096 stimuli)
+_KEEP_ELEMENTS = 1 << 24
 
 
 def padded_rows(n: int) -> int:
@@ -111,7 +148,7 @@ def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None) -> B
     def run(share):
         sums = BlockSums(1, n) if n_slots == 1 else out
         n_pad = padded_rows(n)
-        buffer = np.empty(n_pad * width, dtype=np.float32)
+        buffer = _buffer(n_pad * width)
         for a, b, slot in share:
             k = 0 if n_slots == 1 else slot
             w = b - a
@@ -131,8 +168,7 @@ def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None) -> B
         if len(shares) == 1:
             results = [run(shares[0])]
         else:
-            with ThreadPoolExecutor(len(shares), thread_name_prefix="mbutils-gram") as pool:
-                results = list(pool.map(run, shares))
+            results = list(_pool(workers).map(run, shares))
     if n_slots == 1:
         for r in results:
             out.add(r)

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -261,6 +263,36 @@ def test_block_grams_on_worker_threads_against_float64():
                 np.testing.assert_allclose(got.ks, first, rtol=0, atol=1e-12 * np.abs(first).max())
     assert gw.block_grams(kernels, X, [], 2).ks.shape == (2, n, n)
     assert gw.n_workers() >= 1
+
+
+def _block_grams_in_child(queue, x, jobs):
+    from mbutils import _gram_workers as gw
+    from mbutils import _srp_numba as kernels
+
+    queue.put(gw.block_grams(kernels, x, jobs, 1, workers=2).ks)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_block_grams_worker_threads_work_in_a_forked_child():
+    # the worker threads are kept for the process; a forked child (multiprocessing, some
+    # notebook runners) has none of them and must not wait on the parent's
+    import multiprocessing as mp
+
+    from mbutils import _gram_workers as gw
+    from mbutils import _srp_numba as kernels
+
+    x = np.random.default_rng(15).random((13, 9000)).astype(np.float32)
+    jobs = [(j, min(9000, j + 1000), 0) for j in range(0, 9000, 1000)]
+    ref = gw.block_grams(kernels, x, jobs, 1, workers=2).ks  # the parent's threads exist now
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_block_grams_in_child, args=(queue, x, jobs))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("block_grams hung in a forked child")
+    np.testing.assert_array_equal(queue.get(timeout=5), ref)
 
 
 def test_float32_centering_kernel_against_numpy():
