@@ -25,13 +25,16 @@ ROW_MULTIPLE = 8
 _CONTROLLER = None
 # worker threads kept for the process (their buffers, numba and BLAS thread states are reused);
 # a forked child starts without them
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple | None = None  # (executor, number of threads)
 _LOCAL = threading.local()
+# one call at a time: the BLAS thread limit is process-wide, and the pool is shared
+_LOCK = threading.Lock()
 
 
 def _forget_pool() -> None:
-    global _POOL
+    global _POOL, _LOCK
     _POOL = None
+    _LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -40,11 +43,11 @@ if hasattr(os, "register_at_fork"):
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     global _POOL
-    if _POOL is None or _POOL._max_workers != workers:
+    if _POOL is None or _POOL[1] != workers:
         if _POOL is not None:
-            _POOL.shutdown(wait=False)
-        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="mbutils-gram")
-    return _POOL
+            _POOL[0].shutdown(wait=False)
+        _POOL = (ThreadPoolExecutor(workers, thread_name_prefix="mbutils-gram"), workers)
+    return _POOL[0]
 
 
 def _buffer(size: int) -> np.ndarray:
@@ -164,7 +167,7 @@ def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None) -> B
             sums.dd[k] += delta @ delta
         return sums
 
-    with _controller().limit(limits=1, user_api="blas"):
+    with _LOCK, _controller().limit(limits=1, user_api="blas"):
         if len(shares) == 1:
             results = [run(shares[0])]
         else:
