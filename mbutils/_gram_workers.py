@@ -3,7 +3,7 @@
 Each worker centers its own blocks (the serial twin of the numba centering kernel, which
 releases the GIL) and multiplies each block by its transpose with numpy's BLAS, single-threaded
 meanwhile; ``x @ x.T`` goes to the BLAS's symmetric rank-k update, half the products of a GEMM.
-On the 2-core AMD machine of the benchmarks this is 20-30% faster than one two-threaded GEMM of
+On the 2-core AMD machine of the benchmarks this is 20-35% faster than one two-threaded GEMM of
 torch's MKL per block (benchmarks in the README).
 
 The work is split so that every Gram is summed by one thread, in a fixed order: the result does
