@@ -516,23 +516,20 @@ class _ChannelStats:
         C = int(n_channels)
         hw = p // C
         self.n_channels, self.hw, self.p = C, hw, p
-        if hw >= _CHANNEL_ALONE:
+        wide = hw >= _CHANNEL_ALONE
+        if wide:
             # wide channels: each cut into equal blocks of at most _gw.BLOCK features, whole
             # channels per worker thread (:func:`mbutils._gram_workers.block_grams`)
             parts = -(-hw // _gw.BLOCK)
             cuts = [round(i * hw / parts) for i in range(parts + 1)]
             jobs = [(k * hw + cuts[i], k * hw + cuts[i + 1], k) for k in range(C) for i in range(parts)]
             st = _gw.block_grams(kernels, np.ascontiguousarray(x, dtype=np.float32), jobs, C)
-            self.ks, self.rs, self.rd, self.re = st.ks, st.rs, st.rd, st.re
-            self.s1, self.s2, self.dd = st.s1, st.s2, st.dd
+        else:
+            st = _gw.BlockSums(C, n)  # filled below
+        self.ks, self.rs, self.rd, self.re = st.ks, st.rs, st.rd, st.re
+        self.s1, self.s2, self.dd = st.s1, st.s2, st.dd
+        if wide:
             return
-        self.ks = np.zeros((C, n, n))
-        self.rs = np.zeros((C, n))
-        self.rd = np.zeros((C, n))
-        self.re = np.zeros((C, n))
-        self.s1 = np.zeros(C)
-        self.s2 = np.zeros(C)
-        self.dd = np.zeros(C)
         # narrow channels: several per block, one centering item and one batched GEMM each
         per = max(1, _GRAM_BLOCK // hw)
         n_pad = _gw.padded_rows(n)

@@ -272,7 +272,7 @@ def _block_grams_in_child(queue, x, jobs):
     queue.put(gw.block_grams(kernels, x, jobs, 1, workers=2).ks)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform (Windows)")
 def test_block_grams_worker_threads_work_in_a_forked_child():
     # the worker threads are kept for the process; a forked child (multiprocessing, some
     # notebook runners) has none of them and must not wait on the parent's
