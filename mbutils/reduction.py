@@ -568,6 +568,16 @@ _CHANNEL_ALONE = 2048
 # narrower channels make per-channel Grams (batched GEMMs with a short inner dimension)
 # slower than a second whole-layer Gram: such layers are not derived
 _CHANNEL_MIN = 512
+# the per-channel statistics hold n_channels float64 (n, n) Grams: with many stimuli they can
+# outgrow the layer itself (8 C n^2 bytes against 4 n p: n > hw / 2). A source is only
+# derived while its statistics take at most this fraction of its features' memory (n <= hw / 4
+# at 0.5), so that they never change the order of the peak memory (two adjacent layers).
+_CHANNEL_STATS_SHARE = 0.5
+
+
+def _channel_stats_fit(n: int, p: int, n_channels: int) -> bool:
+    """Whether the per-channel statistics of an (n, p) float32 layer fit the memory rule."""
+    return 8.0 * n_channels * n * n <= _CHANNEL_STATS_SHARE * 4.0 * n * p
 
 
 class _AffineGrams:
@@ -578,7 +588,10 @@ class _AffineGrams:
     passes by, its Gram is computed per channel (:class:`_ChannelStats`, the same work as the
     whole-layer Gram) and its statistics are kept until the affine layer comes; that layer's
     Gram then costs no pass over its features. Both Grams go to the reducers through the
-    shared memo. Active only for float32 Gram-based reducers on CPU tensors.
+    shared memo. Active only for float32 Gram-based reducers on CPU tensors, and for sources
+    whose statistics (``n_channels`` float64 (n, n) matrices) take at most half the memory of
+    their features (``n_stimuli <= hw / 4``, ``hw`` features per channel); with more stimuli
+    both Grams are computed from the features.
     """
 
     def __init__(self, reducers, layers):
@@ -605,9 +618,9 @@ class _AffineGrams:
         if C is None:
             return
         x = _as_tensor(features)
-        if x.device.type != "cpu" or x.shape[1] % C:
-            return
         self._stats.clear()  # a source whose affine layer did not come is not kept
+        if x.device.type != "cpu" or x.shape[1] % C or not _channel_stats_fit(x.shape[0], x.shape[1], C):
+            return  # its Gram and its affine layer's are computed from their features
         st = _ChannelStats(x.numpy(), C, _kernels())
         self._stats[layer.name] = st
         _MEMO.put(features, "float32", st.gram())

@@ -379,6 +379,33 @@ def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeyp
             np.testing.assert_allclose(rdm, 1 - np.corrcoef(raw.astype(np.float64)), atol=1e-6)
 
 
+def test_batchnorm_rdms_not_derived_when_channel_statistics_outgrow_the_layer(monkeypatch):
+    # per-channel statistics hold n_channels (n, n) float64 Grams; the derivation stops where
+    # they would take more than half the layer's own memory (n > hw / 4: 256 stimuli here, with
+    # 1,024 features per channel), and the Grams come from the features instead
+    from mbutils import reduction
+    from mbutils.reduction import RDMReducer
+
+    model = TorchFeatureModel(_bn_net(seed=1, mean_range=2.0), "bnnet", "random", InputTransform(32), device="cpu",
+                              seed=0)
+    made = []
+    init = reduction._ChannelStats.__init__
+
+    def counting(self, x, n_channels, kernels):
+        made.append(x.shape)
+        init(self, x, n_channels, kernels)
+
+    monkeypatch.setattr(reduction._ChannelStats, "__init__", counting)
+    rng = np.random.default_rng(5)
+    for n, expected in ((256, 2), (257, 0)):
+        made.clear()
+        stim = rng.integers(0, 256, size=(n, 40, 40), dtype=np.uint8)
+        fs = extract(model, stim, {"rdm": RDMReducer(precision="float32"), "raw": KeepReducer()}, cache=False)
+        assert len(made) == expected, (n, made)
+        for name, rdm, raw in zip(fs.layers.name, fs["rdm"], fs["raw"]):
+            np.testing.assert_allclose(rdm, 1 - np.corrcoef(raw.astype(np.float64)), atol=1e-6, err_msg=name)
+
+
 def test_batchnorm_layers_projected_with_their_source(monkeypatch):
     # a batch-norm layer's sparse random projection comes from its convolution's pass
     # (project_affine); it equals projecting the batch norm's output, in the one-pass and the
