@@ -24,6 +24,8 @@ in the same pass.
 """
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -34,6 +36,27 @@ _FLUSH = 32  # tasks between float32 -> float64 flushes (32,768 features)
 _CH = 64  # stimuli per chunk
 #: largest number of components the packed words can address
 MAX_COMPONENTS = 2 ** 18
+
+# numba's OpenMP threading layer (the one it picks here) terminates a process forked from one
+# that had already run parallel kernels as soon as the child runs one ("fork() called from a
+# process already using GNU OpenMP, this is unsafe"), and multiprocessing forks by default on
+# Linux. In such a child every kernel runs its serial twin on the calling thread (the same sums
+# in the same order: bitwise the same results).
+_SERIAL_ONLY = False
+
+
+def _after_fork_in_child() -> None:
+    global _SERIAL_ONLY
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # the parent ran no parallel kernel: the child may
+        return
+    if layer == "omp":
+        _SERIAL_ONLY = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @njit(cache=True, nogil=True)
@@ -168,88 +191,121 @@ def _write(acc, tot, flushed, out, r0, m, c0, scale, offset):
                 out[r0 + r, c0 + c] = np.float32(np.float64(acc[c, r]) * scale + o)
 
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _project(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
+@njit(inline="always")
+def _project_item(item, X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset, zero):
+    """Work item ``item`` of :func:`_project`: one chunk of rows, one share of the component groups."""
     n, p = X.shape
     dual = fscale.size > 0
     n_tasks = (p + _TASK - 1) // _TASK
     n_groups = (n_components + _GROUP - 1) // _GROUP
-    n_chunks = (n + _CH - 1) // _CH
     per_part = (n_groups + n_parts - 1) // n_parts
+    k = item // n_parts
+    g0 = (item - k * n_parts) * per_part
+    g1 = min(n_groups, g0 + per_part)
+    if g0 >= g1:
+        return
+    c0 = g0 * _GROUP
+    nc = min(n_components, g1 * _GROUP) - c0
+    r0 = k * _CH
+    m = min(n, r0 + _CH) - r0
+    many = n_tasks > _FLUSH
+    acc = np.zeros((nc, _CH), dtype=np.float32)
+    tot = np.zeros((nc if many else 1, _CH), dtype=np.float64)
+    acc2 = np.zeros((nc if dual else 1, _CH), dtype=np.float32)
+    tot2 = np.zeros((nc if dual and many else 1, _CH), dtype=np.float64)
+    xt = np.zeros((_TASK, _CH), dtype=np.float32)
+    tile = np.empty((8, 8), dtype=np.float32)
+    done = 0
+    flushed = False
+    for task in range(n_tasks):
+        a = task * _TASK
+        _transpose(X, r0, m, a, min(p, a + _TASK) - a, xt, tile)
+        lo = ptr[task * n_groups + g0]
+        hi = ptr[task * n_groups + g1]
+        if dual:
+            for q in range(lo, hi):
+                word = words[q]
+                f = (word >> 1) & (_TASK - 1)
+                sv = np.float32(1 - 2 * (word & 1))
+                sv2 = sv * fscale[a + f]
+                row = acc[(word >> 13) - c0]
+                row2 = acc2[(word >> 13) - c0]
+                src = xt[f]
+                for r in range(_CH):
+                    row[r] += sv * src[r]
+                for r in range(_CH):
+                    row2[r] += sv2 * src[r]
+        else:
+            for q in range(lo, hi):
+                word = words[q]
+                sv = np.float32(1 - 2 * (word & 1))
+                row = acc[(word >> 13) - c0]
+                src = xt[(word >> 1) & (_TASK - 1)]
+                for r in range(_CH):
+                    row[r] += sv * src[r]
+        done += 1
+        if done == _FLUSH and task + 1 < n_tasks:
+            _flush(acc, tot)
+            if dual:
+                _flush(acc2, tot2)
+            done = 0
+            flushed = True
+    _write(acc, tot, flushed, out, r0, m, c0, scale, zero)
+    if dual:
+        _write(acc2, tot2, flushed, out2, r0, m, c0, scale, offset)
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _project(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
+    n_chunks = (X.shape[0] + _CH - 1) // _CH
     zero = np.zeros(n_components)
     for item in prange(n_chunks * n_parts):
-        k = item // n_parts
-        g0 = (item - k * n_parts) * per_part
-        g1 = min(n_groups, g0 + per_part)
-        if g0 >= g1:
-            continue
-        c0 = g0 * _GROUP
-        nc = min(n_components, g1 * _GROUP) - c0
-        r0 = k * _CH
-        m = min(n, r0 + _CH) - r0
-        many = n_tasks > _FLUSH
-        acc = np.zeros((nc, _CH), dtype=np.float32)
-        tot = np.zeros((nc if many else 1, _CH), dtype=np.float64)
-        acc2 = np.zeros((nc if dual else 1, _CH), dtype=np.float32)
-        tot2 = np.zeros((nc if dual and many else 1, _CH), dtype=np.float64)
-        xt = np.zeros((_TASK, _CH), dtype=np.float32)
-        tile = np.empty((8, 8), dtype=np.float32)
-        done = 0
-        flushed = False
-        for task in range(n_tasks):
-            a = task * _TASK
-            _transpose(X, r0, m, a, min(p, a + _TASK) - a, xt, tile)
-            lo = ptr[task * n_groups + g0]
-            hi = ptr[task * n_groups + g1]
-            if dual:
-                for q in range(lo, hi):
-                    word = words[q]
-                    f = (word >> 1) & (_TASK - 1)
-                    sv = np.float32(1 - 2 * (word & 1))
-                    sv2 = sv * fscale[a + f]
-                    row = acc[(word >> 13) - c0]
-                    row2 = acc2[(word >> 13) - c0]
-                    src = xt[f]
-                    for r in range(_CH):
-                        row[r] += sv * src[r]
-                    for r in range(_CH):
-                        row2[r] += sv2 * src[r]
+        _project_item(item, X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset, zero)
+
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _project_serial(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
+    # the same on the calling thread only (see _SERIAL_ONLY)
+    n_chunks = (X.shape[0] + _CH - 1) // _CH
+    zero = np.zeros(n_components)
+    for item in range(n_chunks * n_parts):
+        _project_item(item, X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset, zero)
+
+
+@njit(inline="always")
+def _offsets_group(g, ptr, words, n_groups, n_tasks, fshift, off):
+    """Group ``g`` of :func:`_offsets` (its components are its own: no other group writes them)."""
+    for task in range(n_tasks):
+        a = task * _TASK
+        for q in range(ptr[task * n_groups + g], ptr[task * n_groups + g + 1]):
+            word = words[q]
+            v = fshift[a + ((word >> 1) & (_TASK - 1))]
+            if word & 1:
+                off[word >> 13] -= v
             else:
-                for q in range(lo, hi):
-                    word = words[q]
-                    sv = np.float32(1 - 2 * (word & 1))
-                    row = acc[(word >> 13) - c0]
-                    src = xt[(word >> 1) & (_TASK - 1)]
-                    for r in range(_CH):
-                        row[r] += sv * src[r]
-            done += 1
-            if done == _FLUSH and task + 1 < n_tasks:
-                _flush(acc, tot)
-                if dual:
-                    _flush(acc2, tot2)
-                done = 0
-                flushed = True
-        _write(acc, tot, flushed, out, r0, m, c0, scale, zero)
-        if dual:
-            _write(acc2, tot2, flushed, out2, r0, m, c0, scale, offset)
+                off[word >> 13] += v
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _offsets(ptr, words, n_components, fshift, scale):
-    p = fshift.size
-    n_tasks = (p + _TASK - 1) // _TASK
+    n_tasks = (fshift.size + _TASK - 1) // _TASK
     n_groups = (n_components + _GROUP - 1) // _GROUP
     off = np.zeros(n_components)
     for g in prange(n_groups):
-        for task in range(n_tasks):
-            a = task * _TASK
-            for q in range(ptr[task * n_groups + g], ptr[task * n_groups + g + 1]):
-                word = words[q]
-                v = fshift[a + ((word >> 1) & (_TASK - 1))]
-                if word & 1:
-                    off[word >> 13] -= v
-                else:
-                    off[word >> 13] += v
+        _offsets_group(g, ptr, words, n_groups, n_tasks, fshift, off)
+    for c in range(n_components):
+        off[c] *= scale
+    return off
+
+
+@njit(cache=True, nogil=True)
+def _offsets_serial(ptr, words, n_components, fshift, scale):
+    # the same on the calling thread only (see _SERIAL_ONLY)
+    n_tasks = (fshift.size + _TASK - 1) // _TASK
+    n_groups = (n_components + _GROUP - 1) // _GROUP
+    off = np.zeros(n_components)
+    for g in range(n_groups):
+        _offsets_group(g, ptr, words, n_groups, n_tasks, fshift, off)
     for c in range(n_components):
         off[c] *= scale
     return off
@@ -285,8 +341,9 @@ def project(X, packed, n_components: int, scale: float = 1.0, n_threads: int | N
     X = np.ascontiguousarray(X, dtype=np.float32)
     out = np.empty((X.shape[0], int(n_components)), dtype=np.float32)
     none32 = np.empty(0, dtype=np.float32)
-    _project(X, ptr, words, int(n_components), _n_parts(X.shape[0], n_components, n_threads), float(scale),
-             out, none32, out, np.empty(0))
+    kernel = _project_serial if _SERIAL_ONLY else _project
+    kernel(X, ptr, words, int(n_components), _n_parts(X.shape[0], n_components, n_threads), float(scale),
+           out, none32, out, np.empty(0))
     return out
 
 
@@ -320,12 +377,46 @@ def project_affine(X, packed, n_components: int, channel_scale, channel_shift, s
         raise ValueError(f"channel_scale and channel_shift must have the same length, a divisor of "
                          f"n_features={p}; got {a.size} and {b.size}")
     hw = p // a.size
-    offset = _offsets(ptr, words, int(n_components), np.repeat(b, hw), float(scale))
+    offset = (_offsets_serial if _SERIAL_ONLY else _offsets)(ptr, words, int(n_components), np.repeat(b, hw),
+                                                            float(scale))
     out = np.empty((n, int(n_components)), dtype=np.float32)
     out2 = np.empty((n, int(n_components)), dtype=np.float32)
-    _project(X, ptr, words, int(n_components), _n_parts(n, n_components, n_threads), float(scale),
-             out, np.repeat(a.astype(np.float32), hw), out2, offset)
+    kernel = _project_serial if _SERIAL_ONLY else _project
+    kernel(X, ptr, words, int(n_components), _n_parts(n, n_components, n_threads), float(scale),
+           out, np.repeat(a.astype(np.float32), hw), out2, offset)
     return out, out2
+
+
+@njit(inline="always")
+def _center_mean_chunk(ch, X, a, w, mu):
+    """Column means of chunk ``ch`` (1,024 columns) of :func:`_center_block`."""
+    n = X.shape[0]
+    j0 = ch * 1024
+    j1 = min(w, j0 + 1024)
+    for r in range(n):
+        for j in range(j0, j1):
+            mu[j] += X[r, a + j]
+    for j in range(j0, j1):
+        mu[j] /= n
+
+
+@njit(inline="always")
+def _center_row(r, X, a, b, out, mu, rowsum, rowdot):
+    """Row ``r`` of :func:`_center_block`."""
+    w = b - a
+    xr = X[r, a:b]
+    o = out[r]
+    # the stores and the sums in separate loops, so that both vectorize
+    for j in range(w):
+        o[j] = xr[j] - mu[j]
+    s = 0.0
+    d = 0.0
+    for j in range(w):
+        v = xr[j] - mu[j]
+        s += v
+        d += v * mu[j]
+    rowsum[r] = s
+    rowdot[r] = d
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -333,31 +424,27 @@ def _center_block(X, a, b, out):
     n = X.shape[0]
     w = b - a
     mu = np.zeros(w, dtype=np.float64)
-    n_chunks = (w + 1023) // 1024
-    for ch in prange(n_chunks):
-        j0 = ch * 1024
-        j1 = min(w, j0 + 1024)
-        for r in range(n):
-            for j in range(j0, j1):
-                mu[j] += X[r, a + j]
-        for j in range(j0, j1):
-            mu[j] /= n
+    for ch in prange((w + 1023) // 1024):
+        _center_mean_chunk(ch, X, a, w, mu)
     rowsum = np.zeros(n, dtype=np.float64)
     rowdot = np.zeros(n, dtype=np.float64)
     for r in prange(n):
-        xr = X[r, a:b]
-        o = out[r]
-        # the stores and the sums in separate loops, so that both vectorize
-        for j in range(w):
-            o[j] = xr[j] - mu[j]
-        s = 0.0
-        d = 0.0
-        for j in range(w):
-            v = xr[j] - mu[j]
-            s += v
-            d += v * mu[j]
-        rowsum[r] = s
-        rowdot[r] = d
+        _center_row(r, X, a, b, out, mu, rowsum, rowdot)
+    return mu, rowsum, rowdot
+
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _center_block_serial(X, a, b, out):
+    # the same on the calling thread only (see _SERIAL_ONLY)
+    n = X.shape[0]
+    w = b - a
+    mu = np.zeros(w, dtype=np.float64)
+    for ch in range((w + 1023) // 1024):
+        _center_mean_chunk(ch, X, a, w, mu)
+    rowsum = np.zeros(n, dtype=np.float64)
+    rowdot = np.zeros(n, dtype=np.float64)
+    for r in range(n):
+        _center_row(r, X, a, b, out, mu, rowsum, rowdot)
     return mu, rowsum, rowdot
 
 
@@ -375,7 +462,7 @@ def center_block(X, a: int, b: int, dtype, buffer=None):
         out = buffer[:size].reshape(X.shape[0], b - a)
     else:
         out = np.empty((X.shape[0], b - a), dtype=dtype)
-    mu, rowsum, rowdot = _center_block(X, int(a), int(b), out)
+    mu, rowsum, rowdot = (_center_block_serial if _SERIAL_ONLY else _center_block)(X, int(a), int(b), out)
     return out, mu, rowsum, rowdot
 
 
@@ -500,7 +587,7 @@ def center_block_f32(X, a: int, b: int, buffer=None, item: int | None = None, pe
     shift = np.empty(w)
     delta = np.empty(w)
     rows = np.empty((3, n_items, n))
-    kernel = _center_block_f32 if parallel else _center_block_f32_serial
+    kernel = _center_block_f32 if parallel and not _SERIAL_ONLY else _center_block_f32_serial
     kernel(X, int(a), int(b), out, shift, delta, rows[0], rows[1], rows[2], item)
     s = rows if per_item else rows.sum(axis=1)
     return out, shift, delta, s[0], s[1], s[2]

@@ -295,6 +295,83 @@ def test_block_grams_worker_threads_work_in_a_forked_child():
     np.testing.assert_array_equal(queue.get(timeout=5), ref)
 
 
+def _kernel_outputs(x, packed):
+    from mbutils import _srp_numba as kernels
+
+    scale, shift = np.linspace(0.5, 2.0, 8), np.linspace(-1.0, 1.0, 8)
+    return (kernels.project(x, packed, 300, 0.25),) + kernels.project_affine(x, packed, 300, scale, shift, 0.25) + \
+        kernels.center_block(x, 100, 2900, np.float64)[:2] + kernels.center_block_f32(x, 100, 2900)[:2]
+
+
+def _kernel_inputs():
+    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _draw_matrix
+
+    x = np.random.default_rng(16).random((70, 4096)).astype(np.float32)  # two chunks of stimuli
+    indptr, cols, negative, _ = _draw_matrix(4096, 300, 5)
+    return x, kernels.pack(indptr, cols, negative, 300)
+
+
+def test_serial_twins_of_the_parallel_kernels_are_bitwise_equal(monkeypatch):
+    from mbutils import _srp_numba as kernels
+
+    x, packed = _kernel_inputs()
+    parallel = _kernel_outputs(x, packed)
+    monkeypatch.setattr(kernels, "_SERIAL_ONLY", True)
+    serial = _kernel_outputs(x, packed)
+    for a, b in zip(parallel, serial):
+        np.testing.assert_array_equal(a, b)
+    dense = x.astype(np.float64) @ _sign_dense(packed, 4096, 300) * 0.25
+    np.testing.assert_allclose(serial[0], dense, rtol=1e-5, atol=1e-5 * np.abs(dense).max())
+
+
+def _sign_dense(packed, n_features, n_components):
+    """The dense sign matrix behind packed words (a plain loop over the buckets)."""
+    from mbutils import _srp_numba as kernels
+
+    ptr, words = packed
+    n_groups = -(-n_components // kernels._GROUP)
+    S = np.zeros((n_features, n_components))
+    for bucket in range(ptr.size - 1):
+        task = bucket // n_groups
+        for w in words[ptr[bucket]:ptr[bucket + 1]]:
+            S[task * kernels._TASK + ((w >> 1) & (kernels._TASK - 1)), w >> 13] = -1.0 if w & 1 else 1.0
+    return S
+
+
+def _kernels_in_child(queue, x, packed):
+    from mbutils import _srp_numba as kernels
+
+    queue.put((kernels._SERIAL_ONLY, _kernel_outputs(x, packed)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform (Windows)")
+def test_kernels_work_in_a_child_forked_after_parallel_work():
+    # numba's OpenMP layer kills a child forked after the parent ran parallel kernels as soon as
+    # the child runs one; such a child runs the serial twins (multiprocessing forks by default)
+    import multiprocessing as mp
+
+    import numba
+
+    x, packed = _kernel_inputs()
+    ref = _kernel_outputs(x, packed)  # parallel work in this process
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_kernels_in_child, args=(queue, x, packed))
+    child.start()
+    try:
+        serial_only, got = queue.get(timeout=120)  # before join: the results fill more than a pipe
+    except Exception:  # noqa: BLE001 - nothing came back
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+        pytest.fail(f"the forked child gave no result (exit code {child.exitcode})")
+    child.join(60)
+    assert serial_only == (numba.threading_layer() == "omp")
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_float32_centering_kernel_against_numpy():
     from mbutils import _srp_numba as kernels
     rng = np.random.default_rng(12)
