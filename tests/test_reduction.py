@@ -346,21 +346,26 @@ def _kernels_in_child(queue, x, packed):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform (Windows)")
-def test_kernels_work_in_a_child_forked_after_parallel_work():
+def test_kernels_work_in_a_child_forked_after_parallel_work(monkeypatch):
     # numba's OpenMP layer kills a child forked after the parent ran parallel kernels as soon as
     # the child runs one; such a child runs the serial twins (multiprocessing forks by default)
     import multiprocessing as mp
 
     import numba
 
+    from mbutils import _srp_numba as kernels
+
     x, packed = _kernel_inputs()
+    with monkeypatch.context() as m:  # the twins compiled here: the child only loads them
+        m.setattr(kernels, "_SERIAL_ONLY", True)
+        _kernel_outputs(x, packed)
     ref = _kernel_outputs(x, packed)  # parallel work in this process
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_kernels_in_child, args=(queue, x, packed))
     child.start()
     try:
-        serial_only, got = queue.get(timeout=120)  # before join: the results fill more than a pipe
+        serial_only, got = queue.get(timeout=600)  # before join: the results fill more than a pipe
     except Exception:  # noqa: BLE001 - nothing came back
         child.join(5)
         if child.is_alive():
