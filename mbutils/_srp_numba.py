@@ -191,124 +191,99 @@ def _write(acc, tot, flushed, out, r0, m, c0, scale, offset):
                 out[r0 + r, c0 + c] = np.float32(np.float64(acc[c, r]) * scale + o)
 
 
-@njit(inline="always")
-def _project_item(item, X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset, zero):
-    """Work item ``item`` of :func:`_project`: one chunk of rows, one share of the component groups."""
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _project(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
     n, p = X.shape
     dual = fscale.size > 0
     n_tasks = (p + _TASK - 1) // _TASK
     n_groups = (n_components + _GROUP - 1) // _GROUP
+    n_chunks = (n + _CH - 1) // _CH
     per_part = (n_groups + n_parts - 1) // n_parts
-    k = item // n_parts
-    g0 = (item - k * n_parts) * per_part
-    g1 = min(n_groups, g0 + per_part)
-    if g0 >= g1:
-        return
-    c0 = g0 * _GROUP
-    nc = min(n_components, g1 * _GROUP) - c0
-    r0 = k * _CH
-    m = min(n, r0 + _CH) - r0
-    many = n_tasks > _FLUSH
-    acc = np.zeros((nc, _CH), dtype=np.float32)
-    tot = np.zeros((nc if many else 1, _CH), dtype=np.float64)
-    acc2 = np.zeros((nc if dual else 1, _CH), dtype=np.float32)
-    tot2 = np.zeros((nc if dual and many else 1, _CH), dtype=np.float64)
-    xt = np.zeros((_TASK, _CH), dtype=np.float32)
-    tile = np.empty((8, 8), dtype=np.float32)
-    done = 0
-    flushed = False
-    for task in range(n_tasks):
-        a = task * _TASK
-        _transpose(X, r0, m, a, min(p, a + _TASK) - a, xt, tile)
-        lo = ptr[task * n_groups + g0]
-        hi = ptr[task * n_groups + g1]
-        if dual:
-            for q in range(lo, hi):
-                word = words[q]
-                f = (word >> 1) & (_TASK - 1)
-                sv = np.float32(1 - 2 * (word & 1))
-                sv2 = sv * fscale[a + f]
-                row = acc[(word >> 13) - c0]
-                row2 = acc2[(word >> 13) - c0]
-                src = xt[f]
-                for r in range(_CH):
-                    row[r] += sv * src[r]
-                for r in range(_CH):
-                    row2[r] += sv2 * src[r]
-        else:
-            for q in range(lo, hi):
-                word = words[q]
-                sv = np.float32(1 - 2 * (word & 1))
-                row = acc[(word >> 13) - c0]
-                src = xt[(word >> 1) & (_TASK - 1)]
-                for r in range(_CH):
-                    row[r] += sv * src[r]
-        done += 1
-        if done == _FLUSH and task + 1 < n_tasks:
-            _flush(acc, tot)
-            if dual:
-                _flush(acc2, tot2)
-            done = 0
-            flushed = True
-    _write(acc, tot, flushed, out, r0, m, c0, scale, zero)
-    if dual:
-        _write(acc2, tot2, flushed, out2, r0, m, c0, scale, offset)
-
-
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _project(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
-    n_chunks = (X.shape[0] + _CH - 1) // _CH
     zero = np.zeros(n_components)
     for item in prange(n_chunks * n_parts):
-        _project_item(item, X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset, zero)
-
-
-@njit(fastmath=True, cache=True, nogil=True)
-def _project_serial(X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset):
-    # the same on the calling thread only (see _SERIAL_ONLY)
-    n_chunks = (X.shape[0] + _CH - 1) // _CH
-    zero = np.zeros(n_components)
-    for item in range(n_chunks * n_parts):
-        _project_item(item, X, ptr, words, n_components, n_parts, scale, out, fscale, out2, offset, zero)
-
-
-@njit(inline="always")
-def _offsets_group(g, ptr, words, n_groups, n_tasks, fshift, off):
-    """Group ``g`` of :func:`_offsets` (its components are its own: no other group writes them)."""
-    for task in range(n_tasks):
-        a = task * _TASK
-        for q in range(ptr[task * n_groups + g], ptr[task * n_groups + g + 1]):
-            word = words[q]
-            v = fshift[a + ((word >> 1) & (_TASK - 1))]
-            if word & 1:
-                off[word >> 13] -= v
+        k = item // n_parts
+        g0 = (item - k * n_parts) * per_part
+        g1 = min(n_groups, g0 + per_part)
+        if g0 >= g1:
+            continue
+        c0 = g0 * _GROUP
+        nc = min(n_components, g1 * _GROUP) - c0
+        r0 = k * _CH
+        m = min(n, r0 + _CH) - r0
+        many = n_tasks > _FLUSH
+        acc = np.zeros((nc, _CH), dtype=np.float32)
+        tot = np.zeros((nc if many else 1, _CH), dtype=np.float64)
+        acc2 = np.zeros((nc if dual else 1, _CH), dtype=np.float32)
+        tot2 = np.zeros((nc if dual and many else 1, _CH), dtype=np.float64)
+        xt = np.zeros((_TASK, _CH), dtype=np.float32)
+        tile = np.empty((8, 8), dtype=np.float32)
+        done = 0
+        flushed = False
+        for task in range(n_tasks):
+            a = task * _TASK
+            _transpose(X, r0, m, a, min(p, a + _TASK) - a, xt, tile)
+            lo = ptr[task * n_groups + g0]
+            hi = ptr[task * n_groups + g1]
+            if dual:
+                for q in range(lo, hi):
+                    word = words[q]
+                    f = (word >> 1) & (_TASK - 1)
+                    sv = np.float32(1 - 2 * (word & 1))
+                    sv2 = sv * fscale[a + f]
+                    row = acc[(word >> 13) - c0]
+                    row2 = acc2[(word >> 13) - c0]
+                    src = xt[f]
+                    for r in range(_CH):
+                        row[r] += sv * src[r]
+                    for r in range(_CH):
+                        row2[r] += sv2 * src[r]
             else:
-                off[word >> 13] += v
+                for q in range(lo, hi):
+                    word = words[q]
+                    sv = np.float32(1 - 2 * (word & 1))
+                    row = acc[(word >> 13) - c0]
+                    src = xt[(word >> 1) & (_TASK - 1)]
+                    for r in range(_CH):
+                        row[r] += sv * src[r]
+            done += 1
+            if done == _FLUSH and task + 1 < n_tasks:
+                _flush(acc, tot)
+                if dual:
+                    _flush(acc2, tot2)
+                done = 0
+                flushed = True
+        _write(acc, tot, flushed, out, r0, m, c0, scale, zero)
+        if dual:
+            _write(acc2, tot2, flushed, out2, r0, m, c0, scale, offset)
+
+
+# the serial twin (see _SERIAL_ONLY): the same source compiled without threads, not cached on disk
+# (numba's cache would not tell it from the parallel version); compiled on first use
+_project_serial = njit(fastmath=True, nogil=True)(_project.py_func)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _offsets(ptr, words, n_components, fshift, scale):
-    n_tasks = (fshift.size + _TASK - 1) // _TASK
+    p = fshift.size
+    n_tasks = (p + _TASK - 1) // _TASK
     n_groups = (n_components + _GROUP - 1) // _GROUP
     off = np.zeros(n_components)
     for g in prange(n_groups):
-        _offsets_group(g, ptr, words, n_groups, n_tasks, fshift, off)
+        for task in range(n_tasks):
+            a = task * _TASK
+            for q in range(ptr[task * n_groups + g], ptr[task * n_groups + g + 1]):
+                word = words[q]
+                v = fshift[a + ((word >> 1) & (_TASK - 1))]
+                if word & 1:
+                    off[word >> 13] -= v
+                else:
+                    off[word >> 13] += v
     for c in range(n_components):
         off[c] *= scale
     return off
 
 
-@njit(cache=True, nogil=True)
-def _offsets_serial(ptr, words, n_components, fshift, scale):
-    # the same on the calling thread only (see _SERIAL_ONLY)
-    n_tasks = (fshift.size + _TASK - 1) // _TASK
-    n_groups = (n_components + _GROUP - 1) // _GROUP
-    off = np.zeros(n_components)
-    for g in range(n_groups):
-        _offsets_group(g, ptr, words, n_groups, n_tasks, fshift, off)
-    for c in range(n_components):
-        off[c] *= scale
-    return off
+_offsets_serial = njit(nogil=True)(_offsets.py_func)  # the serial twin (see _project_serial)
 
 
 def _n_parts(n: int, n_components: int, n_threads) -> int:
@@ -387,65 +362,40 @@ def project_affine(X, packed, n_components: int, channel_scale, channel_shift, s
     return out, out2
 
 
-@njit(inline="always")
-def _center_mean_chunk(ch, X, a, w, mu):
-    """Column means of chunk ``ch`` (1,024 columns) of :func:`_center_block`."""
-    n = X.shape[0]
-    j0 = ch * 1024
-    j1 = min(w, j0 + 1024)
-    for r in range(n):
-        for j in range(j0, j1):
-            mu[j] += X[r, a + j]
-    for j in range(j0, j1):
-        mu[j] /= n
-
-
-@njit(inline="always")
-def _center_row(r, X, a, b, out, mu, rowsum, rowdot):
-    """Row ``r`` of :func:`_center_block`."""
-    w = b - a
-    xr = X[r, a:b]
-    o = out[r]
-    # the stores and the sums in separate loops, so that both vectorize
-    for j in range(w):
-        o[j] = xr[j] - mu[j]
-    s = 0.0
-    d = 0.0
-    for j in range(w):
-        v = xr[j] - mu[j]
-        s += v
-        d += v * mu[j]
-    rowsum[r] = s
-    rowdot[r] = d
-
-
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _center_block(X, a, b, out):
     n = X.shape[0]
     w = b - a
     mu = np.zeros(w, dtype=np.float64)
-    for ch in prange((w + 1023) // 1024):
-        _center_mean_chunk(ch, X, a, w, mu)
+    n_chunks = (w + 1023) // 1024
+    for ch in prange(n_chunks):
+        j0 = ch * 1024
+        j1 = min(w, j0 + 1024)
+        for r in range(n):
+            for j in range(j0, j1):
+                mu[j] += X[r, a + j]
+        for j in range(j0, j1):
+            mu[j] /= n
     rowsum = np.zeros(n, dtype=np.float64)
     rowdot = np.zeros(n, dtype=np.float64)
     for r in prange(n):
-        _center_row(r, X, a, b, out, mu, rowsum, rowdot)
+        xr = X[r, a:b]
+        o = out[r]
+        # the stores and the sums in separate loops, so that both vectorize
+        for j in range(w):
+            o[j] = xr[j] - mu[j]
+        s = 0.0
+        d = 0.0
+        for j in range(w):
+            v = xr[j] - mu[j]
+            s += v
+            d += v * mu[j]
+        rowsum[r] = s
+        rowdot[r] = d
     return mu, rowsum, rowdot
 
 
-@njit(fastmath=True, cache=True, nogil=True)
-def _center_block_serial(X, a, b, out):
-    # the same on the calling thread only (see _SERIAL_ONLY)
-    n = X.shape[0]
-    w = b - a
-    mu = np.zeros(w, dtype=np.float64)
-    for ch in range((w + 1023) // 1024):
-        _center_mean_chunk(ch, X, a, w, mu)
-    rowsum = np.zeros(n, dtype=np.float64)
-    rowdot = np.zeros(n, dtype=np.float64)
-    for r in range(n):
-        _center_row(r, X, a, b, out, mu, rowsum, rowdot)
-    return mu, rowsum, rowdot
+_center_block_serial = njit(fastmath=True, nogil=True)(_center_block.py_func)  # (see _project_serial)
 
 
 def center_block(X, a: int, b: int, dtype, buffer=None):
