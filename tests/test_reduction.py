@@ -356,7 +356,7 @@ def test_kernels_work_in_a_child_forked_after_parallel_work(monkeypatch):
     from mbutils import _srp_numba as kernels
 
     x, packed = _kernel_inputs()
-    with monkeypatch.context() as m:  # the twins compiled here: the child only loads them
+    with monkeypatch.context() as m:  # the twins compiled here: the forked child inherits them compiled
         m.setattr(kernels, "_SERIAL_ONLY", True)
         _kernel_outputs(x, packed)
     ref = _kernel_outputs(x, packed)  # parallel work in this process
