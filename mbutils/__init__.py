@@ -19,7 +19,7 @@ from .config import Config, config_context, get_config, set_config
 __version__ = "0.1.0"
 __all__ = ["Config", "config_context", "get_config", "set_config", "__version__"]
 
-_SUBMODULES = {"data", "reliability", "models", "reduction", "scoring", "stats", "plots", "sweep", "book", "claims", "cli"}
+_SUBMODULES = {"data", "reliability", "models", "reduction", "scoring", "stats", "plots", "sweep", "book", "claims", "cli", "caches"}
 
 
 def __getattr__(name):

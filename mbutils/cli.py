@@ -17,6 +17,7 @@ _CLI_MODULES = [
     "mbutils.models._cli",
     "mbutils.scoring._cli",
     "mbutils._sweep_cli",
+    "mbutils._cache_cli",
 ]
 
 

@@ -17,6 +17,8 @@ activations for all stimuli, a ``torch.Tensor`` (or numpy array) of shape
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import weakref
 from pathlib import Path
 
@@ -214,6 +216,9 @@ def _sign_matrix(n_features: int, n_components: int, seed: int, kernels, disk: b
 # Reading one back takes a quarter of drawing it, and a process that finds all its matrices on
 # disk does not load the drawing kernels either (about 0.3 s for numba's cached code).
 _DISK_MIN_NNZ = 500_000
+# layout of the packed files ("m3": buckets sorted by component; the "m2" files of earlier
+# versions, in feature order, are not read, and mbutils.caches marks them stale)
+_DISK_LAYOUT = "m3"
 
 
 def _disk_path(key, kernels):
@@ -221,8 +226,7 @@ def _disk_path(key, kernels):
 
     n_features, n_components, seed = key
     # the packed layout depends on the kernel's task and group sizes: part of the name
-    # ("m3": buckets sorted by component; "m2" files, in feature order, are not read)
-    name = f"srp-m3-{n_features}x{n_components}-seed{seed}-t{kernels._TASK}g{kernels._GROUP}.npz"
+    name = f"srp-{_DISK_LAYOUT}-{n_features}x{n_components}-seed{seed}-t{kernels._TASK}g{kernels._GROUP}.npz"
     return Path(get_config().cache_dir) / "projections" / name
 
 
@@ -243,6 +247,8 @@ def _read_packed(path, key, kernels):
             or int(ptr[-1]) != words.size or not np.isfinite(v) \
             or digest != array_sha256(ptr) + array_sha256(words):
         return None
+    with contextlib.suppress(OSError):  # last use, for mbutils.caches (a read-only cache is fine)
+        os.utime(path)
     return ptr, words, v
 
 

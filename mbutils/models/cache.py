@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -75,6 +76,8 @@ class FeatureCache:
             with np.load(npz, allow_pickle=False) as arrays:
                 for i, rname in enumerate(meta["reducers"]):
                     out[rname] = [np.array(arrays[f"r{i}_l{j}"]) for j in range(len(meta["layers"]))]
+            with contextlib.suppress(OSError):  # last use, for mbutils.caches (read-only is fine)
+                os.utime(side)
             return meta, out
         except Exception as err:  # noqa: BLE001 - any failure means: do not trust this entry
             warnings.warn(
