@@ -198,6 +198,8 @@ def clear_cache(kinds=None, model=None, unused_days=None, stale=False, dry_run=F
         Only the entries no run will read again (see the module's notes).
     dry_run : bool
         List what would be removed, remove nothing.
+
+    Temporary files that are not stale (those of a run still going) are never removed.
     cache_dir : path, optional
         Default ``mbutils.get_config().cache_dir``.
 
@@ -229,6 +231,7 @@ def clear_cache(kinds=None, model=None, unused_days=None, stale=False, dry_run=F
         keep &= df["last_used"] <= cutoff
     if stale:
         keep &= df["stale"]
+    keep &= (df["kind"] != "tmp") | df["stale"]  # a running job's temporary files are never removed
     chosen = df[keep].reset_index(drop=True)
     chosen.attrs["cache_dir"] = df.attrs["cache_dir"]
     if dry_run:

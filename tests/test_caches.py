@@ -127,6 +127,10 @@ def test_clear_by_age_and_model(cache):
     assert not (root / "features" / "m2").exists()  # the empty folder goes too
     assert (root / "projections" / current.name).exists()
     assert clear_cache(model="nothing-like-it", cache_dir=root).empty
+    # a running job's temporary files are never removed, whatever the filters
+    removed = clear_cache(cache_dir=root)
+    assert set(removed["name"]) >= {".abc.npz.x1.npz.tmp", "layers-dead"}
+    assert _files(root) == ["features/m1/.abc.npz.x2.npz.tmp", "projections/notes.txt"]
 
 
 def test_projection_reads_mark_the_file_used(tmp_path):
