@@ -19,6 +19,16 @@ __all__ = ["Run", "load_run", "dataset_label", "model_summary", "METRICS", "METR
 
 METRICS = ("srp_ridge", "rsa")
 METRIC_LABELS = {"srp_ridge": "SRP-Ridge Max", "rsa": "RSA Max"}
+#: the mouse visual hierarchy, for ordering areas in tables and figures
+AREA_ORDER = ("VISp", "VISl", "VISal", "VISpm", "VISrl", "VISam")
+
+
+def ordered_areas(values) -> list:
+    """The distinct areas of ``values`` in hierarchy order (:data:`AREA_ORDER`), others after, sorted."""
+    present = list(dict.fromkeys(values))
+    return [a for a in AREA_ORDER if a in present] + sorted(a for a in present if a not in AREA_ORDER)
+
+
 TABLES = ("scores", "scores_groups", "neuron_scores", "summary")
 META_COLUMNS = (
     "display_name", "source", "model_class", "task", "task_cluster", "n_parameters", "imagenet_top1"

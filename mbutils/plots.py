@@ -10,18 +10,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ._results import METRIC_LABELS, METRICS
+from ._results import METRIC_LABELS, METRICS, ordered_areas
 
 __all__ = [
     "plot_rankings", "plot_taskonomy_rankings", "plot_architecture_correlations",
     "plot_training_gain_by_class", "plot_baselines", "plot_score_ranges", "plot_depth_profiles",
     "plot_best_layer_depths", "plot_group_scores", "plot_metric_agreement",
-    "plot_reliability_curves", "plot_ground_truth",
+    "plot_reliability_curves", "plot_ground_truth", "plot_layer_profile", "plot_reliability_distributions",
+    "plot_selection_funnel", "plot_mapping_tradeoff",
 ]
 
 TRAIN_COLORS = {"trained": "tab:red", "random": "tab:blue"}
 CLUSTER_COLORS = {"2D": "tab:blue", "3D": "tab:orange", "Geometric": "tab:green",
                   "Semantic": "tab:red", "Random": "tab:gray"}
+
+#: axis labels of per-layer scores
+LAYER_METRIC_LABELS = {"srp_ridge": "SRP-Ridge (Pearson r)", "rsa": "RSA (Pearson r of RDMs)"}
 
 
 def _no_data(ax, what="no data"):
@@ -374,5 +378,113 @@ def plot_ground_truth(table: pd.DataFrame):
     ax.set_xlabel("planted depth (generator layer)")
     ax.set_ylabel("recovered depth (best layer)")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_profile(scores: pd.DataFrame, title=None, value="score"):
+    """Layer-by-layer score profile of one model, per area, one panel per metric.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        ``scores.parquet`` rows (columns ``metric``, ``area``, ``layer_depth``, ``score``).
+    title : str, optional
+    value : str
+        Column to plot (``score`` or ``score_normalized``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    metrics = [m for m in LAYER_METRIC_LABELS if m in set(scores["metric"])] or sorted(set(scores["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    areas = ordered_areas(scores["area"])
+    colors = dict(zip(areas, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(areas), 1)))))
+    for ax, metric in zip(axes[0], metrics):
+        sub = scores[scores["metric"] == metric]
+        for area in areas:
+            rows = sub[sub["area"] == area].sort_values("layer_depth")
+            ax.plot(rows["layer_depth"], rows[value], marker="o", ms=3, lw=1.2, label=area, color=colors[area])
+        ax.set(xlabel="relative layer depth", ylabel=LAYER_METRIC_LABELS.get(metric, metric), xlim=(0, 1.02),
+               title=LAYER_METRIC_LABELS.get(metric, metric).split(" (")[0])
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(title="area", fontsize=8, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability_distributions(table: pd.DataFrame, threshold=0.8):
+    """Split-half reliability distributions per area and per Cre line (box plots).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`mbutils.reliability.reliability_table`.
+    threshold : float
+        Drawn as a dashed line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 1.6]})
+    for ax, by, order in ((axes[0], "area", ordered_areas(table["area"])),
+                          (axes[1], "cre_line", sorted(table["cre_line"].unique()))):
+        data = [table.loc[table[by] == g, "reliability"].dropna().to_numpy() for g in order]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(order) + 1), order, rotation=45, ha="right", fontsize=8)
+        ax.axhline(threshold, ls="--", color="crimson", lw=1)
+        ax.set(ylabel="split-half reliability", title=f"by {by.replace('_', ' ')}")
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def plot_selection_funnel(steps: pd.DataFrame):
+    """Neurons left after each selection step (``SelectionReport.steps``), a horizontal bar chart.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(steps) + 1))
+    y = np.arange(len(steps))[::-1]
+    ax.barh(y, steps["n_neurons"], color="steelblue")
+    ax.set_yticks(y, steps["description"])
+    for yi, n in zip(y, steps["n_neurons"]):
+        ax.text(n, yi, f" {int(n):,}", va="center", fontsize=8)
+    ax.set(xlabel="neurons")
+    fig.tight_layout()
+    return fig
+
+
+def plot_mapping_tradeoff(comparison: pd.DataFrame):
+    """Score against compute time for each mapping (paper Figure 5), averaged over layers.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        From :func:`mbutils.scoring.compare_mappings` (``reduction``, ``n_components``,
+        ``regression``, ``score``, ``total_s``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    agg = comparison.groupby(["reduction", "n_components", "regression"], as_index=False)[["score", "total_s"]].mean()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = dict(zip(sorted(agg["reduction"].unique()), "osD^v"))
+    colors = dict(zip(sorted(agg["regression"].unique()), plt.get_cmap("tab10").colors))
+    for (red, reg), rows in agg.groupby(["reduction", "regression"]):
+        ax.scatter(rows["total_s"], rows["score"], marker=markers[red], color=colors[reg], s=20 + rows["n_components"] / 100,
+                   label=f"{red} + {reg}", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set(xlabel="compute time per layer (s, log scale)", ylabel="mean Pearson r over neurons",
+           title="Speed and accuracy of neural regression mappings")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig

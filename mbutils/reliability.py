@@ -27,6 +27,8 @@ __all__ = [
     "splithalf_reliability",
     "splithalf_rdm_reliability",
     "noise_ceiling",
+    "reliability_table",
+    "rdm_reliability_by_area",
 ]
 
 
@@ -268,3 +270,67 @@ def noise_ceiling(reliability) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         out = np.where(rel > 0, np.sqrt(np.clip(rel, 0, 1)), np.nan)
     return out if out.ndim else float(out)
+
+
+def reliability_table(dataset, reliability, threshold=0.8):
+    """Per-neuron reliability with its area and Cre line.
+
+    Parameters
+    ----------
+    dataset : NeuralDataset
+        The full dataset (coordinates along ``neuron``).
+    reliability : pandas.Series
+        Split-half reliability indexed by ``cell_specimen_id`` (``SelectionReport.reliability``).
+    threshold : float
+        Reliability threshold (adds a boolean ``reliable`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``cell_specimen_id, area, cre_line, excitatory, reliability, reliable``.
+    """
+    import pandas as pd
+
+    if not isinstance(reliability, pd.Series):
+        raise TypeError(f"reliability must be a pandas Series indexed by cell_specimen_id "
+                        f"(SelectionReport.reliability), got {type(reliability).__name__}")
+    ds = getattr(dataset, "ds", dataset)
+    coords = pd.DataFrame({k: ds[k].values for k in ("cell_specimen_id", "area", "cre_line", "excitatory")
+                           if k in ds.coords})
+    table = coords.merge(reliability.rename("reliability"), left_on="cell_specimen_id", right_index=True,
+                         how="inner")
+    table["reliable"] = table["reliability"] >= threshold
+    return table
+
+
+def rdm_reliability_by_area(dataset, n_splits=10, seed=0):
+    """Split-half RDM reliability of each area's population, and the RSA ceiling (its square root).
+
+    Parameters
+    ----------
+    dataset : NeuralDataset
+        Usually the selected neurons (scenes only).
+    n_splits, seed : int
+        Random trial splits.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``area, n_neurons, rdm_reliability, ceiling`` in hierarchy order.
+    """
+    import pandas as pd
+
+    from ._results import ordered_areas
+
+    responses = dataset.responses
+    rows = []
+    for area in ordered_areas(responses["area"].values):
+        sub = responses.sel(neuron=responses["area"] == area)
+        if sub.sizes["neuron"] < 2:
+            rows.append((area, int(sub.sizes["neuron"]), np.nan))
+            continue
+        rows.append((area, int(sub.sizes["neuron"]), splithalf_rdm_reliability(sub.values, n_splits=n_splits,
+                                                                                  seed=seed)))
+    table = pd.DataFrame(rows, columns=["area", "n_neurons", "rdm_reliability"])
+    table["ceiling"] = noise_ceiling(table["rdm_reliability"].to_numpy())
+    return table

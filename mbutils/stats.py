@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.stats
 
 from ._results import (METRIC_LABELS, METRICS, Run, as_markdown, dataset_label, load_run, model_summary,
-                       n_layers, neuron_reliability, run_banner)
+                       n_layers, neuron_reliability, ordered_areas, run_banner)
 
 __all__ = [
     "Run", "load_run", "dataset_label", "run_banner", "model_summary", "n_layers", "neuron_reliability",
@@ -34,7 +35,7 @@ __all__ = [
     "trained_vs_random", "model_rankings", "architecture_correlations", "class_contrast",
     "training_gain_by_class", "score_ranges", "depth_profiles", "best_layer_depths",
     "group_scores", "metric_agreement", "layerwise_agreement", "scores_by_reliability",
-    "reliability_smooth", "ground_truth_recovery",
+    "reliability_smooth", "ground_truth_recovery", "best_layers_table", "layer_counts",
 ]
 
 
@@ -629,3 +630,48 @@ def ground_truth_recovery(run: Run, ground_truth: dict) -> pd.DataFrame:
                              recovered_layer=r.best_layer, recovered_depth=r.best_layer_depth,
                              depth_error=r.best_layer_depth - gt["depth"], exact=r.best_layer == gt["layer"]))
     return pd.DataFrame(rows, columns=cols)
+
+
+def best_layers_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per area and metric: max score, best layer and its relative depth, and the unbiased score.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``summary.parquet`` of one model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (metric, area) in hierarchy order; the available columns of ``max_score``,
+        ``unbiased_score``, ``ceiling``, ``best_layer``, ``best_layer_depth``.
+    """
+    missing = [c for c in ("metric", "area") if c not in summary]
+    if missing:
+        raise ValueError(f"summary lacks the columns {missing}; expected a summary.parquet table "
+                         f"(see mbutils.scoring.summarize_scores)")
+    cols = [c for c in ("max_score", "unbiased_score", "ceiling", "best_layer", "best_layer_depth") if c in summary]
+    table = summary.set_index(["metric", "area"])[cols]
+    order = [(m, a) for m in table.index.get_level_values(0).unique() for a in ordered_areas(table.loc[m].index)]
+    return table.loc[order]
+
+
+def layer_counts(results) -> pd.DataFrame:
+    """Layers scored per model of a sweep (from each model folder's ``scores.parquet``).
+
+    Parameters
+    ----------
+    results : str or pathlib.Path
+        Sweep results folder (``<results>/models/*/scores.parquet``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, train_type, n_layers`` (empty when nothing is scored yet).
+    """
+    rows = []
+    for path in sorted(Path(results).glob("models/*/scores.parquet")):
+        s = pd.read_parquet(path, columns=["model", "train_type", "layer"])
+        if len(s):
+            rows.append((s["model"].iloc[0], s["train_type"].iloc[0], int(s["layer"].nunique())))
+    return pd.DataFrame(rows, columns=["model", "train_type", "n_layers"])

@@ -30,9 +30,9 @@ n_components = [1024, 2048, 4096, 8192]  # reduction sizes
 regressions = ["ridge_gcv", "ridge_kfold", "pls10", "pls25"]  # regressions compared
 
 # %% tags=["remove-input"]
-import mbutils._book_figures as figures
 from mbutils.book import dataset_banner
-from mbutils.scoring import compare_mappings
+from mbutils.plots import plot_mapping_tradeoff
+from mbutils.scoring import compare_mappings, mapping_agreement, mapping_validation_data
 
 dataset_banner(dataset)
 
@@ -43,9 +43,8 @@ dataset_banner(dataset)
 # features of a few layers of the validation model.
 
 # %%
-features, responses = figures.mapping_validation_data(validation_model, validation_weights, dataset,
-                                                      n_layers=n_layers, n_neurons=validation_neurons,
-                                                      n_splits=n_splits)
+features, responses = mapping_validation_data(validation_model, validation_weights, dataset,
+                                              n_layers=n_layers, n_neurons=validation_neurons, n_splits=n_splits)
 {name: x.shape for name, x in features.items()}, responses.shape
 
 # %% [markdown]
@@ -54,7 +53,7 @@ features, responses = figures.mapping_validation_data(validation_model, validati
 # %%
 comparison = compare_mappings(features, responses, n_components=n_components, regressions=regressions,
                               progress=False)
-fig = figures.plot_mapping_tradeoff(comparison)
+fig = plot_mapping_tradeoff(comparison)
 
 # %%
 comparison.groupby(["reduction", "n_components", "regression"])[["score", "total_s"]].mean().round(4)
@@ -66,4 +65,4 @@ comparison.groupby(["reduction", "n_components", "regression"])[["score", "total
 # sparse random projections: mean scores, and the correlation of the per-neuron scores.
 
 # %%
-figures.mapping_agreement(features, responses).round(4)
+mapping_agreement(features, responses).round(4)

@@ -27,8 +27,10 @@ score_kwargs = {}  # extra keyword arguments for mbutils.scoring.score_model
 
 # %% tags=["remove-input"]
 import mbutils
-import mbutils._book_figures as figures
 from mbutils.book import dataset_banner, model_info_table
+from mbutils.plots import plot_layer_profile
+from mbutils.scoring import load_model_results
+from mbutils.stats import best_layers_table
 from mbutils.sweep import ensure_scores
 
 dataset_banner(dataset)
@@ -43,7 +45,7 @@ model_info_table(model, weights)
 
 # %%
 folder = ensure_scores(model, weights, dataset, results, score_kwargs)
-tables = figures.read_model_scores(folder)
+tables = load_model_results(folder)
 folder
 
 # %% [markdown]
@@ -53,7 +55,7 @@ folder
 # (0: input side, 1: output side). The paper's "Max" scores are the maximum over layers.
 
 # %%
-fig = figures.plot_layer_profile(tables["scores"], title=f"{model} ({weights})")
+fig = plot_layer_profile(tables["scores"], title=f"{model} ({weights})")
 
 # %% [markdown]
 # ## Best layer per area
@@ -63,4 +65,4 @@ fig = figures.plot_layer_profile(tables["scores"], title=f"{model} ({weights})")
 # bias of taking a maximum; `ceiling` is the area's noise ceiling.
 
 # %%
-figures.best_layers_table(tables["summary"]).round(3)
+best_layers_table(tables["summary"]).round(3)

@@ -21,9 +21,9 @@ dataset = "data/synthetic.nc"  # dataset file (for the banner)
 results = "results/default"  # sweep results folder (for the layer counts)
 
 # %% tags=["remove-input"]
-from mbutils._book_figures import layer_counts
 from mbutils.book import dataset_banner, taskonomy_tasks
 from mbutils.models import list_models
+from mbutils.stats import layer_counts
 
 dataset_banner(dataset)
 

@@ -22,9 +22,10 @@ threshold = 0.8  # split-half reliability threshold
 n_splits = 10  # random trial splits for the reliabilities
 
 # %% tags=["remove-input"]
-import mbutils._book_figures as figures
 from mbutils.book import area_glossary, dataset_banner
 from mbutils.data import load_dataset, select_neurons
+from mbutils.plots import plot_reliability_distributions, plot_selection_funnel
+from mbutils.reliability import rdm_reliability_by_area, reliability_table
 
 dataset_banner(dataset)
 
@@ -37,7 +38,7 @@ selected, report = select_neurons(data, threshold=threshold, n_splits=n_splits)
 report
 
 # %%
-fig = figures.plot_selection_funnel(report.steps)
+fig = plot_selection_funnel(report.steps)
 
 # %% [markdown]
 # ## Reliability by area and Cre line
@@ -45,8 +46,8 @@ fig = figures.plot_selection_funnel(report.steps)
 # Split-half reliability of every excitatory neuron; the dashed line is the threshold.
 
 # %%
-reliability = figures.reliability_table(data, report.reliability, threshold)
-fig = figures.plot_reliability_distributions(reliability, threshold)
+reliability = reliability_table(data, report.reliability, threshold)
+fig = plot_reliability_distributions(reliability, threshold)
 
 # %%
 reliability.groupby("area")["reliable"].agg(["size", "sum", "mean"]).rename(
@@ -60,7 +61,7 @@ reliability.groupby("area")["reliable"].agg(["size", "sum", "mean"]).rename(
 # ceiling is its square root.
 
 # %%
-figures.rdm_reliability_by_area(selected.scenes(), n_splits=n_splits).round(3)
+rdm_reliability_by_area(selected.scenes(), n_splits=n_splits).round(3)
 
 # %% [markdown]
 # ## Areas of mouse visual cortex (paper Figure 11)

@@ -23,8 +23,11 @@ __all__ = [
     "score_features",
     "summarize_scores",
     "load_results",
+    "load_model_results",
     "compare_mappings",
     "MAPPINGS",
+    "mapping_validation_data",
+    "mapping_agreement",
 ]
 
 _LAZY = {
@@ -32,8 +35,11 @@ _LAZY = {
     "score_features": "pipeline",
     "summarize_scores": "pipeline",
     "load_results": "pipeline",
+    "load_model_results": "pipeline",
     "compare_mappings": "mappings",
     "MAPPINGS": "mappings",
+    "mapping_validation_data": "mappings",
+    "mapping_agreement": "mappings",
 }
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 from .correlation import pearson_columns
 from .ridge import ridge_gcv_predictions
 
-__all__ = ["REDUCTIONS", "REGRESSIONS", "MAPPINGS", "reduce_features", "cv_predictions", "compare_mappings"]
+__all__ = ["REDUCTIONS", "REGRESSIONS", "MAPPINGS", "reduce_features", "cv_predictions", "compare_mappings",
+           "mapping_validation_data", "mapping_agreement"]
 
 
 def _reduce_pca(x, k, seed):
@@ -167,4 +168,90 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
                              score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
                              n_nan=int(np.isnan(rr).sum()), reduce_s=t_red, regress_s=t_reg,
                              total_s=t_red + t_reg))
+    return pd.DataFrame(rows)
+
+
+def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, threshold=0.8, n_splits=10,
+                            seed=0):
+    """Features of a few evenly spaced layers and the responses of reliable neurons.
+
+    Input of the speed/accuracy comparison of mappings (paper A.5). Only the chosen layers
+    are kept in memory (the model streams its layers through a callback).
+
+    Parameters
+    ----------
+    model : str
+        Registry name.
+    weights : {"trained", "random"}
+    dataset : str or pathlib.Path
+        Dataset file.
+    n_layers : int
+        Layers kept, evenly spaced over the network's depth.
+    n_neurons : int
+        At most this many selected neurons (a random subset, seeded).
+    threshold, n_splits : float, int
+        Neuron selection (reliability threshold, random splits).
+    seed : int
+
+    Returns
+    -------
+    features : dict of str -> ndarray of shape (n_scenes, n_features), float32
+    responses : ndarray of shape (n_scenes, n_neurons), float64
+        Trial-averaged responses of the selected neurons.
+    """
+    from ..data import load_dataset, select_neurons
+    from ..models import load_model
+
+    data = load_dataset(dataset).scenes()
+    selected, _ = select_neurons(data, threshold=threshold, n_splits=n_splits, seed=seed, progress=False)
+    if selected.n_neurons == 0:
+        raise ValueError(f"no neuron passes the reliability threshold {threshold} in {str(dataset)!r}")
+    avg = selected.trial_average().transpose("stimulus", "neuron").values.astype(np.float64)
+    if avg.shape[1] > n_neurons:
+        rng = np.random.default_rng(seed)
+        avg = avg[:, np.sort(rng.choice(avg.shape[1], size=n_neurons, replace=False))]
+    net = load_model(model, weights=weights, device="cpu")
+    kept = {}
+
+    def keep(layer, feats):
+        n_total = max(1, int(round(layer.index / layer.depth))) if layer.depth else layer.index
+        picks = set(np.unique(np.linspace(1, n_total, n_layers).round().astype(int)).tolist())
+        if layer.index in picks:
+            kept[layer.name] = feats.detach().cpu().numpy().astype(np.float32, copy=True)
+
+    net.run(data.stimuli.values, keep, progress=False)
+    return kept, avg
+
+
+def mapping_agreement(features, responses, n_components=4096, alpha=1.0, seed=0) -> pd.DataFrame:
+    """SRP-Ridge against exact ridge (all features), layer by layer.
+
+    Parameters
+    ----------
+    features : dict of str -> ndarray of shape (n_stimuli, n_features)
+    responses : ndarray of shape (n_stimuli, n_neurons)
+    n_components : int
+        Sparse random projection size.
+    alpha : float
+        Ridge penalty (leave-one-out predictions for both).
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer: ``n_features``, ``score_srp`` and ``score_exact`` (mean Pearson r
+        over neurons), ``neuron_r`` (Pearson r between the per-neuron scores of the two) and
+        ``max_abs_diff`` (largest per-neuron difference).
+    """
+    y = np.asarray(responses, dtype=np.float64)
+    rows = []
+    for name, x in features.items():
+        exact = pearson_columns(ridge_gcv_predictions(np.asarray(x, dtype=np.float64), y, alpha=alpha), y)
+        z = reduce_features(x, "srp", n_components, seed)
+        srp = pearson_columns(ridge_gcv_predictions(z, y, alpha=alpha), y)
+        ok = np.isfinite(exact) & np.isfinite(srp)
+        rows.append(dict(layer=name, n_features=int(np.shape(x)[1]), score_srp=float(np.nanmean(srp)),
+                         score_exact=float(np.nanmean(exact)),
+                         neuron_r=float(np.corrcoef(srp[ok], exact[ok])[0, 1]) if ok.sum() > 2 else np.nan,
+                         max_abs_diff=float(np.max(np.abs(srp[ok] - exact[ok]))) if ok.any() else np.nan))
     return pd.DataFrame(rows)

@@ -622,3 +622,27 @@ def load_results(results_dir) -> dict:
         parts = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
         out[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out
+
+
+def load_model_results(folder) -> dict:
+    """The tables of one model's score folder.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        ``<results>/models/<model>__<weights>/`` as written by ``score_model``.
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``scores`` and ``summary`` (and ``scores_groups`` when present).
+    """
+    folder = Path(folder)
+    out = {}
+    for name in ("scores", "summary", "scores_groups"):
+        path = folder / f"{name}.parquet"
+        if path.exists():
+            out[name] = pd.read_parquet(path)
+    if "scores" not in out:
+        raise FileNotFoundError(f"no scores.parquet in {str(folder)!r}; score the model first")
+    return out
