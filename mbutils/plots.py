@@ -397,7 +397,14 @@ def plot_layer_profile(scores: pd.DataFrame, title=None, value="score"):
     -------
     matplotlib.figure.Figure
     """
+    if value not in scores.columns:
+        raise ValueError(f"value={value!r} is not a column of scores; expected one of "
+                         f"{[c for c in ('score', 'score_normalized', 'score_odd', 'score_even') if c in scores]}")
     metrics = [m for m in LAYER_METRIC_LABELS if m in set(scores["metric"])] or sorted(set(scores["metric"]))
+    if not metrics:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        _no_data(ax, "no scores")
+        return fig
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
     areas = ordered_areas(scores["area"])
     colors = dict(zip(areas, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(areas), 1)))))

@@ -140,6 +140,10 @@ def test_chapter_figures_draw_their_data(data):
     assert [line.get_label() for line in ax.get_lines()] == ["VISp", "VISl", "VISam"]
     sub = scores[(scores.metric == "srp_ridge") & (scores.area == "VISp")].sort_values("layer_depth")
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), sub["score"].to_numpy())
+    with pytest.raises(ValueError, match=r"value='ceiling' is not a column of scores; expected one of \['score', "):
+        plot_layer_profile(scores, value="ceiling")
+    fig = plot_layer_profile(scores.iloc[:0])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no scores"]
     rel = pd.Series(np.linspace(0, 1, data.n_neurons), index=data.ds["cell_specimen_id"].values)
     fig = plot_reliability_distributions(reliability_table(data, rel), threshold=0.7)
     assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["VISp", "VISl", "VISam", "VISx"]
