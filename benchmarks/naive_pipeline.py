@@ -61,3 +61,64 @@ def run_naive(model, stimuli, responses, areas, n_components=4096, seed=0, proje
     for k in ("srp_ridge", "rsa", "neuron"):
         out[k] = np.asarray(out[k])
     return out
+
+
+def run_reference(model, stimuli, responses, areas, n_components=4096, seed=0, alpha=1.0, layers=None):
+    """The paper's pipeline in float64 throughout, one layer at a time (the exactness reference).
+
+    Per layer: the activations in float64; the projection by mbutils' matrix (the same
+    random matrix as ``score_model``, as a float64 ``scipy.sparse`` product, layers of at most
+    ``n_components`` features kept as they are); sklearn ``RidgeCV(alphas=[alpha])`` with stored
+    leave-one-out predictions; scipy ``pearsonr`` per neuron; numpy ``corrcoef`` RDMs compared
+    with scipy ``pearsonr``. Streams the layers (nothing but the current one in memory), so it
+    runs on networks whose layers would not fit in memory together.
+
+    Parameters
+    ----------
+    model : mbutils.models.FeatureModel
+    stimuli : uint8 array (n_stimuli, height, width)
+    responses : array (n_stimuli, n_neurons), trial-averaged
+    areas : array (n_neurons,)
+    layers : collection of str, optional
+        Only these layers (default: all).
+
+    Returns
+    -------
+    dict as :func:`run_naive`, plus ``features_abs_max`` (per layer, the largest absolute
+    activation).
+    """
+    import warnings
+
+    from mbutils.reduction import SparseRandomProjection as Ours
+
+    responses = np.asarray(responses, dtype=np.float64)
+    area_names = sorted(set(areas))
+    neural_rdms = {a: np.corrcoef(responses[:, areas == a]) for a in area_names}
+    iu = np.triu_indices(responses.shape[0], k=1)
+    out = {"layers": [], "srp_ridge": [], "rsa": [], "neuron": [], "areas": area_names, "features_abs_max": []}
+    srp = Ours(n_components, seed=seed)
+
+    def one(layer, f):
+        if layers is not None and layer.name not in layers:
+            return
+        X = f.cpu().numpy().astype(np.float64)
+        Z = (srp.matrix(X.shape[1]).T.astype(np.float64) @ X.T).T if X.shape[1] > n_components else X
+        ridge = RidgeCV(alphas=[alpha], store_cv_results=True, scoring="explained_variance")
+        ridge.fit(np.asarray(Z), responses)
+        pred = ridge.cv_results_[:, :, 0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant inputs: NaN, as mbutils
+            r = np.array([scipy.stats.pearsonr(pred[:, j], responses[:, j])[0]
+                          for j in range(responses.shape[1])])
+            layer_rdm = np.corrcoef(X)
+            rsa = [scipy.stats.pearsonr(layer_rdm[iu], neural_rdms[a][iu])[0] for a in area_names]
+        out["layers"].append(layer.name)
+        out["neuron"].append(r)
+        out["srp_ridge"].append([np.nanmean(r[areas == a]) for a in area_names])
+        out["rsa"].append(rsa)
+        out["features_abs_max"].append(float(np.abs(X).max()))
+
+    model.run(stimuli, one, progress=False)
+    for k in ("srp_ridge", "rsa", "neuron"):
+        out[k] = np.asarray(out[k])
+    return out

@@ -50,6 +50,12 @@ class Run:
         ``task_cluster`` (Taskonomy's "Other" merged into "2D"), ``n_parameters``,
         ``imagenet_top1``, ``family`` ("imagenet", "taskonomy", "baseline" or "other").
     results_dir : pathlib.Path or None
+    flagged : pandas.DataFrame
+        The penalty-dominated layers (``model, train_type, layer, layer_depth``): SRP-Ridge rows
+        whose leave-one-out predictions are the leave-one-out mean (every neuron's r at most
+        -0.87, whatever the layer). Unless loaded with ``include_flagged=True``, their
+        SRP-Ridge rows are left out of ``scores``, ``scores_groups`` and ``neuron_scores``, so
+        that no mean, profile or layer-wise analysis includes them.
     """
 
     scores: pd.DataFrame
@@ -58,6 +64,18 @@ class Run:
     summary: pd.DataFrame
     meta: pd.DataFrame
     results_dir: Path | None = None
+    flagged: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=["model", "train_type", "layer", "layer_depth"]))
+
+    def flagged_counts(self) -> pd.DataFrame:
+        """Penalty-dominated layers per model: ``model, train_type, n_flagged, n_layers``."""
+        cols = ["model", "train_type", "n_flagged", "n_layers"]
+        if not len(self.flagged):
+            return pd.DataFrame(columns=cols)
+        n = self.flagged.groupby(["model", "train_type"])["layer"].nunique().rename("n_flagged").reset_index()
+        layers = (self.scores.groupby(["model", "train_type"])["layer"].nunique().rename("n_layers").reset_index()
+                  if len(self.scores) else pd.DataFrame(columns=["model", "train_type", "n_layers"]))
+        return n.merge(layers, on=["model", "train_type"], how="left")[cols]
 
     @property
     def models(self) -> pd.DataFrame:
@@ -169,7 +187,23 @@ def build_meta(names, registry=None, provenance=None, metadata=None) -> pd.DataF
     return meta
 
 
-def load_run(results, metadata=None) -> Run:
+def _split_flagged(tables: dict, include_flagged: bool) -> pd.DataFrame:
+    """The penalty-dominated layers of ``tables["scores"]``; their rows removed unless included."""
+    cols = ["model", "train_type", "layer", "layer_depth"]
+    s = tables["scores"]
+    if not len(s) or "penalty_dominated" not in s.columns:
+        return pd.DataFrame(columns=cols)
+    mask = s["penalty_dominated"].fillna(False).astype(bool)
+    flagged = s.loc[mask, cols].drop_duplicates().reset_index(drop=True)
+    if not include_flagged:
+        for name in ("scores", "scores_groups", "neuron_scores"):
+            t = tables[name]
+            if len(t) and "penalty_dominated" in t.columns:
+                tables[name] = t[~t["penalty_dominated"].fillna(False).astype(bool)].reset_index(drop=True)
+    return flagged
+
+
+def load_run(results, metadata=None, include_flagged=False) -> Run:
     """Load a sweep's results folder and join model metadata.
 
     Parameters
@@ -179,6 +213,9 @@ def load_run(results, metadata=None) -> Run:
     metadata : pandas.DataFrame, optional
         Metadata indexed by model name that overrides the registry (columns among
         ``display_name, source, model_class, task, task_cluster, n_parameters, imagenet_top1``).
+    include_flagged : bool, default False
+        Keep the SRP-Ridge rows of penalty-dominated layers in the layer tables (see
+        :attr:`Run.flagged`); by default they are left out, and listed in ``Run.flagged``.
 
     Returns
     -------
@@ -195,7 +232,8 @@ def load_run(results, metadata=None) -> Run:
     covered = metadata is not None and names <= set(metadata.index)
     registry = pd.DataFrame() if covered else _registry_info()  # the registry imports torch: skip if not needed
     meta = build_meta(sorted(names), registry, _provenance_info(results_dir), metadata)
-    return Run(meta=meta, results_dir=results_dir, **{k: tables[k] for k in TABLES})
+    flagged = _split_flagged(tables, include_flagged)
+    return Run(meta=meta, results_dir=results_dir, flagged=flagged, **{k: tables[k] for k in TABLES})
 
 
 def dataset_label(dataset) -> dict:
@@ -300,4 +338,10 @@ def run_banner(run: Run, label: dict) -> str:
     src = label.get("source", "unknown")
     warn = (" **These are results on a synthetic dataset (a simulated mouse), not on recordings.**"
             if src == "synthetic" else "")
-    return f"Dataset: `{label.get('path')}` (source: **{src}**). Scored models: {parts}.{warn}"
+    counts = run.flagged_counts()
+    flag = ""
+    if len(counts):
+        flag = (f" {int(counts['n_flagged'].sum())} penalty-dominated layers of {len(counts)} models (SRP-Ridge "
+                f"scores that measure the penalty, not the layer) are left out of every layer mean, profile and "
+                f"maximum here; their model cards show them.")
+    return f"Dataset: `{label.get('path')}` (source: **{src}**). Scored models: {parts}.{warn}{flag}"

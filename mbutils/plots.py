@@ -25,7 +25,9 @@ CLUSTER_COLORS = {"2D": "tab:blue", "3D": "tab:orange", "Geometric": "tab:green"
                   "Semantic": "tab:red", "Random": "tab:gray"}
 
 #: axis labels of per-layer scores
-LAYER_METRIC_LABELS = {"srp_ridge": "SRP-Ridge (Pearson r)", "rsa": "RSA (Pearson r of RDMs)"}
+LAYER_METRIC_LABELS = {"srp_ridge": "SRP-Ridge (Pearson r; alpha = 1, the paper's)",
+                       "srp_ridge_scaled": "SRP-Ridge scale-aware (Pearson r; alpha = mean Gram eigenvalue)",
+                       "rsa": "RSA (Pearson r of RDMs)"}
 
 
 def _no_data(ax, what="no data"):
@@ -385,10 +387,15 @@ def plot_ground_truth(table: pd.DataFrame):
 def plot_layer_profile(scores: pd.DataFrame, title=None, value="score"):
     """Layer-by-layer score profile of one model, per area, one panel per metric.
 
+    Penalty-dominated layers (``penalty_dominated``, see :func:`mbutils.scoring.score_features`)
+    are drawn as grey crosses off the lines, and the panel's title counts them: their scores
+    measure the penalty, not the layer.
+
     Parameters
     ----------
     scores : pandas.DataFrame
-        ``scores.parquet`` rows (columns ``metric``, ``area``, ``layer_depth``, ``score``).
+        ``scores.parquet`` rows (columns ``metric``, ``area``, ``layer_depth``, ``score``; and
+        ``penalty_dominated`` when present).
     title : str, optional
     value : str
         Column to plot (``score`` or ``score_normalized``).
@@ -410,11 +417,19 @@ def plot_layer_profile(scores: pd.DataFrame, title=None, value="score"):
     colors = dict(zip(areas, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(areas), 1)))))
     for ax, metric in zip(axes[0], metrics):
         sub = scores[scores["metric"] == metric]
+        flagged = sub["penalty_dominated"].to_numpy(dtype=bool) if "penalty_dominated" in sub.columns \
+            else np.zeros(len(sub), dtype=bool)
         for area in areas:
-            rows = sub[sub["area"] == area].sort_values("layer_depth")
+            rows = sub[(sub["area"] == area).to_numpy() & ~flagged].sort_values("layer_depth")
             ax.plot(rows["layer_depth"], rows[value], marker="o", ms=3, lw=1.2, label=area, color=colors[area])
-        ax.set(xlabel="relative layer depth", ylabel=LAYER_METRIC_LABELS.get(metric, metric), xlim=(0, 1.02),
-               title=LAYER_METRIC_LABELS.get(metric, metric).split(" (")[0])
+        title = LAYER_METRIC_LABELS.get(metric, metric).split(" (")[0]
+        if flagged.any():
+            bad = sub[flagged]
+            ax.scatter(bad["layer_depth"], bad[value], marker="x", s=14, color="0.55", lw=0.8,
+                       label="penalty-dominated")
+            title += f"\n{bad['layer'].nunique()} penalty-dominated layers (x), left out of the maximum"
+        ax.set(xlabel="relative layer depth", ylabel=LAYER_METRIC_LABELS.get(metric, metric).split(";")[0] +
+               (")" if ";" in LAYER_METRIC_LABELS.get(metric, "") else ""), xlim=(0, 1.02), title=title)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(title="area", fontsize=8, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     if title:

@@ -18,6 +18,7 @@ activations for all stimuli, a ``torch.Tensor`` (or numpy array) of shape
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import weakref
 from pathlib import Path
@@ -40,6 +41,15 @@ __all__ = [
 # float32 CPU path uses the blocks of its worker threads (mbutils._gram_workers.BLOCK)
 _GRAM_BLOCK = 8192
 _PRECISIONS = ("float64", "float32")
+_log = logging.getLogger(__name__)
+#: unit roundoff of float32
+_U32 = 2.0 ** -24
+#: a float32 projection is redone in float64 when its estimated relative error on the
+#: features centered over stimuli exceeds this (see SparseRandomProjection)
+SRP_TOLERANCE = 1e-5
+#: a float32 RDM is redone in float64 when its estimated error exceeds this fraction of the
+#: spread of the stimulus correlations (see RDMReducer)
+RDM_TOLERANCE = 1e-4
 
 
 def _as_tensor(features):
@@ -270,6 +280,12 @@ class SparseRandomProjection:
     (see :func:`sparse_random_matrix`), so scores are reproducible on any machine. Layers with
     ``n_features <= n_components`` are returned unprojected (float32).
 
+    The projection is summed in float32 (float64 totals every 32,768 features). Where the
+    estimated float32 error of the projected features, centered over stimuli, exceeds
+    :data:`SRP_TOLERANCE` (:meth:`float32_error`: layers on which every stimulus gives nearly
+    the same projection), the layer is projected again in float64 and returned as float64;
+    ``n_float64`` counts such layers and the ``mbutils.reduction`` logger says so.
+
     Parameters
     ----------
     n_components : int, default 4096
@@ -294,8 +310,12 @@ class SparseRandomProjection:
         # "m2": the matrices of the row-wise (binomial count) generator, see sparse_random_matrix;
         # "k3": the kernel's summation order of 2026-11 (one order for any number of threads),
         # batch-norm layers projected through their input layer (_AffineProjections)
-        self.key = f"srp-{self.n_components}-seed{self.seed}-m2-k3"
+        # "p64": layers whose float32 projection would carry an error above SRP_TOLERANCE are
+        # projected in float64
+        self.key = f"srp-{self.n_components}-seed{self.seed}-m2-k3-p64"
         self._cache: dict = {}
+        #: layers this instance projected in float64 (see float32_error)
+        self.n_float64 = 0
 
     #: the reduction of a set of stimuli is the stack of the reductions of its rows, so a
     #: layer can be reduced in stimulus batches with the same result (see ``extract``)
@@ -350,21 +370,71 @@ class SparseRandomProjection:
         import torch
 
         hit = _PROJECTIONS.pop(features, (self.n_components, self.seed))
-        if hit is not None:
-            return hit
         x = _as_tensor(features)
         n_features = x.shape[1]
-        if n_features <= self.n_components:
+        if hit is None and n_features <= self.n_components:
             return x.to("cpu").numpy().copy()
-        kernels = _kernels()
-        if kernels is not None and x.device.type == "cpu" and self.n_components <= kernels.MAX_COMPONENTS:
-            ptr, words, scale = _sign_matrix(n_features, self.n_components, self.seed, kernels)
-            return kernels.project(x.numpy(), (ptr, words), self.n_components, scale)
-        mat = self._torch_matrix(n_features, x.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            z = torch.sparse.mm(mat, x.t())
-        return z.t().to("cpu").numpy().copy()
+        if hit is not None:
+            z = hit
+        else:
+            kernels = _kernels()
+            if kernels is not None and x.device.type == "cpu" and self.n_components <= kernels.MAX_COMPONENTS:
+                ptr, words, scale = _sign_matrix(n_features, self.n_components, self.seed, kernels)
+                z = kernels.project(x.numpy(), (ptr, words), self.n_components, scale)
+            else:
+                mat = self._torch_matrix(n_features, x.device)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                    z = torch.sparse.mm(mat, x.t()).t().to("cpu").numpy().copy()
+        err = self.float32_error(z, n_features)
+        if not err <= SRP_TOLERANCE:
+            self.n_float64 += 1
+            _log.info("projection of a layer of %d features redone in float64 (float32 error estimate %.2g "
+                      "of the centered features, tolerance %.0e)", n_features, err, SRP_TOLERANCE)
+            return self.project_float64(x)
+        return z
+
+    def float32_error(self, z, n_features: int) -> float:
+        """Estimated relative error of a float32 projection on the features centered over stimuli.
+
+        Each projected value sums about ``sqrt(n_features)`` products in float32 (the density is
+        ``1/sqrt(n_features)``), an error of about ``u sqrt(sqrt(n_features))`` of the value's
+        size (``u = 2^-24``); centering over stimuli divides by ``|Zc| / |Z|``, which is small
+        when every stimulus gives nearly the same projection. Measured on random Inception-V3
+        (all 94 projected layers), the estimate is 3 to 7 times the actual error. Infinite for
+        non-finite projections or a single stimulus.
+        """
+        z = np.asarray(z, dtype=np.float64)
+        if z.shape[0] < 2 or not np.isfinite(z).all():
+            return float("inf")
+        norm = float(np.sqrt(np.einsum("ij,ij->", z, z)))
+        zc = z - z.mean(0)
+        norm_c = float(np.sqrt(np.einsum("ij,ij->", zc, zc)))
+        if norm == 0.0:
+            return 0.0
+        return float("inf") if norm_c == 0.0 else _U32 * n_features ** 0.25 * norm / norm_c
+
+    def project_float64(self, features) -> np.ndarray:
+        """The projection in float64 arithmetic (``scipy.sparse``, blocks of features), float64.
+
+        Parameters
+        ----------
+        features : torch.Tensor or ndarray of shape (n_stimuli, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_stimuli, n_components), float64
+        """
+        x = _as_tensor(features).to("cpu").numpy()
+        n_features = x.shape[1]
+        if n_features <= self.n_components:
+            return x.astype(np.float64)
+        mat = self.matrix(n_features).astype(np.float64)
+        out = np.zeros((x.shape[0], self.n_components))
+        for j in range(0, n_features, _GRAM_BLOCK):
+            e = min(n_features, j + _GRAM_BLOCK)
+            out += (mat[j:e].T @ x[:, j:e].astype(np.float64).T).T
+        return out
 
     def __repr__(self):
         return f"SparseRandomProjection(n_components={self.n_components}, seed={self.seed})"
@@ -827,7 +897,9 @@ class RDMReducer:
     precision : {"float32", "float64"}
         Arithmetic of the block products (see :func:`layer_gram`); the default float32
         products (blocks centered in float64, sums in float64) keep RSA scores within about
-        2e-7 of float64 arithmetic at half the cost.
+        2e-7 of float64 arithmetic at half the cost. A float32 RDM whose estimated error
+        (:meth:`float32_error`) exceeds :data:`RDM_TOLERANCE` of the spread of the layer's
+        stimulus correlations is computed again in float64; ``n_float64`` counts such layers.
 
     Returns
     -------
@@ -836,12 +908,47 @@ class RDMReducer:
 
     def __init__(self, precision: str = "float32"):
         self.precision = _check_precision(precision)
-        self.key = "rdm-pearson-" + ("f64" if precision == "float64" else "f32")
+        # "c4": float32 RDMs whose error estimate exceeds RDM_TOLERANCE of their spread are float64
+        self.key = "rdm-pearson-" + ("f64" if precision == "float64" else "f32-c4")
+        #: layers whose float32 RDM was redone in float64 (see float32_error)
+        self.n_float64 = 0
 
     rowwise = False
 
     def __call__(self, features) -> np.ndarray:
-        return 1.0 - _MEMO.get(features, self.precision).corrcoef()
+        gram = _MEMO.get(features, self.precision)
+        corr = gram.corrcoef()
+        if self.precision == "float32":
+            err, spread = self.float32_error(corr, gram.n_features)
+            if not err <= RDM_TOLERANCE * spread:
+                self.n_float64 += 1
+                _log.info("RDM of a layer of %d features redone in float64 (float32 error estimate %.2g against a "
+                          "spread of the correlations of %.2g)", gram.n_features, err, spread)
+                corr = layer_gram(features, precision="float64").corrcoef()
+        return 1.0 - corr
+
+    @staticmethod
+    def float32_error(corr, n_features: int):
+        """Estimated error of float32 correlations, and the spread of the correlations.
+
+        The float32 Gram sums products in blocks of up to 4096 features (then in float64): an
+        error of about ``u sqrt(block)`` (``u = 2^-24``) in each correlation. The RSA score
+        depends on the correlations through their spread (standard deviation of the
+        off-diagonal entries), which is small when every stimulus gives nearly the same
+        activations. Measured on random Inception-V3, the actual errors are 3 to 30 times below
+        the estimate.
+
+        Returns
+        -------
+        err, spread : float
+            ``spread`` is NaN (and the RDM redone) when the correlations are not all finite.
+        """
+        n = corr.shape[0]
+        if n < 3:
+            return 0.0, 1.0
+        off = corr[np.triu_indices(n, 1)]
+        spread = float(np.std(off)) if np.isfinite(off).all() else float("nan")
+        return _U32 * np.sqrt(min(int(n_features), _gw.BLOCK)), spread
 
     def __repr__(self):
         return f"RDMReducer(precision={self.precision!r})"

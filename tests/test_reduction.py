@@ -66,7 +66,7 @@ def test_projection_equals_scipy_matmul_and_small_layers_pass_through():
     np.testing.assert_allclose(srp(X), ref, rtol=1e-4, atol=1e-4)
     small = rng.normal(size=(7, 60)).astype(np.float32)
     np.testing.assert_array_equal(srp(small), small)
-    assert srp.key == "srp-100-seed4-m2-k3"
+    assert srp.key == "srp-100-seed4-m2-k3-p64"
 
 
 def test_bad_parameters():

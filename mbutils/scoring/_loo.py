@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from .ridge import centered_eigh
+
 _BLOCK = 1024  # targets per block: the block and its product (2 x 0.9 MiB at 118 stimuli) stay in cache
 _TINY = float(np.finfo(float).tiny)
 # float32 products: targets whose centered leave-one-out predictions have a norm below this
@@ -145,26 +147,66 @@ def _block_scores32(Yb32, Yb, j0, PTs32, rho2, layers, yss, y_ok, R, check):  # 
 def leave_one_out_operator(kc, alpha) -> np.ndarray:
     """Matrix ``P`` of ridge-GCV leave-one-out predictions: ``pred = P y``.
 
-    ``P = I - diag(1/(1-h)) (I - H)`` with ``H = 1 1^T/n + V diag(s/(s+alpha)) V^T`` (``kc =
-    V diag(s) V^T``) and ``h = diag(H)``; see :mod:`mbutils.scoring.ridge`.
+    ``P = I - diag(1 / diag(G)) G`` with ``G = V diag(1 / (s + alpha)) V^T`` from the
+    eigendecomposition of ``kc`` on the centered stimulus space
+    (:func:`mbutils.scoring.ridge.centered_eigh`; see :mod:`mbutils.scoring.ridge`): no
+    difference of nearly equal numbers, whatever the scale of the Gram against ``alpha``. Its
+    diagonal is exactly 0 (a stimulus never predicts itself) and its rows sum to 1.
 
     Parameters
     ----------
     kc : ndarray (n, n)
         Doubly centered Gram matrix.
-    alpha : float
+    alpha : float or sequence of float
+        One penalty, or several (one operator each, from the same eigendecomposition).
 
     Returns
     -------
-    ndarray (n, n), float64
+    ndarray (n, n), float64, or a list of them for a sequence of alphas
     """
-    n = kc.shape[0]
-    s, V = np.linalg.eigh(kc)
-    s = np.clip(s, 0.0, None)
-    f = s / (s + alpha)
-    H = (V * f) @ V.T + 1.0 / n
-    h = np.diag(H).copy()
-    return np.eye(n) - (np.eye(n) - H) / (1.0 - h)[:, None]
+    s, V = centered_eigh(kc)
+    several = np.ndim(alpha) > 0
+    out = [_operator_from_eig(s, V, float(a)) for a in np.atleast_1d(alpha)]
+    return out if several else out[0]
+
+
+def _operator_from_eig(s, V, alpha) -> np.ndarray:
+    w = 1.0 / (s + alpha)
+    G = (V * w) @ V.T
+    g = (V * V) @ w  # diag(G): a sum of positive terms
+    P = G / (-g)[:, None]
+    np.fill_diagonal(P, 0.0)
+    return P
+
+
+#: a layer is penalty-dominated when its leave-one-out operator differs from the
+#: leave-one-out mean's by at most this fraction of the latter's norm (see penalty_deviation)
+PENALTY_DOMINATED = 0.5
+
+
+def penalty_deviation(P) -> float:
+    """How far the leave-one-out predictions are from the leave-one-out mean, relatively.
+
+    As ``alpha`` grows against the Gram's eigenvalues, ``P`` tends to ``P0`` (``1/(n-1)`` off
+    the diagonal, 0 on it): every stimulus is predicted by the mean of the others, which
+    correlates exactly -1 with the targets. Returns ``d = (n - 1) ||P - P0||_F``. ``P0`` maps a
+    centered target ``y`` to ``-y / (n - 1)``, so ``|(P - P0) y| <= d |P0 y|``: with ``d <= tau``
+    every target's leave-one-out Pearson r is at most ``-sqrt(1 - tau^2)`` (-0.87 at the
+    :data:`PENALTY_DOMINATED` threshold 0.5), whatever the target: the score measures the
+    penalty, not the layer.
+
+    Parameters
+    ----------
+    P : ndarray (n, n)
+
+    Returns
+    -------
+    float
+    """
+    n = P.shape[0]
+    E = P - 1.0 / (n - 1)
+    np.fill_diagonal(E, np.diag(P))
+    return float((n - 1) * np.sqrt(np.einsum("ij,ij->", E, E)))
 
 
 class LooPearson:

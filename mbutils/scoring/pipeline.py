@@ -21,12 +21,20 @@ import pandas as pd
 from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
-from ._loo import LooPearson, blas_workers, leave_one_out_operator, parallel_map
+from ._loo import (PENALTY_DOMINATED, LooPearson, _operator_from_eig, blas_workers, parallel_map,
+                   penalty_deviation)
+from .ridge import centered_eigh
 from .rsa import rdm
 
-__all__ = ["score_model", "score_features", "summarize_scores", "load_results", "METRICS", "MAPPINGS_SCORE"]
+__all__ = ["score_model", "score_features", "summarize_scores", "load_results", "check_scores", "ScoreCheckError",
+           "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN"]
 
 METRICS = ("srp_ridge", "rsa")
+#: SRP-Ridge with the penalty relative to the layer: alpha times the mean eigenvalue of the
+#: layer's centered Gram matrix (scale invariant; beside the paper's fixed alpha)
+SCALED_METRIC = "srp_ridge_scaled"
+#: an area score above its noise ceiling by more than this is an error (see check_scores)
+CEILING_MARGIN = 0.1
 #: mappings of the regression metric: name -> description
 MAPPINGS_SCORE = {
     "srp": "sparse random projection to n_components, then ridge GCV (the paper)",
@@ -115,8 +123,26 @@ def _pearson_between_columns(A, B):
     return r
 
 
+def _layer_operators(f, features_are_gram, alpha, scale_aware):
+    """Leave-one-out operators of one layer for the paper's alpha and the scale-aware alpha.
+
+    Returns ``(P, P_scaled, deviation, alpha_scaled)``: ``None, None, nan, nan`` for a constant
+    layer; ``P_scaled`` is None without ``scale_aware``. ``deviation``: see
+    :func:`~mbutils.scoring._loo.penalty_deviation`. ``alpha_scaled``: ``alpha`` times the mean
+    eigenvalue of the centered Gram on the centered stimulus space (``trace / (n - 1)``).
+    """
+    kc, constant = _layer_gram(f, features_are_gram)
+    if constant:
+        return None, None, np.nan, np.nan
+    s, V = centered_eigh(kc)
+    P = _operator_from_eig(s, V, alpha)
+    alpha_scaled = alpha * float(s.sum()) / s.size
+    P_scaled = _operator_from_eig(s, V, alpha_scaled) if scale_aware and alpha_scaled > 0 else None
+    return P, P_scaled, penalty_deviation(P), alpha_scaled
+
+
 def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
-                       precision="float32"):
+                       precision="float32", scale_aware=True):
     """Ridge-GCV leave-one-out Pearson r of every layer and target.
 
     Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
@@ -126,15 +152,21 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
 
     Returns
     -------
-    ndarray (n_layers, 3 * n_neurons)
+    R : ndarray (n_layers, 3 * n_neurons)
+        With the paper's ``alpha``.
+    R_scaled : ndarray (n_layers, 3 * n_neurons) or None
+        With the scale-aware alpha (``scale_aware``).
+    deviation, alpha_scaled : ndarray (n_layers,)
+        Per layer (see :func:`_layer_operators`).
     """
     scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
-
-    def operator(i):  # leave-one-out operator of layer i, None if constant
-        kc, constant = _layer_gram(regression_features[i], features_are_gram)
-        return None if constant else leave_one_out_operator(kc, alpha)
-
-    return scorer.scores(parallel_map(operator, range(n_layers), n_workers), n_workers)
+    ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
+                       range(n_layers), n_workers)
+    operators = [o[0] for o in ops] + ([o[1] for o in ops] if scale_aware else [])
+    R = scorer.scores(operators, n_workers)
+    deviation = np.array([o[2] for o in ops], dtype=np.float64)
+    alpha_scaled = np.array([o[3] for o in ops], dtype=np.float64)
+    return R[:n_layers], (R[n_layers:] if scale_aware else None), deviation, alpha_scaled
 
 
 def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
@@ -259,7 +291,7 @@ def _ceilings(targets: _Targets, label_column, n_splits=10, seed=0) -> dict:
 # --------------------------------------------------------------------------- scoring core
 def score_features(layers, regression_features=None, layer_rdms=None, targets: _Targets = None, *,
                    model="model", train_type="trained", alpha=1.0, features_are_gram=False,
-                   groupings=GROUPINGS, progress=None, loo_precision="float32"):
+                   groupings=GROUPINGS, progress=None, loo_precision="float32", scale_aware=True, check=True):
     """Score reduced layer features against trial-averaged responses.
 
     Parameters
@@ -285,11 +317,21 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
         float64 with the exact targets and redoes in float64 the targets whose float32
         predictions are nearly constant or cancel (per-neuron r within about 1e-7 of float64);
         ``"float64"`` keeps every step in float64.
+    scale_aware : bool, default True
+        Also score every layer with the penalty relative to the layer (metric
+        ``"srp_ridge_scaled"``: ``alpha`` times the mean eigenvalue of the layer's centered
+        Gram matrix), which does not depend on the scale of the features.
+    check : bool, default True
+        Run :func:`check_scores` on the result: a score of exactly 1 or above its area's noise
+        ceiling by more than :data:`CEILING_MARGIN` raises :class:`ScoreCheckError`.
 
     Returns
     -------
     dict with DataFrames ``scores``, ``scores_groups``, ``neuron_scores`` (long format; the
-    ``scores`` tables carry ``score_odd``/``score_even`` and ``ceiling`` for the summary).
+    ``scores`` tables carry ``score_odd``/``score_even`` and ``ceiling`` for the summary, and
+    ``penalty_dominated``: True for the SRP-Ridge rows of layers whose leave-one-out
+    predictions are the leave-one-out mean up to at most half its size, so that every neuron's
+    r is at most -0.87 whatever the layer; see :func:`~mbutils.scoring._loo.penalty_deviation`).
     """
     _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
     if progress is None:
@@ -317,14 +359,18 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
             n_workers = stack.enter_context(blas_workers())
             background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
-                                           float(alpha), features_are_gram, n_workers, loo_precision)
+                                           float(alpha), features_are_gram, n_workers, loo_precision,
+                                           bool(scale_aware))
         ceilings = {key: _ceilings(targets, key) for key in label_sets}
         if layer_rdms is not None:
             rsa_columns, rsa_values = _rsa_scores(targets, layer_rdms, len(layers), label_sets, codes)
             rsa_sizes = [int((label_sets[key] == g).sum()) for key, g in rsa_columns]
         if regression is not None and len(layers):
             ns_columns = _neuron_table_columns(layers, neurons, model, train_type)
-        R = regression.result() if regression is not None else None  # (n_layers, 3 * n_neur)
+        R = R_scaled = deviation = None
+        if regression is not None:  # (n_layers, 3 * n_neur) each
+            R, R_scaled, deviation, alpha_scaled = regression.result()
+            dominated = deviation <= PENALTY_DOMINATED  # NaN (constant layers): False
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
     neuron_scores = []
@@ -337,50 +383,109 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
         lay = layers.iloc[i]
         base = dict(layer=str(lay["name"]), layer_index=int(lay["index"]), layer_depth=float(lay["depth"]))
         if regression_features is not None:
-            r3 = R[i]
-            r_all, r_odd, r_even = r3[:n_neur], r3[n_neur:2 * n_neur], r3[2 * n_neur:]
-            neuron_scores.append(r_all)
-            for key in label_sets:
-                groups, code = codes[key]
-                full = _group_means_coded(r_all, code, len(groups))
-                odd = _group_means_coded(r_odd, code, len(groups))
-                even = _group_means_coded(r_even, code, len(groups))
-                for j, g in enumerate(groups):
-                    rows.append(dict(grouping=key, group=g, **base, metric="srp_ridge", score=full[0][j],
-                                     score_odd=odd[0][j], score_even=even[0][j], n_neurons=int(full[1][j]),
-                                     n_nan=int(full[2][j]), ceiling=ceilings[key][g]["srp_ridge"]))
+            neuron_scores.append(R[i][:n_neur])
+            flag = bool(dominated[i])
+            for metric, RR, extra in (("srp_ridge", R, dict(penalty_dominated=flag, alpha=float(alpha))),
+                                      (SCALED_METRIC, R_scaled, dict(penalty_dominated=False,
+                                                                     alpha=float(alpha_scaled[i])))):
+                if RR is None:
+                    continue
+                r3 = RR[i]
+                r_all, r_odd, r_even = r3[:n_neur], r3[n_neur:2 * n_neur], r3[2 * n_neur:]
+                for key in label_sets:
+                    groups, code = codes[key]
+                    full = _group_means_coded(r_all, code, len(groups))
+                    odd = _group_means_coded(r_odd, code, len(groups))
+                    even = _group_means_coded(r_even, code, len(groups))
+                    for j, g in enumerate(groups):
+                        rows.append(dict(grouping=key, group=g, **base, metric=metric, score=full[0][j],
+                                         score_odd=odd[0][j], score_even=even[0][j], n_neurons=int(full[1][j]),
+                                         n_nan=int(full[2][j]), ceiling=ceilings[key][g]["srp_ridge"], **extra))
         if layer_rdms is not None:
             for j, (key, g) in enumerate(rsa_columns):
                 v = rsa_values[i, 3 * j:3 * j + 3]
                 rows.append(dict(grouping=key, group=g, **base, metric="rsa", score=float(v[0]),
                                  score_odd=float(v[1]), score_even=float(v[2]),
                                  n_neurons=rsa_sizes[j],
-                                 n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["rsa"]))
+                                 n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["rsa"],
+                                 penalty_dominated=False, alpha=np.nan))
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["grouping", "group", "layer", "layer_index", "layer_depth", "metric", "score",
-                                      "score_odd", "score_even", "n_neurons", "n_nan", "ceiling"])
+                                      "score_odd", "score_even", "n_neurons", "n_nan", "ceiling",
+                                      "penalty_dominated", "alpha"])
     table.insert(0, "train_type", train_type)
     table.insert(0, "model", model)
     with np.errstate(invalid="ignore", divide="ignore"):
         table["score_normalized"] = table["score"] / table["ceiling"]
     cols = ["model", "train_type", "layer", "layer_index", "layer_depth", "metric"]
-    tail = ["score", "score_normalized", "n_neurons", "n_nan", "score_odd", "score_even", "ceiling"]
+    table["penalty_dominated"] = table["penalty_dominated"].astype(bool)
+    tail = ["score", "score_normalized", "n_neurons", "n_nan", "score_odd", "score_even", "ceiling",
+            "penalty_dominated", "alpha"]
     scores = table[table["grouping"] == "area"].rename(columns={"group": "area"})[cols + ["area"] + tail]
     groups = table[table["grouping"] != "area"].copy()
     groups["group"] = groups["group"].astype(str)
     groups = groups[cols + ["grouping", "group"] + tail]
     if neuron_scores:
         # fresh arrays: no copy, and no consolidation of the blocks (slow for millions of rows)
-        ns = pd.DataFrame({**ns_columns, "score": np.concatenate(neuron_scores)}, copy=False)
+        ns = pd.DataFrame({**ns_columns, "score": np.concatenate(neuron_scores),
+                           "penalty_dominated": np.repeat(dominated, n_neur)}, copy=False)
     else:
         ns = pd.DataFrame(columns=["model", "train_type", "layer", "layer_index", "layer_depth", "cell_specimen_id",
-                                   "area", "cre_line", "imaging_depth", "score"])
-    return {"scores": scores.reset_index(drop=True), "scores_groups": groups.reset_index(drop=True),
-            "neuron_scores": ns}
+                                   "area", "cre_line", "imaging_depth", "score", "penalty_dominated"])
+    out = {"scores": scores.reset_index(drop=True), "scores_groups": groups.reset_index(drop=True),
+           "neuron_scores": ns}
+    if check:
+        check_scores(out["scores"], ns)
+    return out
 
 
-def summarize_scores(scores: pd.DataFrame, by="area") -> pd.DataFrame:
+class ScoreCheckError(ValueError):
+    """Scores outside what the data allow (exactly 1, or above the noise ceiling): not results."""
+
+
+def check_scores(scores: pd.DataFrame, neuron_scores: pd.DataFrame | None = None, margin=CEILING_MARGIN) -> None:
+    """Raise :class:`ScoreCheckError` for scores that no noisy recording allows.
+
+    No neuron of a recording with trial-to-trial noise is predicted perfectly, and no area score
+    can exceed what the area's own repeats agree on. Flagged are: an area score (any metric) of
+    exactly 1; an area score above its noise ceiling by more than ``margin``; a neuron's score of
+    exactly 1. Such a number comes from arithmetic that failed (or from a dataset without
+    noise), never from a layer, so it is reported with its layers instead of being written.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        A ``scores`` table (columns ``layer, metric, area, score, ceiling``).
+    neuron_scores : pandas.DataFrame, optional
+        A ``neuron_scores`` table.
+    margin : float
+    """
+    problems = []
+    if len(scores):
+        sc = scores["score"].to_numpy(dtype=float)
+        ceil = scores["ceiling"].to_numpy(dtype=float) if "ceiling" in scores.columns else np.full(len(sc), np.nan)
+        with np.errstate(invalid="ignore"):
+            one = sc >= 1.0
+            above = np.isfinite(ceil) & (sc > ceil + margin)
+        for i in np.flatnonzero(one | above):
+            row = scores.iloc[i]
+            what = "exactly 1" if one[i] else f"above the noise ceiling {ceil[i]:.3f} by more than {margin}"
+            problems.append(f"layer {row['layer']!r}, {row['metric']}, area {row['area']}: score {sc[i]:.6f} ({what})")
+    if neuron_scores is not None and len(neuron_scores):
+        r = neuron_scores["score"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(r >= 1.0)
+        for layer, n in pd.Series(neuron_scores["layer"].to_numpy()[bad]).value_counts(sort=False).items():
+            problems.append(f"layer {layer!r}, srp_ridge: {n} neurons score exactly 1")
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ScoreCheckError(
+            f"{len(problems)} scores outside what the data allow: {shown}. These are errors, not results: "
+            f"report them with the model and dataset (score_features(..., check=False) returns them for inspection)")
+
+
+def summarize_scores(scores: pd.DataFrame, by="area", include_flagged=False) -> pd.DataFrame:
     """Layer maxima per (model, train_type, metric, area): the paper's "SRP-Ridge Max" and "RSA Max".
 
     Parameters
@@ -388,12 +493,17 @@ def summarize_scores(scores: pd.DataFrame, by="area") -> pd.DataFrame:
     scores : pandas.DataFrame
         ``scores.parquet`` (or ``scores_groups`` with ``by="group"``; then ``grouping`` is kept).
     by : str, default "area"
+    include_flagged : bool, default False
+        Let penalty-dominated layers (``penalty_dominated``) compete for the maximum. By
+        default they are left out (their scores measure the penalty, not the layer) and counted
+        in ``n_flagged``.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``model, train_type, metric, <by>, max_score, best_layer, best_layer_index,
-        best_layer_depth, unbiased_score, ceiling, max_score_normalized, overall_score, n_layers``.
+        best_layer_depth, unbiased_score, ceiling, max_score_normalized, overall_score, n_layers,
+        n_flagged`` (``n_layers`` counts every layer, ``n_flagged`` the penalty-dominated ones).
         ``unbiased_score``: the best layer chosen on odd trials scored on even trials and vice
         versa, averaged (needs ``score_odd``/``score_even``). ``overall_score``: the mean of the
         SRP-Ridge Max and the RSA Max of the same model and area (the paper's ranking score),
@@ -405,8 +515,13 @@ def summarize_scores(scores: pd.DataFrame, by="area") -> pd.DataFrame:
     for key, g in scores.groupby(keys, sort=True):
         g = g.sort_values("layer_index")
         rec = dict(zip(keys, key))
-        sc = g["score"].to_numpy(dtype=float)
         rec["n_layers"] = len(g)
+        flagged = g["penalty_dominated"].to_numpy(dtype=bool) if "penalty_dominated" in g.columns \
+            else np.zeros(len(g), dtype=bool)
+        rec["n_flagged"] = int(flagged.sum())
+        if not include_flagged:
+            g = g[~flagged]
+        sc = g["score"].to_numpy(dtype=float)
         if np.isfinite(sc).any():
             j = int(np.nanargmax(sc))
             best = g.iloc[j]

@@ -1,19 +1,26 @@
 """Ridge regression with leave-one-out predictions by generalized cross-validation (GCV).
 
-With an unpenalized intercept, the hat matrix of ridge regression is
+With an unpenalized intercept, ridge regression acts on the centered stimulus space (the
+complement of the constant vector). Let ``Q`` (n, n-1) be an orthonormal basis of that space and
+``Q^T Kc Q = U diag(s) U^T`` the eigendecomposition of the doubly centered Gram matrix
+``Kc = Xc Xc^T`` there (``Xc``: features centered over stimuli); ``V = Q U``. With
 
-    H = 1 1^T / n + Kc (Kc + alpha I)^-1,
+    G = V diag(1 / (s + alpha)) V^T
 
-where ``Kc = Xc Xc^T`` is the doubly centered Gram matrix (``Xc``: features centered over
-stimuli). With ``Kc = V diag(s) V^T``, ``H = 1 1^T/n + V diag(s/(s+alpha)) V^T``, and the
-leave-one-out prediction of stimulus ``i`` is ``y_i - (y_i - (H y)_i) / (1 - H_ii)``.
+(``I - H = alpha G`` for the hat matrix ``H``), the leave-one-out residual of stimulus ``i`` is
+``(G y)_i / G_ii`` and the prediction ``y_i - (G y)_i / G_ii``; alpha cancels. Every term of
+``G_ii`` is positive, so nothing cancels, whatever the scale of the features: with eigenvalues
+of 1e20 (``s / (s + alpha)`` is 1 in float64) the residuals are those of the minimum-norm
+interpolant, as they should be, where the form ``(y - H y)_i / (1 - H_ii)`` divides two rounding
+errors. This is scikit-learn's ``_RidgeGCV`` formulation (eigenvectors of the Gram, the
+intercept direction given weight 0); here the intercept direction is removed exactly by ``Q``.
 One eigendecomposition per layer serves all targets (neurons) and all alphas.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ridge_gcv_predictions", "ridge_gcv_predictions_from_gram", "center_gram"]
+__all__ = ["ridge_gcv_predictions", "ridge_gcv_predictions_from_gram", "center_gram", "centered_eigh"]
 
 
 def _check_alphas(alpha):
@@ -56,28 +63,63 @@ def center_gram(K) -> np.ndarray:
     return (Kc + Kc.T) / 2
 
 
+def centered_basis(n: int) -> np.ndarray:
+    """Orthonormal basis (n, n - 1) of the vectors that sum to zero (the centered stimulus space).
+
+    The columns 2..n of the Householder reflection that maps ``1 / sqrt(n)`` to the first unit
+    vector: exactly orthonormal up to rounding, and orthogonal to the constant vector.
+    """
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"n={n}; the centered space needs at least 2 stimuli")
+    v = np.full(n, 1.0 / np.sqrt(n))
+    v[0] -= 1.0
+    R = np.eye(n) - np.outer(v, v) * (2.0 / (v @ v))
+    return R[:, 1:]
+
+
+def centered_eigh(Kc):
+    """Eigendecomposition of a doubly centered Gram matrix on the centered stimulus space.
+
+    Parameters
+    ----------
+    Kc : ndarray (n, n)
+        Doubly centered Gram matrix (an uncentered Gram gives the same result).
+
+    Returns
+    -------
+    s : ndarray (n - 1,)
+        Eigenvalues, clipped at 0 (rounding can make null ones slightly negative).
+    V : ndarray (n, n - 1)
+        Orthonormal eigenvectors, each orthogonal to the constant vector.
+    """
+    Kc = np.asarray(Kc, dtype=np.float64)
+    Q = centered_basis(Kc.shape[0])
+    Kq = Q.T @ Kc @ Q
+    s, U = np.linalg.eigh((Kq + Kq.T) / 2)
+    return np.clip(s, 0.0, None), Q @ U
+
+
 def _loo_from_eig(s, V, Y, alphas, return_alpha):
-    n = Y.shape[0]
-    s = np.clip(s, 0.0, None)
-    y_mean = Y.mean(0)
-    Yc = Y - y_mean
-    VtY = V.T @ Yc  # (r, m)
-    V2 = V * V  # (n, r)
+    """Leave-one-out predictions from ``centered_eigh``'s ``(s, V)`` (non-cancelling form)."""
+    Yc = Y - Y.mean(0)
+    VtY = V.T @ Yc  # (n - 1, m)
+    V2 = V * V  # (n, n - 1)
     best = None
     best_err = None
     best_alpha = None
     for a in alphas:
-        f = s / (s + a)
-        h = 1.0 / n + V2 @ f  # diag of H
-        resid = Yc - V @ (f[:, None] * VtY)
-        loo = Y - resid / (1.0 - h)[:, None]
+        w = 1.0 / (s + a)
+        g = V2 @ w  # diag of G, every term positive
+        resid = (V @ (w[:, None] * VtY)) / g[:, None]  # leave-one-out residuals
+        loo = Y - resid
         if best is None:
             best = loo
             if len(alphas) > 1:
-                best_err = ((Y - loo) ** 2).mean(0)
+                best_err = (resid ** 2).mean(0)
                 best_alpha = np.full(Y.shape[1], a)
         else:
-            err = ((Y - loo) ** 2).mean(0)
+            err = (resid ** 2).mean(0)
             better = err < best_err
             best[:, better] = loo[:, better]
             best_err[better] = err[better]
@@ -115,7 +157,9 @@ def ridge_gcv_predictions_from_gram(K, Y, alpha=1.0, centered=False, return_alph
     if not np.all(np.isfinite(Kc)):
         raise ValueError("K has non-finite values; expected a finite Gram matrix")
     Y, squeeze = _check_targets(Y, Kc.shape[0])
-    s, V = np.linalg.eigh((Kc + Kc.T) / 2)
+    if Kc.shape[0] < 3:
+        raise ValueError(f"K has {Kc.shape[0]} stimuli; leave-one-out needs at least 3")
+    s, V = centered_eigh(Kc)
     pred, chosen = _loo_from_eig(s, V, Y, alphas, return_alpha)
     if squeeze:
         pred = pred[:, 0]
@@ -159,13 +203,17 @@ def ridge_gcv_predictions(X, Y, alpha=1.0, return_alpha=False):
         raise ValueError(f"X has {int((~np.isfinite(X)).sum())} non-finite values; expected finite features")
     n, p = X.shape
     Y, squeeze = _check_targets(Y, n)
+    if n < 3:
+        raise ValueError(f"X has {n} stimuli; leave-one-out needs at least 3")
     Xc = X - X.mean(0)
     if n <= p:
-        Kc = Xc @ Xc.T
-        s, V = np.linalg.eigh((Kc + Kc.T) / 2)
-    else:
-        V, sv, _ = np.linalg.svd(Xc, full_matrices=False)
-        s = sv ** 2
+        s, V = centered_eigh(Xc @ Xc.T)
+    else:  # fewer features than stimuli: SVD of the features in the centered basis
+        Q = centered_basis(n)
+        U, sv, _ = np.linalg.svd(Q.T @ Xc, full_matrices=True)
+        s = np.zeros(n - 1)
+        s[:sv.size] = sv ** 2
+        V = Q @ U
     pred, chosen = _loo_from_eig(s, V, Y, alphas, return_alpha)
     if squeeze:
         pred = pred[:, 0]
