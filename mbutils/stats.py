@@ -35,7 +35,7 @@ __all__ = [
     "trained_vs_random", "model_rankings", "architecture_correlations", "class_contrast",
     "training_gain_by_class", "score_ranges", "depth_profiles", "best_layer_depths",
     "group_scores", "metric_agreement", "layerwise_agreement", "scores_by_reliability",
-    "reliability_smooth", "ground_truth_recovery", "best_layers_table", "layer_counts",
+    "reliability_smooth", "ground_truth_recovery", "best_layers_table", "layer_counts", "penalty_note",
 ]
 
 
@@ -644,13 +644,15 @@ def best_layers_table(summary: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Index (metric, area) in hierarchy order; the available columns of ``max_score``,
-        ``unbiased_score``, ``ceiling``, ``best_layer``, ``best_layer_depth``.
+        ``unbiased_score``, ``ceiling``, ``best_layer``, ``best_layer_depth``, ``n_flagged``
+        (penalty-dominated layers, left out of the maximum).
     """
     missing = [c for c in ("metric", "area") if c not in summary]
     if missing:
         raise ValueError(f"summary lacks the columns {missing}; expected a summary.parquet table "
                          f"(see mbutils.scoring.summarize_scores)")
-    cols = [c for c in ("max_score", "unbiased_score", "ceiling", "best_layer", "best_layer_depth") if c in summary]
+    cols = [c for c in ("max_score", "unbiased_score", "ceiling", "best_layer", "best_layer_depth", "n_flagged")
+            if c in summary]
     table = summary.set_index(["metric", "area"])[cols]
     order = [(m, a) for m in table.index.get_level_values(0).unique() for a in ordered_areas(table.loc[m].index)]
     return table.loc[order]
@@ -675,3 +677,37 @@ def layer_counts(results) -> pd.DataFrame:
         if len(s):
             rows.append((s["model"].iloc[0], s["train_type"].iloc[0], int(s["layer"].nunique())))
     return pd.DataFrame(rows, columns=["model", "train_type", "n_layers"])
+
+
+def penalty_note(scores: pd.DataFrame) -> str:
+    """One model's penalty-dominated layers, in words (markdown), for its model card.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        ``scores.parquet`` of one model (columns ``layer``, ``layer_depth``, ``metric``, and
+        ``penalty_dominated``).
+
+    Returns
+    -------
+    str
+    """
+    if not len(scores) or "srp_ridge" not in set(scores["metric"]):
+        return "No SRP-Ridge scores."
+    s = scores[scores["metric"] == "srp_ridge"]
+    n_layers = s["layer"].nunique()
+    if "penalty_dominated" not in s.columns:
+        return (f"These scores predate the penalty-dominance check ({n_layers} layers): score the model again "
+                f"to have it.")
+    bad = s[s["penalty_dominated"].astype(bool)].drop_duplicates("layer").sort_values("layer_depth")
+    if not len(bad):
+        return (f"No layer of the {n_layers} is penalty-dominated: under the paper's fixed alpha = 1, every "
+                f"layer's leave-one-out predictions depend on its features.")
+    mean = float(s[s["penalty_dominated"].astype(bool)]["score"].mean())
+    return (f"**{len(bad)} of {n_layers} layers are penalty-dominated** under the paper's fixed alpha = 1 "
+            f"(relative depth {bad['layer_depth'].min():.2f} to {bad['layer_depth'].max():.2f}; from "
+            f"`{bad['layer'].iloc[0]}` to `{bad['layer'].iloc[-1]}`). Their features are so small against the "
+            f"penalty that the ridge predicts each image by the mean of the others, which correlates -1 with "
+            f"it: their SRP-Ridge scores (mean {mean:.3f}) measure the penalty, not the layer. They are drawn "
+            f"as grey crosses, left out of the maxima and of every mean over layers in the book. The "
+            f"scale-aware profile scores every layer with a penalty relative to its own Gram matrix.")

@@ -485,7 +485,9 @@ def ensure_scores(model, weights, dataset, results, score_kwargs=None, progress=
     """
     out_dir = Path(results) / "models" / f"{model}__{weights}"
     score_kwargs = dict(score_kwargs or {})
-    stamp = {"model": model, "weights": weights, "dataset_sha256": file_sha256(dataset),
+    from .scoring import SCORES_VERSION
+
+    stamp = {"model": model, "weights": weights, "dataset_sha256": file_sha256(dataset), "scores": SCORES_VERSION,
              "score_kwargs": json.loads(json.dumps(score_kwargs, sort_keys=True, default=str))}
     marker = out_dir / SCORED_MARKER
     if marker.exists() and all((out_dir / f).exists() for f in SCORE_FILES):
@@ -506,8 +508,10 @@ def ensure_scores(model, weights, dataset, results, score_kwargs=None, progress=
 
 # --------------------------------------------------------------------------- sweep
 def _done_stamp(entry: ModelEntry, dataset_sha: str, notebook_sha: str, output: Path) -> dict:
+    from .scoring import SCORES_VERSION
+
     return {"model": entry.model, "weights": entry.weights, "dataset_sha256": dataset_sha,
-            "notebook_sha256": notebook_sha, "output": str(output)}
+            "notebook_sha256": notebook_sha, "output": str(output), "scores": SCORES_VERSION}
 
 
 def _model_title(entry: ModelEntry) -> str:

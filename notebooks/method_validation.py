@@ -32,7 +32,7 @@ regressions = ["ridge_gcv", "ridge_kfold", "pls10", "pls25"]  # regressions comp
 # %% tags=["remove-input"]
 from mbutils.book import dataset_banner
 from mbutils.plots import plot_mapping_tradeoff
-from mbutils.scoring import compare_mappings, mapping_agreement, mapping_validation_data
+from mbutils.scoring import compare_mappings, mapping_agreement, mapping_validation_data, summarize_mappings
 
 dataset_banner(dataset)
 
@@ -53,10 +53,16 @@ features, responses = mapping_validation_data(validation_model, validation_weigh
 # %%
 comparison = compare_mappings(features, responses, n_components=n_components, regressions=regressions,
                               progress=False)
-fig = plot_mapping_tradeoff(comparison)
+fig = plot_mapping_tradeoff(comparison[~comparison["penalty_dominated"]])
+
+# %% [markdown]
+# Means over the layers. Rows where ridge by GCV is penalty-dominated (the layer's features so
+# small against alpha = 1 that every neuron's leave-one-out r is at most -0.87: a measure of the
+# penalty, not of the mapping) are left out of the figure and of these means, and counted in
+# `n_flagged`.
 
 # %%
-comparison.groupby(["reduction", "n_components", "regression"])[["score", "total_s"]].mean().round(4)
+summarize_mappings(comparison).round(4)
 
 # %% [markdown]
 # ## SRP-Ridge against exact ridge

@@ -26,11 +26,13 @@ results = "results/smoke"  # sweep results folder: scores land in <results>/mode
 score_kwargs = {}  # extra keyword arguments for mbutils.scoring.score_model
 
 # %% tags=["remove-input"]
+from IPython.display import Markdown
+
 import mbutils
 from mbutils.book import dataset_banner, model_info_table
 from mbutils.plots import plot_layer_profile
 from mbutils.scoring import load_model_results
-from mbutils.stats import best_layers_table
+from mbutils.stats import best_layers_table, penalty_note
 from mbutils.sweep import ensure_scores
 
 dataset_banner(dataset)
@@ -53,6 +55,16 @@ folder
 #
 # Each line is one visual area; the x axis is the layer's relative depth in the network
 # (0: input side, 1: output side). The paper's "Max" scores are the maximum over layers.
+#
+# Two SRP-Ridge profiles: the paper's, with the ridge penalty fixed at alpha = 1 for every
+# layer, and a **scale-aware** one, with alpha times the mean eigenvalue of the layer's
+# centered Gram matrix (the same for a layer and any rescaling of it). A fixed alpha is not
+# scale invariant: on a layer whose activations are tiny (randomly initialized networks whose
+# activations shrink with depth), the penalty dominates and every neuron scores near -1.
+# Such **penalty-dominated** layers are drawn as grey crosses and left out of the maxima.
+
+# %% tags=["remove-input"]
+Markdown(penalty_note(tables["scores"]))
 
 # %%
 fig = plot_layer_profile(tables["scores"], title=f"{model} ({weights})")
@@ -60,9 +72,10 @@ fig = plot_layer_profile(tables["scores"], title=f"{model} ({weights})")
 # %% [markdown]
 # ## Best layer per area
 #
-# `max_score` is the paper's SRP-Ridge Max / RSA Max; `unbiased_score` chooses the best
-# layer on odd trials and scores it on even trials (and vice versa), removing the optimistic
-# bias of taking a maximum; `ceiling` is the area's noise ceiling.
+# `max_score` is the paper's SRP-Ridge Max / RSA Max (and the scale-aware SRP-Ridge's);
+# `unbiased_score` chooses the best layer on odd trials and scores it on even trials (and vice
+# versa), removing the optimistic bias of taking a maximum; `ceiling` is the area's noise
+# ceiling; `n_flagged` counts the penalty-dominated layers left out.
 
 # %%
 best_layers_table(tables["summary"]).round(3)

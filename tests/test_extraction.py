@@ -175,7 +175,8 @@ def test_extract_reducers_and_cache(resnet18, stimuli, tmp_path):
     red = Mean()
     fs = extract(resnet18, stimuli, {"keep": KeepReducer(), "mean": red}, cache=True)
     assert not fs.from_cache and len(fs) == 60 and red.calls == 60
-    assert list(fs.layers.columns) == ["name", "index", "depth", "n_features", "module_type"]
+    assert list(fs.layers.columns) == ["name", "index", "depth", "n_features", "module_type", "n_nonfinite"]
+    assert (fs.layers["n_nonfinite"] == 0).all()
     for arr, nf in zip(fs["keep"], fs.layers.n_features):
         assert arr.shape == (4, nf) and arr.dtype == np.float32
     np.testing.assert_allclose(fs["mean"][5][:, 0], fs["keep"][5].mean(axis=1), rtol=1e-4, atol=1e-6)

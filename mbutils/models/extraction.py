@@ -24,7 +24,7 @@ from .cache import FeatureCache, cache_key
 
 __all__ = ["FeatureSet", "extract", "layer_table"]
 
-_LAYER_COLUMNS = ["name", "index", "depth", "n_features", "module_type"]
+_LAYER_COLUMNS = ["name", "index", "depth", "n_features", "module_type", "n_nonfinite"]
 #: stimuli per forward pass when every reducer is row-wise (see :func:`extract`)
 ROWWISE_BATCH = 32
 
@@ -35,7 +35,9 @@ class FeatureSet:
     Attributes
     ----------
     layers : pandas.DataFrame
-        One row per layer: ``name, index, depth, n_features, module_type``.
+        One row per layer: ``name, index, depth, n_features, module_type, n_nonfinite`` (the
+        number of NaN or infinite activations of the layer, counted when a reduction of it is
+        not finite).
     identity : str
         The model's identity string.
     from_cache : bool
@@ -63,7 +65,7 @@ class FeatureSet:
     def layer_infos(self) -> list:
         """The layers as :class:`LayerInfo` objects."""
         return [LayerInfo(r.name, int(r.index), float(r.depth), int(r.n_features), r.module_type)
-                for r in self.layers.itertuples(index=False)]
+                for r in self.layers[_LAYER_COLUMNS[:5]].itertuples(index=False)]
 
     def __getitem__(self, reducer_name: str) -> list:
         if reducer_name not in self._results:
@@ -142,7 +144,8 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
         hit = store.load(model.name, key)
         if hit is not None:
             meta, results = hit
-            layers = pd.DataFrame(meta["layers"], columns=_LAYER_COLUMNS)
+            layers = pd.DataFrame([list(r) + [0] * (len(_LAYER_COLUMNS) - len(r)) for r in meta["layers"]],
+                                  columns=_LAYER_COLUMNS)
             return FeatureSet(layers, results, identity=model.identity, from_cache=True)
 
     results = {name: [] for name in reducers}
@@ -156,9 +159,11 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
     def on_layer(layer: LayerInfo, features):
         affine(layer, features)
         projections(layer, features)
-        for name, red in reducers.items():
-            results[name].append(red(features))
-        rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type])
+        outputs = [red(features) for red in reducers.values()]
+        for name, out in zip(reducers, outputs):
+            results[name].append(out)
+        rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type,
+                     _count_nonfinite(layer.name, features, outputs)])
 
     t0 = time.perf_counter()
     if batch_size is None and _rowwise_batches(model, reducers, stimuli.shape[0]):
@@ -170,6 +175,21 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
     if store is not None:
         store.save(model.name, key, {"identity": model.identity, "layers": rows, "seconds": seconds}, results)
     return FeatureSet(layers, results, identity=model.identity, seconds=seconds)
+
+
+def _count_nonfinite(name, features, outputs) -> int:
+    """Non-finite activations of a layer, counted only when one of its reductions is not finite."""
+    if all(np.isfinite(np.asarray(o)).all() for o in outputs if np.asarray(o).dtype.kind == "f"):
+        return 0
+    import torch
+
+    t = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features))
+    n = int((~torch.isfinite(t)).sum())
+    if n:
+        import logging
+
+        logging.getLogger(__name__).warning("layer %r has %d non-finite activations (of %d)", name, n, t.numel())
+    return n
 
 
 def _rowwise_batches(model, reducers, n_stimuli) -> bool:
@@ -187,6 +207,7 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress, projections=
         progress = mbutils.get_config().progress
     parts = {name: [] for name in reducers}  # name -> layer position -> list of row blocks
     layers = []
+    nonfinite = []
     starts = range(0, stimuli.shape[0], ROWWISE_BATCH)
     if progress:
         from tqdm import tqdm
@@ -198,21 +219,25 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress, projections=
         def on_layer(layer, features, b=b):
             if b == 0:
                 layers.append(layer)
+                nonfinite.append(0)
                 for name in reducers:
                     parts[name].append([])
             elif pos[0] >= len(layers) or layers[pos[0]].name != layer.name:
                 raise RuntimeError(f"{model.name}: layer {layer.name!r} came out of order in a batched pass")
             if projections is not None:
                 projections(layer, features)
-            for name, red in reducers.items():
-                parts[name][pos[0]].append(red(features))
+            outputs = [red(features) for red in reducers.values()]
+            for name, out in zip(reducers, outputs):
+                parts[name][pos[0]].append(out)
+            nonfinite[pos[0] if b else len(layers) - 1] += _count_nonfinite(layer.name, features, outputs)
             pos[0] += 1
 
         model.run(stimuli[start:start + ROWWISE_BATCH], on_layer, progress=False)
     for name in reducers:
         results[name].extend(np.concatenate(blocks, axis=0) for blocks in parts[name])
         parts[name] = None
-    rows.extend([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type] for layer in layers)
+    rows.extend([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type, n]
+                for layer, n in zip(layers, nonfinite))
 
 
 def layer_table(model: FeatureModel) -> pd.DataFrame:
@@ -228,4 +253,4 @@ def layer_table(model: FeatureModel) -> pd.DataFrame:
         stim = np.random.default_rng(0).integers(0, 256, size=(2, 64, 64), dtype=np.uint8)
         model.run(stim, lambda layer, _f: infos.append(layer), progress=False)
     return pd.DataFrame([[i.name, i.index, i.depth, i.n_features, i.module_type] for i in infos],
-                        columns=_LAYER_COLUMNS)
+                        columns=_LAYER_COLUMNS[:5])

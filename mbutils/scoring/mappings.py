@@ -16,7 +16,7 @@ from .correlation import pearson_columns
 from .ridge import ridge_gcv_predictions
 
 __all__ = ["REDUCTIONS", "REGRESSIONS", "MAPPINGS", "reduce_features", "cv_predictions", "compare_mappings",
-           "mapping_validation_data", "mapping_agreement"]
+           "summarize_mappings", "mapping_validation_data", "mapping_agreement"]
 
 
 def _reduce_pca(x, k, seed):
@@ -126,7 +126,11 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
     -------
     pandas.DataFrame
         One row per (layer, reduction, n_components, regression): ``score`` (mean Pearson r over
-        neurons), ``n_nan``, ``reduce_s``, ``regress_s``, ``total_s``, ``n_features_used``.
+        neurons), ``n_nan``, ``reduce_s``, ``regress_s``, ``total_s``, ``n_features_used``,
+        ``penalty_dominated`` (ridge by GCV on features so small against ``alpha`` that every
+        neuron's leave-one-out r is at most -0.87; see
+        :func:`mbutils.scoring._loo.penalty_deviation`; False for the other regressions).
+        Means over layers should leave such rows out (:func:`summarize_mappings`).
     """
     if not isinstance(features_per_layer, dict):
         features_per_layer = {f"layer{i + 1}": f for i, f in enumerate(features_per_layer)}
@@ -167,8 +171,42 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
                              mapping=f"{r}+{g}", n_features_used=int(z.shape[1]),
                              score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
                              n_nan=int(np.isnan(rr).sum()), reduce_s=t_red, regress_s=t_reg,
-                             total_s=t_red + t_reg))
+                             total_s=t_red + t_reg,
+                             penalty_dominated=bool(g == "ridge_gcv" and not constant and _dominated(z, alpha))))
     return pd.DataFrame(rows)
+
+
+def _dominated(z, alpha) -> bool:
+    """Whether ridge GCV with ``alpha`` on features ``z`` (n, k) is penalty-dominated."""
+    from ._loo import PENALTY_DOMINATED, leave_one_out_operator, penalty_deviation
+    from .ridge import center_gram
+
+    z = np.asarray(z, dtype=np.float64)
+    return penalty_deviation(leave_one_out_operator(center_gram(z @ z.T), alpha)) <= PENALTY_DOMINATED
+
+
+def summarize_mappings(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Mean score and time of each mapping over layers, penalty-dominated rows left out.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        From :func:`compare_mappings`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``reduction, n_components, regression``: ``score``, ``total_s`` (means over
+        the layers kept), ``n_layers`` (kept), ``n_flagged`` (left out).
+    """
+    keys = ["reduction", "n_components", "regression"]
+    flagged = comparison["penalty_dominated"].astype(bool) if "penalty_dominated" in comparison else \
+        pd.Series(False, index=comparison.index)
+    kept = comparison[~flagged]
+    out = kept.groupby(keys)[["score", "total_s"]].mean()
+    out["n_layers"] = kept.groupby(keys).size()
+    out["n_flagged"] = comparison[flagged].groupby(keys).size().reindex(out.index).fillna(0).astype(int)
+    return out
 
 
 def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, threshold=0.8, n_splits=10,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import platform
 import time
 import warnings
@@ -23,16 +24,21 @@ from scipy.linalg import blas
 from .._io import atomic_write, file_sha256
 from ._loo import (PENALTY_DOMINATED, LooPearson, _operator_from_eig, blas_workers, parallel_map,
                    penalty_deviation)
-from .ridge import centered_eigh
+from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
 from .rsa import rdm
 
 __all__ = ["score_model", "score_features", "summarize_scores", "load_results", "check_scores", "ScoreCheckError",
            "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN"]
 
+_log = logging.getLogger(__name__)
 METRICS = ("srp_ridge", "rsa")
 #: SRP-Ridge with the penalty relative to the layer: alpha times the mean eigenvalue of the
 #: layer's centered Gram matrix (scale invariant; beside the paper's fixed alpha)
 SCALED_METRIC = "srp_ridge_scaled"
+#: version of the score tables' contents: score folders of another version are scored again
+SCORES_VERSION = 2
+#: RSA is NaN for a layer whose RDM entries spread (standard deviation) by at most this
+RDM_INDISTINCT = 1e-8
 #: an area score above its noise ceiling by more than this is an error (see check_scores)
 CEILING_MARGIN = 0.1
 #: mappings of the regression metric: name -> description
@@ -135,8 +141,16 @@ def _layer_operators(f, features_are_gram, alpha, scale_aware):
     if constant:
         return None, None, np.nan, np.nan
     s, V = centered_eigh(kc)
-    P = _operator_from_eig(s, V, alpha)
     alpha_scaled = alpha * float(s.sum()) / s.size
+    smallest = min(alpha, alpha_scaled) if scale_aware and alpha_scaled > 0 else alpha
+    if gram_error_ratio(s, smallest) > GRAM_TOLERANCE:
+        if features_are_gram:
+            _log.warning("a layer's Gram matrix carries rounding errors of %.2g of its smallest eigenvalue plus "
+                         "alpha; its leave-one-out scores may be inexact (score from features to avoid this)",
+                         gram_error_ratio(s, smallest))
+        else:  # the spectrum from the features themselves (see mbutils.scoring.ridge)
+            s, V = centered_svd(f)
+    P = _operator_from_eig(s, V, alpha)
     P_scaled = _operator_from_eig(s, V, alpha_scaled) if scale_aware and alpha_scaled > 0 else None
     return P, P_scaled, penalty_deviation(P), alpha_scaled
 
@@ -193,7 +207,14 @@ def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
     layer_tri = np.empty((len(flat), n_layers))
     for i in range(n_layers):
         layer_tri[:, i] = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
-    return columns, _pearson_between_columns(layer_tri, np.stack(tri, axis=1))
+    values = _pearson_between_columns(layer_tri, np.stack(tri, axis=1))
+    # a layer whose stimulus correlations spread by at most RDM_INDISTINCT gives every stimulus the
+    # same activations up to rounding: its RDM holds no stimulus information that float64 can
+    # carry (1 - r of nearly identical rows cancels), so its RSA is NaN, as a constant layer's
+    with np.errstate(invalid="ignore"):
+        indistinct = np.nanstd(layer_tri, axis=0) <= RDM_INDISTINCT if len(flat) else np.zeros(n_layers, bool)
+    values[indistinct] = np.nan
+    return columns, values
 
 
 def _neuron_table_columns(layers, neurons, model, train_type) -> dict:
@@ -381,7 +402,8 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
         it = tqdm(it, desc=f"scoring {model}", unit="layer")
     for i in it:
         lay = layers.iloc[i]
-        base = dict(layer=str(lay["name"]), layer_index=int(lay["index"]), layer_depth=float(lay["depth"]))
+        base = dict(layer=str(lay["name"]), layer_index=int(lay["index"]), layer_depth=float(lay["depth"]),
+                    n_nonfinite=int(lay["n_nonfinite"]) if "n_nonfinite" in lay.index else 0)
         if regression_features is not None:
             neuron_scores.append(R[i][:n_neur])
             flag = bool(dominated[i])
@@ -413,7 +435,7 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     if table.empty:
         table = pd.DataFrame(columns=["grouping", "group", "layer", "layer_index", "layer_depth", "metric", "score",
                                       "score_odd", "score_even", "n_neurons", "n_nan", "ceiling",
-                                      "penalty_dominated", "alpha"])
+                                      "penalty_dominated", "alpha", "n_nonfinite"])
     table.insert(0, "train_type", train_type)
     table.insert(0, "model", model)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -421,7 +443,7 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     cols = ["model", "train_type", "layer", "layer_index", "layer_depth", "metric"]
     table["penalty_dominated"] = table["penalty_dominated"].astype(bool)
     tail = ["score", "score_normalized", "n_neurons", "n_nan", "score_odd", "score_even", "ceiling",
-            "penalty_dominated", "alpha"]
+            "penalty_dominated", "alpha", "n_nonfinite"]
     scores = table[table["grouping"] == "area"].rename(columns={"group": "area"})[cols + ["area"] + tail]
     groups = table[table["grouping"] != "area"].copy()
     groups["group"] = groups["group"].astype(str)
@@ -450,7 +472,7 @@ def check_scores(scores: pd.DataFrame, neuron_scores: pd.DataFrame | None = None
     No neuron of a recording with trial-to-trial noise is predicted perfectly, and no area score
     can exceed what the area's own repeats agree on. Flagged are: an area score (any metric) of
     exactly 1; an area score above its noise ceiling by more than ``margin``; a neuron's score of
-    exactly 1. Such a number comes from arithmetic that failed (or from a dataset without
+    exactly 1 (within 1e-9). Such a number comes from arithmetic that failed (or from a dataset without
     noise), never from a layer, so it is reported with its layers instead of being written.
 
     Parameters
@@ -466,7 +488,7 @@ def check_scores(scores: pd.DataFrame, neuron_scores: pd.DataFrame | None = None
         sc = scores["score"].to_numpy(dtype=float)
         ceil = scores["ceiling"].to_numpy(dtype=float) if "ceiling" in scores.columns else np.full(len(sc), np.nan)
         with np.errstate(invalid="ignore"):
-            one = sc >= 1.0
+            one = sc >= 1.0 - 1e-9
             above = np.isfinite(ceil) & (sc > ceil + margin)
         for i in np.flatnonzero(one | above):
             row = scores.iloc[i]
@@ -475,7 +497,7 @@ def check_scores(scores: pd.DataFrame, neuron_scores: pd.DataFrame | None = None
     if neuron_scores is not None and len(neuron_scores):
         r = neuron_scores["score"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(r >= 1.0)
+            bad = np.flatnonzero(r >= 1.0 - 1e-9)
         for layer, n in pd.Series(neuron_scores["layer"].to_numpy()[bad]).value_counts(sort=False).items():
             problems.append(f"layer {layer!r}, srp_ridge: {n} neurons score exactly 1")
     if problems:
@@ -694,6 +716,14 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     except Exception:  # a user's own FeatureModel is not in the registry
         model_info = {"name": model.name}
     n_nan_scores = {m: int(tables["scores"].loc[tables["scores"]["metric"] == m, "n_nan"].sum()) for m in metrics}
+    sc = tables["scores"]
+    checks = {
+        "penalty_dominated_layers": sorted(sc.loc[sc["penalty_dominated"], "layer"].unique().tolist()),
+        "nonfinite_activations": {str(r["name"]): int(r["n_nonfinite"]) for _, r in fs.layers.iterrows()
+                                  if int(r.get("n_nonfinite", 0))},
+        # layers whose float32 reduction was redone in float64 (None: features read from the cache)
+        "float64_layers": None if fs.from_cache else {k: int(getattr(r, "n_float64", 0)) for k, r in reducers.items()},
+    }
     provenance = {
         "model": model.name, "train_type": train_type, "identity": model.identity, "model_info": model_info,
         "parameters": {"metrics": list(metrics), "n_components": int(n_components), "alpha": float(alpha),
@@ -707,7 +737,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
                     "n_neurons_selected": int(targets.y.shape[1]),
                     "n_neurons_excluded_nan": n_nan_neurons},
         "selection": report.to_dict() if hasattr(report, "to_dict") else str(report),
-        "n_layers": len(fs.layers), "n_nan_scores": n_nan_scores,
+        "n_layers": len(fs.layers), "n_nan_scores": n_nan_scores, "checks": checks,
         "versions": _versions(), "timings": timings,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

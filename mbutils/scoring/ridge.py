@@ -15,12 +15,25 @@ interpolant, as they should be, where the form ``(y - H y)_i / (1 - H_ii)`` divi
 errors. This is scikit-learn's ``_RidgeGCV`` formulation (eigenvectors of the Gram, the
 intercept direction given weight 0); here the intercept direction is removed exactly by ``Q``.
 One eigendecomposition per layer serves all targets (neurons) and all alphas.
+
+Precision. The eigenvalues of a Gram matrix computed in float64 carry absolute errors of about
+``n u s_max`` (``u = 2^-53``), which matter where ``G`` weighs them most: against
+``s_min + alpha``. When ``n u s_max > GRAM_TOLERANCE (s_min + alpha)`` (features far above
+alpha with nearly collinear stimuli, such as near-duplicate images), the spectrum is taken
+from a singular value decomposition of the centered features instead, whose eigenvalues are
+accurate relative to ``sqrt(s_max)`` rather than ``s_max`` (:func:`centered_spectrum`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ridge_gcv_predictions", "ridge_gcv_predictions_from_gram", "center_gram", "centered_eigh"]
+__all__ = ["ridge_gcv_predictions", "ridge_gcv_predictions_from_gram", "center_gram", "centered_eigh",
+           "centered_svd", "centered_spectrum", "GRAM_TOLERANCE"]
+
+#: the Gram's eigenvalues are used while their rounding error (``n u s_max``) stays below this
+#: fraction of ``s_min + alpha``; beyond, the spectrum comes from an SVD of the features
+GRAM_TOLERANCE = 1e-8
+_U64 = 2.0 ** -53
 
 
 def _check_alphas(alpha):
@@ -98,6 +111,68 @@ def centered_eigh(Kc):
     Kq = Q.T @ Kc @ Q
     s, U = np.linalg.eigh((Kq + Kq.T) / 2)
     return np.clip(s, 0.0, None), Q @ U
+
+
+def centered_svd(X):
+    """:func:`centered_eigh` of ``Xc Xc^T`` from a singular value decomposition of the features.
+
+    Parameters
+    ----------
+    X : ndarray (n, p)
+        Features (centered over stimuli here, in float64).
+
+    Returns
+    -------
+    s : ndarray (n - 1,)
+        Squared singular values of the centered features (zeros where ``p < n - 1``).
+    V : ndarray (n, n - 1)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    Q = centered_basis(n)
+    U, sv, _ = np.linalg.svd(Q.T @ (X - X.mean(0)), full_matrices=True)
+    s = np.zeros(n - 1)
+    s[:sv.size] = sv ** 2
+    return s, Q @ U
+
+
+def gram_error_ratio(s, alpha) -> float:
+    """Rounding error of a float64 Gram's eigenvalues ``s`` (``n u s_max``) over ``s_min + alpha``."""
+    s = np.asarray(s)
+    if s.size == 0:
+        return 0.0
+    return float((s.size + 1) * _U64 * s.max() / (s.min() + alpha))
+
+
+def centered_spectrum(X, alpha):
+    """Spectrum ``(s, V)`` of the centered features, accurate enough for ridge with ``alpha``.
+
+    From the eigendecomposition of the float64 Gram matrix where its rounding allows
+    (:func:`gram_error_ratio` at most :data:`GRAM_TOLERANCE`), from an SVD of the features
+    otherwise (and always when there are fewer features than stimuli).
+
+    Parameters
+    ----------
+    X : ndarray (n, p)
+    alpha : float
+        The smallest penalty that will be used.
+
+    Returns
+    -------
+    s : ndarray (n - 1,)
+    V : ndarray (n, n - 1)
+    svd : bool
+        Whether the SVD was used.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, p = X.shape
+    if p >= n - 1:
+        Xc = X - X.mean(0)
+        s, V = centered_eigh(Xc @ Xc.T)
+        if gram_error_ratio(s, alpha) <= GRAM_TOLERANCE:
+            return s, V, False
+    s, V = centered_svd(X)
+    return s, V, True
 
 
 def _loo_from_eig(s, V, Y, alphas, return_alpha):
@@ -205,15 +280,7 @@ def ridge_gcv_predictions(X, Y, alpha=1.0, return_alpha=False):
     Y, squeeze = _check_targets(Y, n)
     if n < 3:
         raise ValueError(f"X has {n} stimuli; leave-one-out needs at least 3")
-    Xc = X - X.mean(0)
-    if n <= p:
-        s, V = centered_eigh(Xc @ Xc.T)
-    else:  # fewer features than stimuli: SVD of the features in the centered basis
-        Q = centered_basis(n)
-        U, sv, _ = np.linalg.svd(Q.T @ Xc, full_matrices=True)
-        s = np.zeros(n - 1)
-        s[:sv.size] = sv ** 2
-        V = Q @ U
+    s, V, _ = centered_spectrum(X, float(alphas.min()))
     pred, chosen = _loo_from_eig(s, V, Y, alphas, return_alpha)
     if squeeze:
         pred = pred[:, 0]
