@@ -206,7 +206,7 @@ def test_rdm_float32_falls_back_where_the_correlations_barely_vary():
         if red.n_float64:  # redone in float64: numpy's corrcoef to rounding
             assert np.abs(got[iu] - ref[iu]).max() < 1e-6 * spread
         else:  # the float32 error is negligible against the spread
-            assert np.abs(got[iu] - ref[iu]).max() < 3e-5 * spread
+            assert np.abs(got[iu] - ref[iu]).max() < 1e-4 * spread
 
 
 def test_projection_falls_back_to_float64_for_a_large_common_component():

@@ -85,7 +85,10 @@ def test_score_model_end_to_end(tiny, tmp_path):
     # planted layer wins both metrics
     summ = tables["summary"]
     assert set(summ["best_layer"]) == {"l2"}
-    assert summ["unbiased_score"].notna().all() and summ["overall_score"].notna().all()
+    paper = summ[summ["metric"].isin(["srp_ridge", "rsa"])]
+    assert paper["unbiased_score"].notna().all() and summ["overall_score"].notna().all()
+    # the scale-aware score: all trials only, no unbiased maximum
+    assert summ.loc[summ["metric"] == "srp_ridge_scaled", "unbiased_score"].isna().all()
     assert set(tables["scores_groups"]["grouping"]) == {"cre_line", "imaging_depth"}
 
     # load_results concatenates model folders

@@ -169,18 +169,23 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
     R : ndarray (n_layers, 3 * n_neurons)
         With the paper's ``alpha``.
     R_scaled : ndarray (n_layers, 3 * n_neurons) or None
-        With the scale-aware alpha (``scale_aware``).
+        With the scale-aware alpha (``scale_aware``), for all trials only (the odd- and
+        even-trial columns are NaN: the scale-aware score has no unbiased maximum).
     deviation, alpha_scaled : ndarray (n_layers,)
         Per layer (see :func:`_layer_operators`).
     """
     scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
     ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
                        range(n_layers), n_workers)
-    operators = [o[0] for o in ops] + ([o[1] for o in ops] if scale_aware else [])
-    R = scorer.scores(operators, n_workers)
+    R = scorer.scores([o[0] for o in ops], n_workers)
+    R_scaled = None
+    if scale_aware:  # all trials only (a third of the products): odd and even halves are NaN
+        n = targets.y.shape[1]
+        R_scaled = np.full((n_layers, 3 * n), np.nan)
+        R_scaled[:, :n] = LooPearson(targets.y, precision=precision).scores([o[1] for o in ops], n_workers)
     deviation = np.array([o[2] for o in ops], dtype=np.float64)
     alpha_scaled = np.array([o[3] for o in ops], dtype=np.float64)
-    return R[:n_layers], (R[n_layers:] if scale_aware else None), deviation, alpha_scaled
+    return R, R_scaled, deviation, alpha_scaled
 
 
 def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
@@ -341,7 +346,8 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     scale_aware : bool, default True
         Also score every layer with the penalty relative to the layer (metric
         ``"srp_ridge_scaled"``: ``alpha`` times the mean eigenvalue of the layer's centered
-        Gram matrix), which does not depend on the scale of the features.
+        Gram matrix), which does not depend on the scale of the features. All trials only:
+        its ``score_odd``/``score_even`` are NaN, and so its summary's ``unbiased_score``.
     check : bool, default True
         Run :func:`check_scores` on the result: a score of exactly 1 or above its area's noise
         ceiling by more than :data:`CEILING_MARGIN` raises :class:`ScoreCheckError`.
