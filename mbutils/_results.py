@@ -258,6 +258,9 @@ def dataset_label(dataset) -> dict:
 def model_summary(run: Run, metric=None, family=None, train_type=None, value="max_score") -> pd.DataFrame:
     """Per-(model, train_type, metric) mean over areas of the layer-max score.
 
+    ``metric=None`` gives the paper's metrics (:data:`METRICS`); name another (such as
+    ``"srp_ridge_scaled"``) to get it.
+
     Returns
     -------
     pandas.DataFrame
@@ -266,8 +269,8 @@ def model_summary(run: Run, metric=None, family=None, train_type=None, value="ma
     s = run.summary
     if not len(s):
         return pd.DataFrame(columns=["model", "train_type", "metric", "score", "n_areas", *META_COLUMNS, "family"])
-    if metric is not None:
-        s = s[s["metric"] == metric]
+    # the paper's metrics unless one is named (the scale-aware SRP-Ridge is shown on model cards)
+    s = s[s["metric"] == metric] if metric is not None else s[s["metric"].isin(METRICS)]
     if train_type is not None:
         s = s[s["train_type"] == train_type]
     g = s.groupby(["model", "train_type", "metric"])[value]

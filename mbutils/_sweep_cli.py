@@ -52,6 +52,8 @@ def _book(args) -> int:
     print("sections:\n" + str(result.sections))
     if result.browser is not None:
         print(result.browser)
+    if result.browser_skipped:
+        print(f"mbutils book: {result.browser_skipped}", file=sys.stderr)
     print(f"book built in {result.seconds:.0f} s: {result.html / 'index.html'}")
     if result.failed:
         names = ", ".join(r.name for r in result.failed)

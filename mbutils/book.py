@@ -364,6 +364,8 @@ class BookResult:
     sections: SweepSummary
     seconds: float
     browser: object = None
+    #: why the browser check did not run, when it was asked for and could not
+    browser_skipped: str | None = None
 
     @property
     def failed(self) -> list:
@@ -389,7 +391,8 @@ def build_book(config, dataset=DEFAULT_DATASET, results=None, jobs=None, output=
     toc : str or pathlib.Path
         The table of contents written and used.
     browser_check : bool
-        Open every built page in headless Chromium (see :mod:`mbutils._browser`).
+        Open every built page in headless Chromium (see :mod:`mbutils._browser`); skipped,
+        and said so in ``browser_skipped``, on a machine without Chromium.
 
     Returns
     -------
@@ -408,8 +411,13 @@ def build_book(config, dataset=DEFAULT_DATASET, results=None, jobs=None, output=
     html_dir = jupyter_book_build(REPO_ROOT / toc, output=output)
     result = BookResult(html_dir, models, sections, 0.0)
     if browser_check:
-        from ._browser import check_book
+        from ._browser import check_book, find_chromium
 
-        result.browser = check_book(html_dir)
+        if find_chromium() is None:  # the book is built; only its check needs a browser
+            result.browser_skipped = ("browser check skipped: no Chromium found (install it with "
+                                      "`make browser-deps` or `apt-get install -y chromium chromium-driver`, "
+                                      "or set MBUTILS_CHROMIUM)")
+        else:
+            result.browser = check_book(html_dir)
     result.seconds = time.perf_counter() - start
     return result

@@ -422,14 +422,14 @@ def plot_layer_profile(scores: pd.DataFrame, title=None, value="score"):
         for area in areas:
             rows = sub[(sub["area"] == area).to_numpy() & ~flagged].sort_values("layer_depth")
             ax.plot(rows["layer_depth"], rows[value], marker="o", ms=3, lw=1.2, label=area, color=colors[area])
-        title = LAYER_METRIC_LABELS.get(metric, metric).split(" (")[0]
+        panel = LAYER_METRIC_LABELS.get(metric, metric).split(" (")[0]
         if flagged.any():
             bad = sub[flagged]
             ax.scatter(bad["layer_depth"], bad[value], marker="x", s=14, color="0.55", lw=0.8,
                        label="penalty-dominated")
-            title += f"\n{bad['layer'].nunique()} penalty-dominated layers (x), left out of the maximum"
+            panel += f"\n{bad['layer'].nunique()} penalty-dominated layers (x), left out of the maximum"
         ax.set(xlabel="relative layer depth", ylabel=LAYER_METRIC_LABELS.get(metric, metric).split(";")[0] +
-               (")" if ";" in LAYER_METRIC_LABELS.get(metric, "") else ""), xlim=(0, 1.02), title=title)
+               (")" if ";" in LAYER_METRIC_LABELS.get(metric, "") else ""), xlim=(0, 1.02), title=panel)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(title="area", fontsize=8, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     if title:

@@ -289,7 +289,8 @@ def test_flagged_layers_leave_the_book_tables_and_are_marked(tmp_path):
     one = full.scores[(full.scores.model == model) & (full.scores.train_type == "random")]
     note = stats.penalty_note(one)
     assert "**3 of" in note and "layer001" in note and "layer003" in note
-    fig = plot_layer_profile(one)
+    fig = plot_layer_profile(one, title="card")
+    assert fig._suptitle.get_text() == "card"
     title = fig.axes[0].get_title()
     assert "3 penalty-dominated layers" in title
     assert "penalty-dominated" not in fig.axes[1].get_title()
