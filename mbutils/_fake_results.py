@@ -168,7 +168,7 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0):
 
 
 def make_fake_dataset(path, n_neurons_per_area=8, n_stimuli=12, n_trials=6, seed=0):
-    """Write a tiny NetCDF dataset (DESIGN.md schema) matching :func:`make_fake_results`'s neurons,
+    """Write a tiny NetCDF dataset (the schema of docs/dataset.md) matching :func:`make_fake_results`'s neurons,
     with ``source="synthetic"`` and a ``ground_truth`` attribute (efficientnet_lite0, trained,
     per area the planted layer and relative depth)."""
     import xarray as xr

@@ -91,7 +91,7 @@ def dataset_banner(dataset) -> DatasetBanner:
     Parameters
     ----------
     dataset : str, pathlib.Path, NeuralDataset or xarray.Dataset
-        Dataset in the DESIGN.md schema (only its attributes and sizes are read).
+        Dataset in the schema of docs/dataset.md (only its attributes and sizes are read).
 
     Returns
     -------

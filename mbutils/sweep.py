@@ -472,7 +472,7 @@ def ensure_scores(model, weights, dataset, results, score_kwargs=None, progress=
         Registry name.
     weights : {"trained", "random"}
     dataset : str or pathlib.Path
-        Dataset file (DESIGN.md schema).
+        Dataset file (schema in docs/dataset.md).
     results : str or pathlib.Path
         Sweep results folder.
     score_kwargs : dict, optional

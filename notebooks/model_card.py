@@ -21,7 +21,7 @@
 # %% tags=["parameters", "hide-input"]
 model = "efficientnet_lite0"  # registry name (`mbutils models`)
 weights = "trained"  # "trained" or "random"
-dataset = "data/synthetic.nc"  # dataset file (DESIGN.md schema)
+dataset = "data/synthetic.nc"  # dataset file (schema in docs/dataset.md)
 results = "results/smoke"  # sweep results folder: scores land in <results>/models/<model>__<weights>/
 score_kwargs = {}  # extra keyword arguments for mbutils.scoring.score_model
 

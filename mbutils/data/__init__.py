@@ -1,6 +1,6 @@
 """Neural datasets: the NetCDF dataset file, neuron selection, the synthetic mouse, stimuli.
 
-See DESIGN.md for the file schema. Main entry points:
+The file schema is in docs/dataset.md. Main entry points:
 
 - :class:`NeuralDataset` / :func:`load_dataset` -- load, validate, subset, save;
 - :func:`select_neurons` -- the paper's neuron selection, with a :class:`SelectionReport`;

@@ -1,4 +1,4 @@
-"""The neural dataset file: load, validate, subset and save (schema in DESIGN.md).
+"""The neural dataset file: load, validate, subset and save (schema in docs/dataset.md).
 
 A dataset is an :class:`xarray.Dataset` with
 
@@ -57,7 +57,7 @@ class NeuralDataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        A dataset in the schema described in the module docstring (and DESIGN.md).
+        A dataset in the schema described in the module docstring (and docs/dataset.md).
     path : str or pathlib.Path, optional
         The file the dataset was read from (used in error messages and provenance).
     validate : bool, default True

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
         description="Score one model against a dataset: neuron selection, one streamed pass over the "
                     "118 scenes, SRP-Ridge and RSA per layer and area; writes tidy Parquet tables.")
     p.add_argument("model", help="registry name (see `mbutils models`)")
-    p.add_argument("--dataset", required=True, help="dataset file (NetCDF, DESIGN.md schema)")
+    p.add_argument("--dataset", required=True, help="dataset file (NetCDF, schema in docs/dataset.md)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--weights", default="trained", choices=["trained", "random"])
     p.add_argument("--metrics", nargs="+", default=["srp_ridge", "rsa"], choices=["srp_ridge", "rsa"])
