@@ -310,3 +310,27 @@ def test_compare_mappings_flags_ridge_gcv_on_tiny_features():
     row = summ.loc[("srp", 256, "ridge_gcv")]
     assert row["n_flagged"] == 1 and row["n_layers"] == 1
     assert row["score"] == pytest.approx(out[(out.layer == "plain") & (out.regression == "ridge_gcv")]["score"].iloc[0])
+
+
+def test_book_build_skips_the_browser_check_without_chromium(monkeypatch, tmp_path):
+    """`make book` on a machine without Chromium builds the book and says the check was skipped."""
+    import mbutils._browser as browser
+    import mbutils.book as book
+    from mbutils.sweep import SweepSummary
+
+    class Config:
+        name, models, neurons, seed = "t", [], None, 0
+
+    monkeypatch.setattr(book, "ensure_dataset", lambda dataset, neurons, seed: dataset)
+    monkeypatch.setattr(book, "run_sweep", lambda *a, **k: SweepSummary())
+    monkeypatch.setattr(book, "run_sections", lambda *a, **k: SweepSummary())
+    monkeypatch.setattr(book, "write_toc", lambda *a, **k: None)
+    monkeypatch.setattr(book, "jupyter_book_build", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    called = []
+    monkeypatch.setattr(browser, "check_book", lambda html: called.append(html))
+    result = book.build_book(Config(), dataset=tmp_path / "d.nc", results=tmp_path / "r")
+    assert result.browser is None and not called and "no Chromium" in result.browser_skipped
+    monkeypatch.setattr(browser, "find_chromium", lambda: "/usr/bin/chromium")
+    result = book.build_book(Config(), dataset=tmp_path / "d.nc", results=tmp_path / "r")
+    assert called == [tmp_path] and result.browser_skipped is None
