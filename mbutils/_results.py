@@ -203,7 +203,7 @@ def _split_flagged(tables: dict, include_flagged: bool) -> pd.DataFrame:
     return flagged
 
 
-def load_run(results, metadata=None, include_flagged=False) -> Run:
+def load_run(results, metadata=None, include_flagged=False, metrics=METRICS) -> Run:
     """Load a sweep's results folder and join model metadata.
 
     Parameters
@@ -216,6 +216,9 @@ def load_run(results, metadata=None, include_flagged=False) -> Run:
     include_flagged : bool, default False
         Keep the SRP-Ridge rows of penalty-dominated layers in the layer tables (see
         :attr:`Run.flagged`); by default they are left out, and listed in ``Run.flagged``.
+    metrics : sequence of str or None, default the paper's two (:data:`METRICS`)
+        Metrics whose rows the tables keep; ``None`` keeps all (such as the scale-aware
+        ``"srp_ridge_scaled"``, which the model cards show).
 
     Returns
     -------
@@ -233,6 +236,11 @@ def load_run(results, metadata=None, include_flagged=False) -> Run:
     registry = pd.DataFrame() if covered else _registry_info()  # the registry imports torch: skip if not needed
     meta = build_meta(sorted(names), registry, _provenance_info(results_dir), metadata)
     flagged = _split_flagged(tables, include_flagged)
+    if metrics is not None:
+        for name in ("scores", "scores_groups", "summary"):
+            t = tables[name]
+            if len(t) and "metric" in t.columns:
+                tables[name] = t[t["metric"].isin(list(metrics))].reset_index(drop=True)
     return Run(meta=meta, results_dir=results_dir, flagged=flagged, **{k: tables[k] for k in TABLES})
 
 

@@ -279,6 +279,12 @@ def test_flagged_layers_leave_the_book_tables_and_are_marked(tmp_path):
     ns = run.neuron_scores[(run.neuron_scores.model == model) & (run.neuron_scores.train_type == "random")]
     assert not (set(ns["layer"]) & flagged_layers)
     assert len(full.scores) - len(run.scores) == int(full.scores["penalty_dominated"].fillna(False).sum())
+    # the paper's metrics only, unless asked
+    t = pd.read_parquet(folder / "scores.parquet")
+    t = pd.concat([t, t[t.metric == "srp_ridge"].assign(metric="srp_ridge_scaled", penalty_dominated=False)])
+    t.to_parquet(folder / "scores.parquet")
+    assert set(stats.load_run(tmp_path, metadata=fake_metadata()).scores["metric"]) == {"srp_ridge", "rsa"}
+    assert "srp_ridge_scaled" in set(stats.load_run(tmp_path, metadata=fake_metadata(), metrics=None).scores["metric"])
     counts = run.flagged_counts()
     assert counts[["model", "n_flagged"]].values.tolist() == [[model, 3]]
     assert "3 penalty-dominated layers of 1 models" in stats.run_banner(run, {"path": "x", "source": "synthetic"})
