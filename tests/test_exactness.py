@@ -10,7 +10,8 @@ from sklearn.linear_model import RidgeCV
 
 from mbutils.reduction import RDMReducer, SparseRandomProjection, layer_gram
 from mbutils.scoring import ScoreCheckError, check_scores, pearson_columns, ridge_gcv_predictions, summarize_scores
-from mbutils.scoring._loo import PENALTY_DOMINATED, LooPearson, leave_one_out_operator, penalty_deviation
+from mbutils.scoring._loo import (PENALTY_DOMINATED, LooPearson, leave_one_out_operator, penalty_deviation,
+                                  penalty_dominated)
 from mbutils.scoring.pipeline import _Targets, score_features
 from mbutils.scoring.ridge import center_gram, centered_eigh
 
@@ -103,12 +104,17 @@ def test_penalty_dominated_layers_are_flagged_and_bounded():
     # the bound: a flagged operator gives r <= -sqrt(1 - tau^2) for any target
     rng = np.random.default_rng(0)
     targets = rng.normal(size=(N, 500))
-    for scale in (1e-6, 1e-3, 3e-3, 1e-2, 3e-2):
+    seen = set()
+    for scale in (1e-6, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2):
         Xs = X * scale
         P = leave_one_out_operator(center_gram(Xs @ Xs.T), 1.0)
         r = LooPearson(targets).scores([P])[0]
-        if penalty_deviation(P) <= PENALTY_DOMINATED:
+        d = penalty_deviation(P)
+        assert penalty_dominated(P) == (d <= PENALTY_DOMINATED)  # the shortcut agrees with the SVD
+        seen.add(bool(d <= PENALTY_DOMINATED))
+        if d <= PENALTY_DOMINATED:
             assert r.max() <= -np.sqrt(1 - PENALTY_DOMINATED ** 2) + 1e-12
+    assert seen == {True, False}  # both sides of the threshold were tried
     # the leave-one-out mean itself is -1 with every target
     np.testing.assert_allclose(LooPearson(targets).scores([tiny])[0], -1.0, atol=1e-9)
 

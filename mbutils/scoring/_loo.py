@@ -189,7 +189,8 @@ def penalty_deviation(P) -> float:
 
     As ``alpha`` grows against the Gram's eigenvalues, ``P`` tends to ``P0`` (``1/(n-1)`` off
     the diagonal, 0 on it): every stimulus is predicted by the mean of the others, which
-    correlates exactly -1 with the targets. Returns ``d = (n - 1) ||P - P0||_F``. ``P0`` maps a
+    correlates exactly -1 with the targets. Returns ``d = (n - 1) ||P - P0||_2`` (the spectral
+    norm; for more than 2,000 stimuli the Frobenius norm, a larger bound of it). ``P0`` maps a
     centered target ``y`` to ``-y / (n - 1)``, so ``|(P - P0) y| <= d |P0 y|``: with ``d <= tau``
     every target's leave-one-out Pearson r is at most ``-sqrt(1 - tau^2)`` (-0.87 at the
     :data:`PENALTY_DOMINATED` threshold 0.5), whatever the target: the score measures the
@@ -203,10 +204,36 @@ def penalty_deviation(P) -> float:
     -------
     float
     """
+    E = _deviation_matrix(P)
+    n = P.shape[0]
+    norm = np.linalg.norm(E, 2) if n <= 2000 else np.sqrt(np.einsum("ij,ij->", E, E))
+    return float((n - 1) * norm)
+
+
+def _deviation_matrix(P):
     n = P.shape[0]
     E = P - 1.0 / (n - 1)
     np.fill_diagonal(E, np.diag(P))
-    return float((n - 1) * np.sqrt(np.einsum("ij,ij->", E, E)))
+    return E
+
+
+def penalty_dominated(P, tau=PENALTY_DOMINATED) -> bool:
+    """Whether ``penalty_deviation(P) <= tau``, without the SVD where the Frobenius norm decides.
+
+    ``||E||_F / sqrt(rank) <= ||E||_2 <= ||E||_F``: a Frobenius norm at most ``tau`` flags the
+    layer, one above ``tau sqrt(n - 1)`` clears it, and only in between is the spectral norm
+    computed.
+    """
+    n = P.shape[0]
+    E = _deviation_matrix(P)
+    fro = (n - 1) * float(np.sqrt(np.einsum("ij,ij->", E, E)))
+    if not np.isfinite(fro):
+        return False
+    if fro <= tau:
+        return True
+    if fro > tau * np.sqrt(n - 1) or n > 2000:
+        return False
+    return (n - 1) * float(np.linalg.norm(E, 2)) <= tau
 
 
 class LooPearson:

@@ -178,11 +178,11 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
 
 def _dominated(z, alpha) -> bool:
     """Whether ridge GCV with ``alpha`` on features ``z`` (n, k) is penalty-dominated."""
-    from ._loo import PENALTY_DOMINATED, leave_one_out_operator, penalty_deviation
+    from ._loo import leave_one_out_operator, penalty_dominated
     from .ridge import center_gram
 
     z = np.asarray(z, dtype=np.float64)
-    return penalty_deviation(leave_one_out_operator(center_gram(z @ z.T), alpha)) <= PENALTY_DOMINATED
+    return penalty_dominated(leave_one_out_operator(center_gram(z @ z.T), alpha))
 
 
 def summarize_mappings(comparison: pd.DataFrame) -> pd.DataFrame:

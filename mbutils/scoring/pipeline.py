@@ -22,8 +22,7 @@ import pandas as pd
 from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
-from ._loo import (PENALTY_DOMINATED, LooPearson, _operator_from_eig, blas_workers, parallel_map,
-                   penalty_deviation)
+from ._loo import LooPearson, _operator_from_eig, blas_workers, parallel_map, penalty_dominated
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
 from .rsa import rdm
 
@@ -36,7 +35,7 @@ METRICS = ("srp_ridge", "rsa")
 #: layer's centered Gram matrix (scale invariant; beside the paper's fixed alpha)
 SCALED_METRIC = "srp_ridge_scaled"
 #: version of the score tables' contents: score folders of another version are scored again
-SCORES_VERSION = 2
+SCORES_VERSION = 3
 #: RSA is NaN for a layer whose RDM entries spread (standard deviation) by at most this
 RDM_INDISTINCT = 1e-8
 #: an area score above its noise ceiling by more than this is an error (see check_scores)
@@ -132,14 +131,14 @@ def _pearson_between_columns(A, B):
 def _layer_operators(f, features_are_gram, alpha, scale_aware):
     """Leave-one-out operators of one layer for the paper's alpha and the scale-aware alpha.
 
-    Returns ``(P, P_scaled, deviation, alpha_scaled)``: ``None, None, nan, nan`` for a constant
-    layer; ``P_scaled`` is None without ``scale_aware``. ``deviation``: see
+    Returns ``(P, P_scaled, dominated, alpha_scaled)``: ``None, None, False, nan`` for a constant
+    layer; ``P_scaled`` is None without ``scale_aware``. ``dominated``: see
     :func:`~mbutils.scoring._loo.penalty_deviation`. ``alpha_scaled``: ``alpha`` times the mean
     eigenvalue of the centered Gram on the centered stimulus space (``trace / (n - 1)``).
     """
     kc, constant = _layer_gram(f, features_are_gram)
     if constant:
-        return None, None, np.nan, np.nan
+        return None, None, False, np.nan
     s, V = centered_eigh(kc)
     alpha_scaled = alpha * float(s.sum()) / s.size
     smallest = min(alpha, alpha_scaled) if scale_aware and alpha_scaled > 0 else alpha
@@ -152,7 +151,7 @@ def _layer_operators(f, features_are_gram, alpha, scale_aware):
             s, V = centered_svd(f)
     P = _operator_from_eig(s, V, alpha)
     P_scaled = _operator_from_eig(s, V, alpha_scaled) if scale_aware and alpha_scaled > 0 else None
-    return P, P_scaled, penalty_deviation(P), alpha_scaled
+    return P, P_scaled, penalty_dominated(P), alpha_scaled
 
 
 def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
@@ -171,7 +170,8 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
     R_scaled : ndarray (n_layers, 3 * n_neurons) or None
         With the scale-aware alpha (``scale_aware``), for all trials only (the odd- and
         even-trial columns are NaN: the scale-aware score has no unbiased maximum).
-    deviation, alpha_scaled : ndarray (n_layers,)
+    dominated : ndarray (n_layers,), bool
+    alpha_scaled : ndarray (n_layers,)
         Per layer (see :func:`_layer_operators`).
     """
     scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
@@ -183,9 +183,9 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
         n = targets.y.shape[1]
         R_scaled = np.full((n_layers, 3 * n), np.nan)
         R_scaled[:, :n] = LooPearson(targets.y, precision=precision).scores([o[1] for o in ops], n_workers)
-    deviation = np.array([o[2] for o in ops], dtype=np.float64)
+    dominated = np.array([o[2] for o in ops], dtype=bool)
     alpha_scaled = np.array([o[3] for o in ops], dtype=np.float64)
-    return R, R_scaled, deviation, alpha_scaled
+    return R, R_scaled, dominated, alpha_scaled
 
 
 def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
@@ -394,10 +394,9 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
             rsa_sizes = [int((label_sets[key] == g).sum()) for key, g in rsa_columns]
         if regression is not None and len(layers):
             ns_columns = _neuron_table_columns(layers, neurons, model, train_type)
-        R = R_scaled = deviation = None
+        R = R_scaled = None
         if regression is not None:  # (n_layers, 3 * n_neur) each
-            R, R_scaled, deviation, alpha_scaled = regression.result()
-            dominated = deviation <= PENALTY_DOMINATED  # NaN (constant layers): False
+            R, R_scaled, dominated, alpha_scaled = regression.result()
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
     neuron_scores = []
