@@ -48,11 +48,15 @@ _U32 = 2.0 ** -24
 #: features centered over stimuli exceeds this (see SparseRandomProjection)
 SRP_TOLERANCE = 1e-5
 #: a float32 RDM is redone in float64 when its estimated error exceeds this fraction of the
-#: spread of the stimulus correlations (see RDMReducer.float32_error). Measured: RSA errors are
-#: about 3e-3 of the largest correlation error over the spread (2.6e-6 at 8.4e-4 on random
-#: Inception-V3's avgpool), and the estimate is 1.2 to 100 times the largest error, so RSA
-#: errors stay below about 3e-7
-RDM_TOLERANCE = 1e-4
+#: spread of the stimulus correlations, times the square root of the number of stimulus pairs
+#: (see RDMReducer.float32_error). Measured: RSA errors are about 0.3 / sqrt(n_pairs) of the
+#: largest correlation error over the spread (2.6e-6 at 8.4e-4 with 118 stimuli on random
+#: Inception-V3's avgpool, 2.1e-6 at 6.2e-5 with 24 stimuli on random EfficientNetV2-S), so
+#: RSA errors stay below about 3e-7 (8.3e-5 of the spread at 118 stimuli)
+RDM_TOLERANCE = 1e-6
+#: layers of at most this many features get float64 RDMs directly: they cost little, and the
+#: float32 error estimate is tight for them (1 to 1.2 times the error)
+RDM_FLOAT64_FEATURES = 16384
 
 
 def _as_tensor(features):
@@ -904,7 +908,9 @@ class RDMReducer:
         products (blocks centered in float64, sums in float64) keep RSA scores within about
         2e-7 of float64 arithmetic at half the cost. A float32 RDM whose estimated error
         (:meth:`float32_error`) exceeds :data:`RDM_TOLERANCE` of the spread of the layer's
-        stimulus correlations is computed again in float64; ``n_float64`` counts such layers.
+        stimulus correlations (times the square root of the number of stimulus pairs) is
+        computed again in float64, and layers of at most :data:`RDM_FLOAT64_FEATURES` features
+        are computed in float64 directly; ``n_float64`` counts the float64 layers.
 
     Returns
     -------
@@ -913,19 +919,24 @@ class RDMReducer:
 
     def __init__(self, precision: str = "float32"):
         self.precision = _check_precision(precision)
-        # "c4": float32 RDMs whose error estimate exceeds RDM_TOLERANCE of their spread are float64
-        self.key = "rdm-pearson-" + ("f64" if precision == "float64" else "f32-c4")
+        # "c5": float32 RDMs whose error estimate is too large, and small layers, are float64
+        self.key = "rdm-pearson-" + ("f64" if precision == "float64" else "f32-c5")
         #: layers whose float32 RDM was redone in float64 (see float32_error)
         self.n_float64 = 0
 
     rowwise = False
 
     def __call__(self, features) -> np.ndarray:
+        small = self.precision == "float32" and tuple(features.shape)[1] <= RDM_FLOAT64_FEATURES
+        if small:
+            self.n_float64 += 1
+            return 1.0 - _MEMO.get(features, "float64").corrcoef()
         gram = _MEMO.get(features, self.precision)
         corr = gram.corrcoef()
         if self.precision == "float32":
             err, spread = self.float32_error(gram, corr)
-            if not err <= RDM_TOLERANCE * spread:
+            n = corr.shape[0]
+            if not err <= RDM_TOLERANCE * np.sqrt(n * (n - 1) / 2) * spread:
                 self.n_float64 += 1
                 _log.info("RDM of a layer of %d features redone in float64 (float32 error estimate %.2g against a "
                           "spread of the correlations of %.2g)", gram.n_features, err, spread)
