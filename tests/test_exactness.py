@@ -90,6 +90,12 @@ def test_operator_of_several_alphas_and_centered_eigh():
     assert V.shape == (N, N - 1) and np.abs(V.sum(0)).max() < 1e-10  # orthogonal to the constant vector
     np.testing.assert_allclose(V.T @ V, np.eye(N - 1), atol=1e-12)
     np.testing.assert_allclose((V * s) @ V.T, kc, atol=1e-9 * np.abs(kc).max())
+    # the O(n^2) reflections equal the explicit basis
+    from mbutils.scoring.ridge import _from_centered, _to_centered, centered_basis
+
+    Q = centered_basis(N)
+    np.testing.assert_allclose(_to_centered(kc), Q.T @ kc @ Q, atol=1e-12 * np.abs(kc).max())
+    np.testing.assert_allclose(_from_centered(np.eye(N - 1)), Q, atol=1e-14)
     ops = leave_one_out_operator(kc, [1.0, 100.0])
     for P, a in zip(ops, (1.0, 100.0)):
         np.testing.assert_allclose(P @ Y, _sklearn_loo(X, Y, a), atol=1e-8)

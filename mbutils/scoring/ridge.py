@@ -76,6 +76,13 @@ def center_gram(K) -> np.ndarray:
     return (Kc + Kc.T) / 2
 
 
+def _householder(n: int):
+    """The reflection ``R = I - beta v v^T`` that maps ``1 / sqrt(n)`` to the first unit vector."""
+    v = np.full(n, 1.0 / np.sqrt(n))
+    v[0] -= 1.0
+    return v, 2.0 / (v @ v)
+
+
 def centered_basis(n: int) -> np.ndarray:
     """Orthonormal basis (n, n - 1) of the vectors that sum to zero (the centered stimulus space).
 
@@ -85,10 +92,28 @@ def centered_basis(n: int) -> np.ndarray:
     n = int(n)
     if n < 2:
         raise ValueError(f"n={n}; the centered space needs at least 2 stimuli")
-    v = np.full(n, 1.0 / np.sqrt(n))
-    v[0] -= 1.0
-    R = np.eye(n) - np.outer(v, v) * (2.0 / (v @ v))
-    return R[:, 1:]
+    v, beta = _householder(n)
+    return (np.eye(n) - beta * np.outer(v, v))[:, 1:]
+
+
+def _to_centered(A):
+    """``Q^T A Q`` for symmetric ``A`` (n, n), with ``Q = centered_basis(n)``, in O(n^2)."""
+    n = A.shape[0]
+    v, beta = _householder(n)
+    av = A @ v
+    RAR = A - beta * (np.outer(v, av) + np.outer(av, v)) + beta * beta * (v @ av) * np.outer(v, v)
+    return RAR[1:, 1:]
+
+
+def _from_centered(U):
+    """``Q U`` for ``U`` (n - 1, k), with ``Q = centered_basis(n)``, in O(n k)."""
+    n = U.shape[0] + 1
+    v, beta = _householder(n)
+    out = np.empty((n, U.shape[1]))
+    out[0] = 0.0
+    out[1:] = U
+    out -= beta * np.outer(v, v[1:] @ U)
+    return out
 
 
 def centered_eigh(Kc):
@@ -107,10 +132,11 @@ def centered_eigh(Kc):
         Orthonormal eigenvectors, each orthogonal to the constant vector.
     """
     Kc = np.asarray(Kc, dtype=np.float64)
-    Q = centered_basis(Kc.shape[0])
-    Kq = Q.T @ Kc @ Q
+    if Kc.shape[0] < 2:
+        raise ValueError(f"K has {Kc.shape[0]} stimuli; the centered space needs at least 2")
+    Kq = _to_centered((Kc + Kc.T) / 2)
     s, U = np.linalg.eigh((Kq + Kq.T) / 2)
-    return np.clip(s, 0.0, None), Q @ U
+    return np.clip(s, 0.0, None), _from_centered(U)
 
 
 def centered_svd(X):
@@ -129,11 +155,13 @@ def centered_svd(X):
     """
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
-    Q = centered_basis(n)
-    U, sv, _ = np.linalg.svd(Q.T @ (X - X.mean(0)), full_matrices=True)
+    Xc = X - X.mean(0)
+    v, beta = _householder(n)
+    Xq = (Xc - beta * np.outer(v, v @ Xc))[1:]  # Q^T Xc
+    U, sv, _ = np.linalg.svd(Xq, full_matrices=True)
     s = np.zeros(n - 1)
     s[:sv.size] = sv ** 2
-    return s, Q @ U
+    return s, _from_centered(U)
 
 
 def gram_error_ratio(s, alpha) -> float:
