@@ -51,8 +51,8 @@ SRP_TOLERANCE = 1e-5
 #: spread of the stimulus correlations, times the square root of the number of stimulus pairs
 #: (see RDMReducer.float32_error). Measured: RSA errors are about 0.3 / sqrt(n_pairs) of the
 #: largest correlation error over the spread (2.6e-6 at 8.4e-4 with 118 stimuli on random
-#: Inception-V3's avgpool, 2.1e-6 at 6.2e-5 with 24 stimuli on random EfficientNetV2-S), so
-#: RSA errors stay below about 3e-7 (8.3e-5 of the spread at 118 stimuli)
+#: Inception-V3's avgpool, 2.1e-6 at 6.2e-5 with 24 stimuli on random EfficientNetV2-S), aiming
+#: at RSA errors below about 3e-7 (8.3e-5 of the spread at 118 stimuli); an estimate, not a bound
 RDM_TOLERANCE = 1e-6
 #: layers of at most this many features get float64 RDMs directly: they cost little, and the
 #: float32 error estimate is tight for them (1 to 1.2 times the error)
