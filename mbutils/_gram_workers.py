@@ -96,9 +96,10 @@ class BlockSums:
     ks : ndarray of shape (n_slots, n, n), float64
         Gram of the shifted features ``Xs = X - 1 c^T`` (``c``: float32-rounded column means).
     rs, rd, re : ndarrays of shape (n_slots, n), float64
-        Per row, ``Xs 1``, ``Xs c`` and ``Xs delta`` (``delta = mean - c``).
+        Per row, ``Xs 1``, ``Xs (c - s)`` and ``Xs delta`` (``delta = mean - c``; ``s`` the
+        ``shift`` of :func:`block_grams`).
     s1, s2, dd : ndarrays of shape (n_slots,), float64
-        ``sum c``, ``c . c`` and ``delta . delta``.
+        ``sum (c - s)``, ``(c - s) . (c - s)`` and ``delta . delta``.
     """
 
     def __init__(self, n_slots: int, n: int):
@@ -115,7 +116,7 @@ class BlockSums:
             getattr(self, name)[...] += getattr(other, name)
 
 
-def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None) -> BlockSums:
+def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None, shift: float = 0.0) -> BlockSums:
     """Sums of centered float32 blocks of ``x`` and their Grams, by slot.
 
     Parameters
@@ -128,6 +129,10 @@ def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None) -> B
     n_slots : int
     workers : int, optional
         Default :func:`n_workers`.
+    shift : float
+        A value near the layer's mean (``s``): the sums over column means are taken of the
+        means minus ``s``, so that they do not cancel when the features vary little around a
+        large common value.
 
     Returns
     -------
@@ -160,10 +165,11 @@ def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None) -> B
             t = buffer[:n_pad * w].reshape(n_pad, w)
             sums.ks[k] += np.dot(t, t.T)[:n, :n]  # numpy: ssyrk, then the triangle mirrored
             sums.rs[k] += rs
-            sums.rd[k] += rd
+            sums.rd[k] += rd - shift * rs
             sums.re[k] += re
-            sums.s1[k] += c.sum()
-            sums.s2[k] += c @ c
+            cs = c - shift
+            sums.s1[k] += cs.sum()
+            sums.s2[k] += cs @ cs
             sums.dd[k] += delta @ delta
         return sums
 

@@ -512,23 +512,42 @@ def layer_gram(features, block: int | None = None, precision: str = "float64") -
     if kernels is not None and x.device.type == "cpu":
         return _layer_gram_cpu(kernels, x.numpy(), block, precision)
     block = _GRAM_BLOCK if block is None else max(1, int(block))
-    kc = torch.zeros((n, n), dtype=torch.float64, device=x.device)
-    a = torch.zeros(n, dtype=torch.float64, device=x.device)  # Xc @ mu
-    b = torch.zeros(n, dtype=torch.float64, device=x.device)  # Xc @ 1
-    mu_sq = 0.0
-    mu_sum = 0.0
+    f64 = dict(dtype=torch.float64, device=x.device)
+    s = _common_value(x)  # the sums below are of X - s (the same row-centered Gram)
+    # each block is shifted by its column means rounded to the working precision (c), and the
+    # doubly centered Gram corrected for delta = mean - c in float64 (see _gram_from_shifted)
+    ks, rs, rd, re = torch.zeros((n, n), **f64), torch.zeros(n, **f64), torch.zeros(n, **f64), torch.zeros(n, **f64)
+    s1 = s2 = dd = 0.0
     for j in range(0, p, block):
         xb = x[:, j:j + block]
         mu = xb.mean(0, dtype=torch.float64)
-        xc = xb.to(work) - mu.to(work)
-        kc += (xc @ xc.t()).to(torch.float64)
-        a += (xc @ mu.to(work)).to(torch.float64)
-        b += xc.sum(1, dtype=torch.float64)
-        mu_sq += float((mu * mu).sum())
-        mu_sum += float(mu.sum())
-    kc = kc.cpu().numpy()
-    kc = (kc + kc.T) / 2
-    return _finish_gram(kc, a.cpu().numpy(), b.cpu().numpy(), mu_sq, mu_sum, p)
+        c = mu.to(work)
+        delta = mu - c.to(torch.float64)
+        xs = xb.to(work) - c
+        ks += (xs @ xs.t()).to(torch.float64)
+        xs64 = xs.to(torch.float64)
+        cs = c.to(torch.float64) - s
+        rs += xs64.sum(1)
+        rd += xs64 @ cs
+        re += xs64 @ delta
+        s1 += float(cs.sum())
+        s2 += float(cs @ cs)
+        dd += float(delta @ delta)
+    return _gram_from_shifted(ks.cpu().numpy(), rs.cpu().numpy(), rd.cpu().numpy(), re.cpu().numpy(), s2, s1, dd, p)
+
+
+def _common_value(x) -> float:
+    """A value near the layer's mean (the mean of its first stimulus's features, float64; 0 if
+    not finite): the block sums over column means are taken relative to it, so that the
+    row-centered Gram of features that vary little around a large common value (a sigmoid gate
+    at 0.5 +- 1e-6) does not come from differences of large sums."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        v = float(x[0].mean(dtype=torch.float64)) if x.shape[0] else 0.0
+    else:
+        v = float(np.mean(x[0], dtype=np.float64)) if x.shape[0] else 0.0
+    return v if np.isfinite(v) else 0.0
 
 
 def _padded_block(buffer, n: int, w: int):
@@ -558,7 +577,8 @@ def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if precision == "float32":
         block = max(1, min(_gw.BLOCK if block is None else int(block), p))
-        st = _gw.block_grams(kernels, x, [(j, min(p, j + block), 0) for j in range(0, p, block)], 1)
+        st = _gw.block_grams(kernels, x, [(j, min(p, j + block), 0) for j in range(0, p, block)], 1,
+                             shift=_common_value(x))
         return _gram_from_shifted(st.ks[0], st.rs[0], st.rd[0], st.re[0], float(st.s2[0]), float(st.s1[0]),
                                   float(st.dd[0]), p)
     block = max(1, min(_GRAM_BLOCK if block is None else int(block), p))
@@ -567,12 +587,14 @@ def _layer_gram_cpu(kernels, x, block, precision) -> LayerGram:
     b = np.zeros(n)
     mu_sq = 0.0
     mu_sum = 0.0
+    s = _common_value(x)  # the sums below are of X - s (the same row-centered Gram)
     buffer = np.empty(n * block, dtype=np.float64)
     for j in range(0, p, block):
         xc, mu, rowsum, rowdot = kernels.center_block(x, j, min(p, j + block), np.float64, buffer)
         k = blas.dsyrk(1.0, xc.T, trans=1)  # upper triangle of xc @ xc.T
         kc += np.triu(k) + np.triu(k, 1).T
-        a += rowdot
+        mu = mu - s
+        a += rowdot - s * rowsum
         b += rowsum
         mu_sq += float(mu @ mu)
         mu_sum += float(mu.sum())
@@ -586,8 +608,9 @@ class _ChannelStats:
     The features of channel ``k`` are columns ``k*hw:(k+1)*hw``. Each channel is centered
     on its float32-rounded column means ``c`` (as in the float32 :func:`layer_gram`), and
     kept are, per channel, the Gram of the shifted block ``Ks`` (n, n), the row sums
-    ``rs``, ``rd`` (against ``c``) and ``re`` (against ``delta = mean - c``), and the sums
-    ``s1 = sum c``, ``s2 = sum c^2``, ``dd = sum delta^2``.
+    ``rs``, ``rd`` (against ``c - s``) and ``re`` (against ``delta = mean - c``), and the sums
+    ``s1 = sum (c - s)``, ``s2 = sum (c - s)^2``, ``dd = sum delta^2``, with ``s`` a value near
+    the layer's mean (:func:`_common_value`).
 
     The Gram of any per-channel affine map of the layer, ``y = scale[k] * x + shift[k]``
     (an eval-mode batch normalisation), follows in closed form: shifted block
@@ -601,6 +624,7 @@ class _ChannelStats:
         C = int(n_channels)
         hw = p // C
         self.n_channels, self.hw, self.p = C, hw, p
+        self.shift = s = _common_value(x)
         wide = hw >= _CHANNEL_ALONE
         if wide:
             # wide channels: each cut into equal blocks of at most _gw.BLOCK features, whole
@@ -608,7 +632,7 @@ class _ChannelStats:
             parts = -(-hw // _gw.BLOCK)
             cuts = [round(i * hw / parts) for i in range(parts + 1)]
             jobs = [(k * hw + cuts[i], k * hw + cuts[i + 1], k) for k in range(C) for i in range(parts)]
-            st = _gw.block_grams(kernels, np.ascontiguousarray(x, dtype=np.float32), jobs, C)
+            st = _gw.block_grams(kernels, np.ascontiguousarray(x, dtype=np.float32), jobs, C, shift=s)
         else:
             st = _gw.BlockSums(C, n)  # filled below
         self.ks, self.rs, self.rd, self.re = st.ks, st.rs, st.rd, st.re
@@ -628,8 +652,9 @@ class _ChannelStats:
             self._add(slice(k0, k1), rs, rd, re, c, delta, k1 - k0)
 
     def _add(self, ks, rs, rd, re, c, delta, m):
+        c = c - self.shift
         self.rs[ks] += rs
-        self.rd[ks] += rd
+        self.rd[ks] += rd - self.shift * rs
         self.re[ks] += re
         self.s1[ks] += c.reshape(m, -1).sum(1)
         self.s2[ks] += (c * c).reshape(m, -1).sum(1)
@@ -641,9 +666,13 @@ class _ChannelStats:
         a = np.ones(C) if scale is None else np.asarray(scale, dtype=np.float64)
         b = np.zeros(C) if shift is None else np.asarray(shift, dtype=np.float64)
         a2 = a * a
+        # channel k of the map: c_y - s_y = a (c - s) + t with t = a s + b - s_y, and s_y the
+        # mean of the map's channel means (so that the sums over t do not cancel either)
+        t = a * self.shift + b
+        t = t - np.mean(a * self.s1 / hw + t)
         return _gram_from_shifted(
-            np.einsum("k,kij->ij", a2, self.ks), a @ self.rs, a2 @ self.rd + (a * b) @ self.rs, a2 @ self.re,
-            float(a2 @ self.s2 + 2 * (a * b) @ self.s1 + hw * (b @ b)), float(a @ self.s1 + hw * b.sum()),
+            np.einsum("k,kij->ij", a2, self.ks), a @ self.rs, a2 @ self.rd + (a * t) @ self.rs, a2 @ self.re,
+            float(a2 @ self.s2 + 2 * (a * t) @ self.s1 + hw * (t @ t)), float(a @ self.s1 + hw * t.sum()),
             float(a2 @ self.dd), self.p)
 
 
@@ -804,10 +833,11 @@ class _AffineProjections:
 def _gram_from_shifted(ks, rowsum, rowdot, rowdelta, c_sq, c_sum, delta_sq, p) -> LayerGram:
     """:class:`LayerGram` from the Gram of the features shifted by ``c`` (float32-rounded means).
 
-    ``ks = Xs Xs^T`` with ``Xs = X - 1 c^T``; per row ``rowsum = Xs 1``, ``rowdot = Xs c`` and
-    ``rowdelta = Xs delta`` (``delta = mean - c``); ``c_sq = c.c``, ``c_sum = sum c``,
-    ``delta_sq = delta.delta``. The row-centered Gram is exact for any shift; the doubly
-    centered one is ``(Xs - 1 delta^T)(Xs - 1 delta^T)^T``.
+    ``ks = Xs Xs^T`` with ``Xs = X - 1 c^T``; per row ``rowsum = Xs 1``, ``rowdot = Xs (c - s)``
+    and ``rowdelta = Xs delta`` (``delta = mean - c``); ``c_sq = (c - s).(c - s)``, ``c_sum =
+    sum (c - s)``, ``delta_sq = delta.delta``, for any constant ``s`` (the statistics of ``X -
+    s``, whose row-centered Gram is ``X``'s). The row-centered Gram is exact for any shift; the
+    doubly centered one is ``(Xs - 1 delta^T)(Xs - 1 delta^T)^T``.
     """
     ks = (ks + ks.T) / 2
     gram = _finish_gram(ks, rowdot, rowsum, c_sq, c_sum, p)
@@ -816,7 +846,12 @@ def _gram_from_shifted(ks, rowsum, rowdot, rowdelta, c_sq, c_sum, delta_sq, p) -
 
 
 def _finish_gram(kc, a, b, mu_sq, mu_sum, p) -> LayerGram:
-    """Row-centered Gram from the doubly centered one (closed form, float64)."""
+    """Row-centered Gram from the doubly centered one (closed form, float64).
+
+    ``a = Xc mu``, ``b = Xc 1``, ``mu_sq = mu.mu``, ``mu_sum = sum mu`` for the column means
+    ``mu`` of the layer, or of the layer minus a constant near its mean (the same row-centered
+    Gram, without the cancellation of large sums).
+    """
     n = kc.shape[0]
     m = (b + mu_sum) / p
     one = np.ones(n)
@@ -885,7 +920,7 @@ class GramReducer:
 
     def __init__(self, precision: str = "float64"):
         self.precision = _check_precision(precision)
-        self.key = "gram-centered-" + ("f64" if precision == "float64" else "f32")
+        self.key = "gram-centered-" + ("f64" if precision == "float64" else "f32-c2")
 
     rowwise = False
 
@@ -919,8 +954,9 @@ class RDMReducer:
 
     def __init__(self, precision: str = "float32"):
         self.precision = _check_precision(precision)
-        # "c5": float32 RDMs whose error estimate is too large, and small layers, are float64
-        self.key = "rdm-pearson-" + ("f64" if precision == "float64" else "f32-c5")
+        # "c6": float32 RDMs whose error estimate is too large, and small layers, are float64; the
+        # row-centered Gram from sums relative to a value near the layer mean (_common_value)
+        self.key = "rdm-pearson-" + ("f64" if precision == "float64" else "f32-c6")
         #: layers whose float32 RDM was redone in float64 (see float32_error)
         self.n_float64 = 0
 

@@ -227,6 +227,35 @@ def test_rdm_float32_falls_back_where_the_correlations_barely_vary():
     assert red.n_float64 == 1
 
 
+@pytest.mark.parametrize("level", [0.5, 1e3])
+def test_gram_of_features_near_a_large_common_value(monkeypatch, level):
+    """A sigmoid gate at 0.5 +- 1e-6 (random EfficientNets' squeeze-excitation gates): the
+    row-centered Gram must not come from differences of sums of squared means (which gave
+    correlation errors of 9e-6 in float64, and RSA errors of 1e-6)."""
+    import torch
+
+    import mbutils.reduction as red
+
+    rng = np.random.default_rng(5)
+    n, C, hw = N, 64, 32
+    X = (level + level * 6e-6 * (rng.normal(size=(n, C * hw)) + rng.normal(size=C * hw))).astype(np.float32)
+    ref = np.corrcoef(X.astype(np.float64))
+    assert np.std(ref[np.triu_indices(n, 1)]) > 0.01  # the correlations carry information
+    got = {p: red.layer_gram(X, precision=p).corrcoef() for p in ("float64", "float32")}
+    stats = red._ChannelStats(X, C, red._kernels())
+    got["channel statistics"] = stats.gram().corrcoef()
+    a, b = rng.uniform(0.5, 2, C), np.full(C, 3.0)
+    Y = (X.astype(np.float64).reshape(n, C, hw) * a[:, None] + b[:, None]).reshape(n, -1)
+    affine = np.abs(stats.gram(a, b).corrcoef() - np.corrcoef(Y)).max()
+    monkeypatch.setattr(red, "_kernels", lambda: None)  # the torch path (CUDA's)
+    got.update({f"torch {p}": red.layer_gram(torch.from_numpy(X), precision=p).corrcoef()
+                for p in ("float64", "float32")})
+    err = {k: float(np.abs(v - ref).max()) for k, v in got.items()}
+    for k, e in err.items():
+        assert e < (1e-6 if "float32" in k else 1e-10), err
+    assert affine < 1e-10
+
+
 def test_projection_falls_back_to_float64_for_a_large_common_component():
     rng = np.random.default_rng(3)
     p = 20000

@@ -96,6 +96,12 @@ def test_every_layer_equals_the_float64_reference(name, weights, mouse):
     iu = np.triu_indices(Y.shape[0], 1)
     neural = {a: np.corrcoef(Y[:, areas == a])[iu] for a in np.unique(areas)}
     worst = {"area": 0.0, "neuron": 0.0, "rsa": 0.0}
+    where = {}  # layer and area of each largest difference
+
+    def note(kind, diff, layer, area=None):
+        if diff > worst[kind]:
+            worst[kind], where[kind] = diff, (layer, area)
+
     problems = []
     for i, layer in enumerate(fs.layers["name"]):
         r = _reference_regression(fs["regression"][i], Y)
@@ -105,14 +111,14 @@ def test_every_layer_equals_the_float64_reference(name, weights, mouse):
             continue
         ok = ~np.isnan(r)
         if ok.any():
-            worst["neuron"] = max(worst["neuron"], float(np.abs(got[ok] - r[ok]).max()))
+            note("neuron", float(np.abs(got[ok] - r[ok]).max()), layer)
         rows = sc[(sc["layer"] == layer) & (sc["metric"] == "srp_ridge")].set_index("area")["score"]
         ref_rdm = fs["reference"][i]
         for a in neural:
             m = areas == a
             want = np.nanmean(r[m]) if np.isfinite(r[m]).any() else np.nan
             if np.isfinite(want) or np.isfinite(rows[a]):
-                worst["area"] = max(worst["area"], abs(float(rows[a]) - want))
+                note("area", abs(float(rows[a]) - want), layer, a)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tri = ref_rdm[iu]
@@ -124,8 +130,8 @@ def test_every_layer_equals_the_float64_reference(name, weights, mouse):
             if np.isnan(want_rsa) != np.isnan(got_rsa):
                 problems.append(f"{layer} {a}: RSA NaN pattern differs ({got_rsa} vs {want_rsa})")
             elif np.isfinite(want_rsa):
-                worst["rsa"] = max(worst["rsa"], abs(got_rsa - want_rsa))
+                note("rsa", abs(got_rsa - want_rsa), layer, a)
     print(f"{name} ({weights}): {len(fs.layers)} layers, largest differences {worst}, "
-          f"{int(sc['penalty_dominated'].groupby(sc['layer']).first().sum())} penalty-dominated")
+          f"{int(sc['penalty_dominated'].groupby(sc['layer']).first().sum())} penalty-dominated, at {where}")
     assert not problems, problems[:10]
-    assert worst["area"] <= AREA_TOL and worst["rsa"] <= AREA_TOL and worst["neuron"] <= NEURON_TOL, worst
+    assert worst["area"] <= AREA_TOL and worst["rsa"] <= AREA_TOL and worst["neuron"] <= NEURON_TOL, (worst, where)
