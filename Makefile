@@ -8,13 +8,15 @@ RESULTS ?= results/$(CONFIG)
 NEURONS ?=
 PYTEST_ARGS ?=
 
-.PHONY: env test test-slow book data benchmark browser-deps clean
+.PHONY: env test test-slow book lab data benchmark browser-deps clean
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock pyproject.toml .jupyter/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip<25"
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp .jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 env: $(VENV)/.installed
@@ -29,7 +31,12 @@ data: env
 	$(PY) -m mbutils data synthetic --out data/synthetic.nc $(if $(NEURONS),--neurons $(NEURONS))
 
 book: env
-	$(PY) -m mbutils book --config configs/$(CONFIG).yml --dataset $(DATASET) --results $(RESULTS)
+	$(PY) -m mbutils book --config $(CONFIG) --dataset $(DATASET) --results $(RESULTS) --book book
+
+# JupyterLab on the book's notebooks: each .py opens as a notebook (jupytext), with this
+# environment's kernel; widgets render progress bars.
+lab: env
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=mbutils/notebooks
 
 benchmark: env
 	$(PY) benchmarks/run_all.py
@@ -40,4 +47,4 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 clean:
-	rm -rf book/_build book/generated results
+	rm -rf book results

@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import stats
 from ._io import atomic_write
-from ._results import METRICS, Run, dataset_label, model_summary
+from .results import METRICS, Run, dataset_label, model_summary
 
 __all__ = ["paper_claims", "compute_claims", "write_claims", "CLAIMS"]
 
@@ -361,7 +361,7 @@ def compute_claims(run: Run, dataset=None) -> pd.DataFrame:
 
     Parameters
     ----------
-    run : mbutils._results.Run  (from ``load_run(results)``)
+    run : mbutils.results.Run  (from ``load_run(results)``)
     dataset : str or pathlib.Path, optional  the dataset file the sweep scored
 
     Returns

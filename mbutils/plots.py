@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ._results import METRIC_LABELS, METRICS, ordered_areas
+from .results import METRIC_LABELS, METRICS, ordered_areas
 
 __all__ = [
     "plot_rankings", "plot_taskonomy_rankings", "plot_architecture_correlations",
@@ -127,7 +127,7 @@ def plot_architecture_correlations(model_scores: pd.DataFrame, depth: pd.Series)
 
     Parameters
     ----------
-    model_scores : pandas.DataFrame  :func:`mbutils._results.model_summary` output (trained models)
+    model_scores : pandas.DataFrame  :func:`mbutils.results.model_summary` output (trained models)
     depth : pandas.Series  number of layers per model
     """
     preds = [("n_layers", "number of layers"), ("n_parameters", "parameters"), ("imagenet_top1", "ImageNet top-1 (%)")]
@@ -184,7 +184,7 @@ def plot_baselines(model_scores: pd.DataFrame):
 
     Parameters
     ----------
-    model_scores : pandas.DataFrame  :func:`mbutils._results.model_summary` output (all families)
+    model_scores : pandas.DataFrame  :func:`mbutils.results.model_summary` output (all families)
     """
     fig, axes = _metric_axes()
     for ax, metric in zip(axes[0], METRICS):

@@ -320,7 +320,7 @@ def rdm_reliability_by_area(dataset, n_splits=10, seed=0):
     """
     import pandas as pd
 
-    from ._results import ordered_areas
+    from .results import ordered_areas
 
     responses = dataset.responses
     rows = []

@@ -5,7 +5,7 @@ Two layers:
 - generic statistics on arrays (:func:`paired_ttest`, :func:`independent_ttest`,
   :func:`cohens_d_paired`, :func:`hedges_g`, :func:`spearman`, :func:`bootstrap_ci`,
   :func:`lowess`, :func:`pairwise_ttests`), thin wrappers around scipy and statsmodels;
-- analyses of a sweep's score tables (a :class:`mbutils._results.Run`), one per paper
+- analyses of a sweep's score tables (a :class:`mbutils.results.Run`), one per paper
   section: :func:`trained_vs_random`, :func:`architecture_correlations`,
   :func:`depth_profiles`, :func:`best_layer_depths`, :func:`metric_agreement`,
   :func:`layerwise_agreement`, :func:`scores_by_reliability`, ...
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ._results import (METRIC_LABELS, METRICS, Run, as_markdown, dataset_label, load_run, model_summary,
+from .results import (METRIC_LABELS, METRICS, Run, as_markdown, dataset_label, load_run, model_summary,
                        n_layers, neuron_reliability, ordered_areas, run_banner)
 
 __all__ = [

@@ -1,10 +1,12 @@
 """Headless-Chromium check of book pages: on a tiny planted site, and on the built book."""
 import base64
+from pathlib import Path
 
 import pytest
 
-from mbutils._browser import book_pages, check_book, find_chromium
-from mbutils.sweep import REPO_ROOT
+from mbutils.build._browser import book_pages, check_book, find_chromium
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="no Chromium: apt-get install -y chromium chromium-driver")
@@ -67,7 +69,7 @@ def test_chromium_profile_removed_while_a_helper_still_writes(tmp_path):
     import threading
     import time
 
-    from mbutils._browser import _remove_profile
+    from mbutils.build._browser import _remove_profile
 
     profile = tmp_path / "profile"
     (profile / "Default").mkdir(parents=True)

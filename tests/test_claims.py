@@ -4,7 +4,7 @@ import pytest
 import scipy.stats
 
 from mbutils import claims, stats
-from mbutils._fake_results import fake_metadata, make_fake_dataset, make_fake_results
+from mbutils.testing import fake_metadata, make_fake_dataset, make_fake_results
 
 
 @pytest.fixture(scope="module")

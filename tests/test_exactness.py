@@ -234,7 +234,7 @@ def test_gram_of_features_near_a_large_common_value(monkeypatch, level):
     correlation errors of 9e-6 in float64, and RSA errors of 1e-6)."""
     import torch
 
-    import mbutils.reduction as red
+    import mbutils.reduction._gram as red
 
     rng = np.random.default_rng(5)
     n, C, hw = N, 64, 32
@@ -306,7 +306,7 @@ def test_flagged_layers_leave_the_book_tables_and_are_marked(tmp_path):
 
     matplotlib.use("Agg")
     from mbutils import stats
-    from mbutils._fake_results import fake_metadata, make_fake_results
+    from mbutils.testing import fake_metadata, make_fake_results
     from mbutils.plots import plot_layer_profile
 
     make_fake_results(tmp_path, n_neurons_per_area=3)
@@ -367,9 +367,9 @@ def test_compare_mappings_flags_ridge_gcv_on_tiny_features():
 
 def test_book_build_skips_the_browser_check_without_chromium(monkeypatch, tmp_path):
     """`make book` on a machine without Chromium builds the book and says the check was skipped."""
-    import mbutils._browser as browser
-    import mbutils.book as book
-    from mbutils.sweep import SweepSummary
+    import mbutils.build._book as book
+    import mbutils.build._browser as browser
+    from mbutils.build import SweepSummary
 
     class Config:
         name, models, neurons, seed = "t", [], None, 0
@@ -378,12 +378,13 @@ def test_book_build_skips_the_browser_check_without_chromium(monkeypatch, tmp_pa
     monkeypatch.setattr(book, "run_sweep", lambda *a, **k: SweepSummary())
     monkeypatch.setattr(book, "run_sections", lambda *a, **k: SweepSummary())
     monkeypatch.setattr(book, "write_toc", lambda *a, **k: None)
+    monkeypatch.setattr(book, "_copy_site", lambda *a, **k: None)
     monkeypatch.setattr(book, "jupyter_book_build", lambda *a, **k: tmp_path)
     monkeypatch.setattr(browser, "find_chromium", lambda: None)
     called = []
     monkeypatch.setattr(browser, "check_book", lambda html: called.append(html))
-    result = book.build_book(Config(), dataset=tmp_path / "d.nc", results=tmp_path / "r")
+    result = book.build_book(Config(), dataset=tmp_path / "d.nc", results=tmp_path / "r", book=tmp_path / "b")
     assert result.browser is None and not called and "no Chromium" in result.browser_skipped
     monkeypatch.setattr(browser, "find_chromium", lambda: "/usr/bin/chromium")
-    result = book.build_book(Config(), dataset=tmp_path / "d.nc", results=tmp_path / "r")
+    result = book.build_book(Config(), dataset=tmp_path / "d.nc", results=tmp_path / "r", book=tmp_path / "b")
     assert called == [tmp_path] and result.browser_skipped is None

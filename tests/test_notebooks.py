@@ -5,10 +5,12 @@ import jupytext
 import pytest
 import yaml
 
-from mbutils.sweep import REPO_ROOT, notebook_parameters, section_notebooks
+from mbutils.build import CONFIGS
+from mbutils.build import NOTEBOOKS as NOTEBOOK_DIR
+from mbutils.build import notebook_parameters, section_notebooks
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.py"))
-SMOKE = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yml").read_text())["parameters"]
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.py"))
+SMOKE = yaml.safe_load((CONFIGS / "smoke.yml").read_text())["parameters"]
 
 
 def test_notebooks_exist():

@@ -7,7 +7,8 @@ import torch
 
 from mbutils.data import NeuralDataset
 from mbutils.models import FeatureModel, LayerInfo
-from mbutils.scoring import compare_rdms, load_results, pearson_columns, ridge_gcv_predictions, score_model, summarize_scores
+from mbutils.results import load_model_results, load_run
+from mbutils.scoring import compare_rdms, pearson_columns, ridge_gcv_predictions, score_model, summarize_scores
 
 
 class FakeModel(FeatureModel):
@@ -91,11 +92,15 @@ def test_score_model_end_to_end(tiny, tmp_path):
     assert summ.loc[summ["metric"] == "srp_ridge_scaled", "unbiased_score"].isna().all()
     assert set(tables["scores_groups"]["grouping"]) == {"cre_line", "imaging_depth"}
 
-    # load_results concatenates model folders
+    # the results reader gives back what was written (one model folder, and a run of it)
     (tmp_path / "res" / "models").mkdir(parents=True)
     (tmp_path / "out").rename(tmp_path / "res" / "models" / "fake__random")
-    loaded = load_results(tmp_path / "res")
-    pd.testing.assert_frame_equal(loaded["summary"], tables["summary"])
+    loaded = load_model_results(tmp_path / "res" / "models" / "fake__random")
+    for name in ("scores", "scores_groups", "neuron_scores", "summary"):
+        pd.testing.assert_frame_equal(loaded[name], tables[name])
+    assert loaded["provenance"]["model"] == tables["summary"]["model"].iloc[0]
+    run = load_run(tmp_path / "res", include_flagged=True, metrics=("srp_ridge", "rsa", "srp_ridge_scaled"))
+    assert len(run.scores) == len(tables["scores"])
 
 
 def test_summarize_unbiased_choice():

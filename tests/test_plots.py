@@ -8,7 +8,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from mbutils import plots, stats  # noqa: E402
-from mbutils._fake_results import fake_metadata, make_fake_dataset, make_fake_results  # noqa: E402
+from mbutils.testing import fake_metadata, make_fake_dataset, make_fake_results  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("results_*.py"))
+from mbutils.build import NOTEBOOKS as NOTEBOOK_DIR
+
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("results_*.py"))
 
 
 def test_notebooks_exist():
@@ -30,7 +32,7 @@ def test_notebook_structure(path):
 def test_notebook_runs_with_papermill(path, tmp_path_factory):
     papermill = pytest.importorskip("papermill")
     jupytext = pytest.importorskip("jupytext")
-    from mbutils._fake_results import make_fake_dataset, make_fake_results
+    from mbutils.testing import make_fake_dataset, make_fake_results
 
     root = tmp_path_factory.getbasetemp() / "nb_fake"
     if not (root / "ds.nc").exists():

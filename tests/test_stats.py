@@ -6,7 +6,7 @@ import pytest
 import scipy.stats
 
 from mbutils import stats
-from mbutils._fake_results import AREAS, RANDOM_BEATS_TRAINED, fake_metadata, make_fake_dataset, make_fake_results
+from mbutils.testing import AREAS, RANDOM_BEATS_TRAINED, fake_metadata, make_fake_dataset, make_fake_results
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,7 @@ import time
 import pytest
 import yaml
 
-from mbutils.sweep import (
-    DONE_MARKER,
-    SCORED_MARKER,
+from mbutils.build import (
     ModelEntry,
     SweepConfig,
     load_config,
@@ -15,30 +13,40 @@ from mbutils.sweep import (
     run_sweep,
     validate_config,
 )
+from mbutils.build._sweep import DONE_MARKER, SCORED_MARKER
 
 VALID = {"alexnet", "resnet18", "gabor", "efficientnet_lite0"}
 
-# A tiny stand-in for notebooks/model_card.py: "scores" a model by writing the score files
-# (the number of runs per model is counted in runs.txt), and fails for the model "bad".
+# A tiny stand-in for the model card: it reads the model's stored tables (it computes nothing)
+# and fails for the model "badcard".
 FAKE_CARD = '''# %% tags=["parameters"]
 model = "x"
 weights = "random"
 dataset = "d.nc"
-results = "r"
+scores = "s"
 
 # %%
-import json, pathlib
-out = pathlib.Path(results) / "models" / f"{model}__{weights}"
-out.mkdir(parents=True, exist_ok=True)
-with open(pathlib.Path(results) / "runs.txt", "a") as fh:
-    fh.write(f"{model}\\n")
-if model == "bad":
-    raise RuntimeError("planted failure")
-for name in ["scores.parquet", "summary.parquet", "provenance.json"]:
-    (out / name).write_text("x")
-(out / "_scored.json").write_text("{}")
-print("scored", model)
+import pathlib
+if model == "badcard":
+    raise RuntimeError("planted card failure")
+print("card of", model, (pathlib.Path(scores) / "scores.parquet").read_text())
 '''
+
+
+def fake_scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
+    """Stand-in for score_model (module level: worker processes import it by name): writes the
+    score files, counts its calls in <results>/runs.txt, fails for the model "bad"."""
+    import pathlib
+
+    out = pathlib.Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent.parent / "runs.txt", "a") as fh:
+        fh.write(f"{model}\n")
+    if model == "bad":
+        raise RuntimeError("planted scoring failure")
+    out.mkdir(exist_ok=True)
+    for name in ["scores.parquet", "summary.parquet", "provenance.json"]:
+        (out / name).write_text(f"{model} {weights}")
 
 
 @pytest.fixture()
@@ -47,6 +55,7 @@ def sweep_dir(tmp_path):
     nb.write_text(FAKE_CARD)
     data = tmp_path / "data.nc"
     data.write_bytes(b"dataset v1")
+    (tmp_path / "results").mkdir()
     return tmp_path, nb, data
 
 
@@ -54,43 +63,71 @@ def _runs(results):
     return (results / "runs.txt").read_text().split()
 
 
-def test_sweep_resumes_and_reports_failures(sweep_dir):
+def test_sweep_scores_then_renders_cards_resumes_and_reports_failures(sweep_dir):
     tmp, nb, data = sweep_dir
-    results, out = tmp / "results", tmp / "out"
+    results, book = tmp / "results", tmp / "book"
+    out = book / "generated" / "models"
     cfg = SweepConfig(name="t", models=[ModelEntry("alexnet", "random"), ModelEntry("bad", "random"),
-                                        ModelEntry("gabor", "random")])
-    s1 = run_sweep(cfg, data, results, output_dir=out, notebook=nb, jobs=2, progress=False)
+                                        ModelEntry("badcard", "random"), ModelEntry("gabor", "random")])
+    # jobs=2: scored in two worker processes
+    s1 = run_sweep(cfg, data, results, book=book, notebook=nb, jobs=2, progress=False, scorer=fake_scorer)
     status = {r.name: r.status for r in s1.runs}
-    assert status == {"alexnet__random": "done", "bad__random": "failed", "gabor__random": "done"}
-    assert [r.name for r in s1.runs] == ["alexnet__random", "bad__random", "gabor__random"]  # config order
-    assert "planted failure" in s1.failed[0].error
-    assert (out / "bad__random.failed.ipynb").exists() and not (out / "bad__random.ipynb").exists()
+    assert status == {"alexnet__random": "done", "bad__random": "failed", "badcard__random": "failed",
+                      "gabor__random": "done"}
+    assert [r.name for r in s1.runs] == ["alexnet__random", "bad__random", "badcard__random", "gabor__random"]
+    errors = {r.name: r.error for r in s1.failed}
+    assert "planted scoring failure" in errors["bad__random"] and errors["bad__random"].startswith("scoring")
+    assert "planted card failure" in errors["badcard__random"]
+    assert (out / "badcard__random.failed.ipynb").exists() and not (out / "badcard__random.ipynb").exists()
+    assert not (out / "bad__random.ipynb").exists()  # no card without scores
     executed = json.loads((out / "alexnet__random.ipynb").read_text())
-    assert any("scored alexnet" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert any("card of alexnet alexnet random" in "".join(o.get("text", ""))
+               for c in executed["cells"] for o in c.get("outputs", []))
     assert (results / "models" / "alexnet__random" / DONE_MARKER).exists()
+    assert (results / "models" / "alexnet__random" / SCORED_MARKER).exists()
     assert not (results / "models" / "bad__random" / DONE_MARKER).exists()
-    assert sorted(_runs(results)) == ["alexnet", "bad", "gabor"]
+    assert sorted(_runs(results)) == ["alexnet", "bad", "badcard", "gabor"]
 
-    # second run: finished models are skipped, the failed one is retried (and fails again)
-    s2 = run_sweep(cfg, data, results, output_dir=out, notebook=nb, jobs=2, progress=False)
+    # second run: finished models are skipped; the failed scoring is retried; the model whose
+    # card failed keeps its scores (not rescored) and only its card is rendered again
+    s2 = run_sweep(cfg, data, results, book=book, notebook=nb, jobs=1, progress=False, scorer=fake_scorer)
     assert {r.name: r.status for r in s2.runs} == {"alexnet__random": "skipped", "bad__random": "failed",
-                                                   "gabor__random": "skipped"}
-    assert sorted(_runs(results)) == ["alexnet", "bad", "bad", "gabor"]
+                                                   "badcard__random": "failed", "gabor__random": "skipped"}
+    assert sorted(_runs(results)) == ["alexnet", "bad", "bad", "badcard", "gabor"]
 
-    # an executed notebook without its marker (interrupted after papermill) is redone
+    # a card without its marker (interrupted after papermill), or deleted, is rendered again
+    # from the stored scores, which are not recomputed
     (results / "models" / "gabor__random" / DONE_MARKER).unlink()
-    # a deleted executed notebook is redone too
     (out / "alexnet__random.ipynb").unlink()
-    s3 = run_sweep(cfg, data, results, output_dir=out, notebook=nb, models=[ModelEntry("alexnet", "random"),
-                                                                            ModelEntry("gabor", "random")],
-                   jobs=1, progress=False)
+    s3 = run_sweep(cfg, data, results, book=book, notebook=nb, models=[ModelEntry("alexnet", "random"),
+                                                                       ModelEntry("gabor", "random")],
+                   jobs=1, progress=False, scorer=fake_scorer)
     assert [r.status for r in s3.runs] == ["done", "done"]
+    assert sorted(_runs(results)) == ["alexnet", "bad", "bad", "badcard", "gabor"]
 
-    # a changed dataset invalidates every model
+    # a changed dataset invalidates the scores
     data.write_bytes(b"dataset v2")
-    s4 = run_sweep(cfg, data, results, output_dir=out, notebook=nb, models=[ModelEntry("alexnet", "random")],
-                   jobs=1, progress=False)
+    s4 = run_sweep(cfg, data, results, book=book, notebook=nb, models=[ModelEntry("alexnet", "random")],
+                   jobs=1, progress=False, scorer=fake_scorer)
     assert [r.status for r in s4.runs] == ["done"]
+    assert _runs(results).count("alexnet") == 2
+
+
+def test_sweep_resolves_relative_paths_against_the_working_directory(sweep_dir, monkeypatch):
+    tmp, nb, data = sweep_dir
+    work = tmp / "elsewhere"
+    work.mkdir()
+    (work / "mine.nc").write_bytes(b"the user's dataset")
+    monkeypatch.chdir(work)
+    cfg = SweepConfig(name="t", models=[ModelEntry("gabor", "random")])
+    s = run_sweep(cfg, "mine.nc", "relres", book="relbook", notebook=nb, jobs=1, progress=False,
+                  scorer=fake_scorer)
+    assert [r.status for r in s.runs] == ["done"]
+    assert (work / "relres" / "models" / "gabor__random" / "scores.parquet").exists()
+    assert (work / "relbook" / "generated" / "models" / "gabor__random.ipynb").exists()
+    stamp = json.loads((work / "relres" / "models" / "gabor__random" / SCORED_MARKER).read_text())
+    import hashlib
+    assert stamp["dataset_sha256"] == hashlib.sha256(b"the user's dataset").hexdigest()
 
 
 def test_sweep_missing_dataset(sweep_dir, tmp_path):
@@ -102,7 +139,7 @@ def test_sweep_missing_dataset(sweep_dir, tmp_path):
 
 def test_notebook_parameters(sweep_dir):
     _, nb, _ = sweep_dir
-    assert notebook_parameters(nb) == {"model": '"x"', "weights": '"random"', "dataset": '"d.nc"', "results": '"r"'}
+    assert notebook_parameters(nb) == {"model": '"x"', "weights": '"random"', "dataset": '"d.nc"', "scores": '"s"'}
     bad = nb.with_name("noparams.py")
     bad.write_text("# %%\nx = 1\n")
     with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
@@ -117,7 +154,8 @@ def test_config_roundtrip(tmp_path):
         "parameters": {"n_bootstrap": 10}}))
     cfg = load_config(path, valid_models=VALID)
     assert cfg.name == "c" and cfg.neurons == 50 and cfg.parameters == {"n_bootstrap": 10}
-    assert [e.key for e in cfg.models] == ["gabor__trained", "alexnet__trained", "alexnet__random"]
+    # gabor has no trained variant: an entry without weights takes its first (random)
+    assert [e.key for e in cfg.models] == ["gabor__random", "alexnet__trained", "alexnet__random"]
 
 
 @pytest.mark.parametrize("raw, match", [
@@ -137,32 +175,40 @@ def test_config_errors(raw, match):
 
 
 def test_missing_config_lists_configs(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nope.yml.*smoke.yml"):
+    with pytest.raises(FileNotFoundError, match=r"nope.yml.*'smoke'"):
         load_config(tmp_path / "nope.yml", valid_models=VALID)
 
 
-def test_repository_configs_parse():
-    from mbutils.sweep import REPO_ROOT
+def test_packaged_configs_parse_by_name_and_path():
+    from mbutils.build import CONFIGS
 
     for name in ("smoke", "default", "paper"):
-        raw = yaml.safe_load((REPO_ROOT / "configs" / f"{name}.yml").read_text())
+        raw = yaml.safe_load((CONFIGS / f"{name}.yml").read_text())
         names = {m["model"] if isinstance(m, dict) else m for m in raw["models"]}
         cfg = validate_config(raw, valid_models=names)
         assert cfg.name == name
-    smoke = load_config(REPO_ROOT / "configs" / "smoke.yml", valid_models=VALID | {"squeezenet1_1"})
+    smoke = load_config("smoke", valid_models=VALID | {"squeezenet1_1"})
     assert len(smoke.models) <= 5 and smoke.neurons <= 1000
+    assert smoke.path == (CONFIGS / "smoke.yml").resolve()
+    assert load_config(CONFIGS / "smoke.yml", valid_models=VALID | {"squeezenet1_1"}).models == smoke.models
 
 
-def test_repository_configs_use_registered_models():
-    from mbutils.sweep import REPO_ROOT
-
+def test_packaged_configs_use_registered_models():
     for name in ("smoke", "default"):
-        load_config(REPO_ROOT / "configs" / f"{name}.yml")  # validates names against the registry
+        load_config(name)  # validates names against the registry
+
+
+def test_config_names_user_models_by_spec():
+    cfg = validate_config({"name": "u", "models": ["mypkg.nets:make_net", {"model": "timm:resnet10t",
+                                                                          "weights": "random"}]}, valid_models=VALID)
+    assert [e.key for e in cfg.models] == ["mypkg.nets-make_net__random", "timm-resnet10t__random"]
+    with pytest.raises(ValueError, match="package.module:callable"):
+        validate_config({"name": "u", "models": ["mypkg.nets:"]}, valid_models=VALID)
 
 
 # ----------------------------------------------------------------------------- toc
 def test_write_toc(tmp_path):
-    from mbutils.book import write_toc
+    from mbutils.build import write_toc
 
     toc = write_toc(tmp_path / "_toc.yml", ["results_b", "intro", "neural_data", "results_a", "model_zoo"],
                     ["alexnet__random", "gabor__random"], generated="gen")
@@ -175,12 +221,12 @@ def test_write_toc(tmp_path):
     assert [c["file"] for c in parts["Results"]] == [f"{g}/results_a", f"{g}/results_b"]
     cards = parts["Model cards"][0]
     assert [s["file"] for s in cards["sections"]] == [f"{g}/models/alexnet__random", f"{g}/models/gabor__random"]
-    assert parts["Using this book"] == [{"file": "book/running"}]
+    assert parts["Using this book"] == [{"file": "running"}]
     assert (tmp_path / "gen" / "model_cards.md").read_text().startswith("# Model cards")
 
 
 def test_kernel_env_enables_huge_pages_unless_the_user_set_it(monkeypatch):
-    from mbutils.sweep import _kernel_env
+    from mbutils.build._notebooks import _kernel_env
 
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
     env = _kernel_env(2)

@@ -2,8 +2,8 @@
 
 :func:`score_model` runs the whole pipeline (neuron selection, streamed extraction through
 reducers, scoring, tidy Parquet tables); :func:`score_features` does the scoring on features
-already reduced; :func:`summarize_scores` turns per-layer scores into the paper's layer maxima;
-:func:`load_results` reads every model folder of a results directory.
+already reduced; :func:`summarize_scores` turns per-layer scores into the paper's layer maxima
+(:mod:`mbutils.results` reads the tables back).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ._loo import LooPearson, _operator_from_eig, blas_workers, parallel_map, pe
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
 from .rsa import rdm
 
-__all__ = ["score_model", "score_features", "summarize_scores", "load_results", "check_scores", "ScoreCheckError",
+__all__ = ["score_model", "score_features", "summarize_scores", "check_scores", "ScoreCheckError",
            "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN"]
 
 _log = logging.getLogger(__name__)
@@ -749,50 +749,3 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     if out_dir is not None:
         _write_tables(Path(out_dir), tables, provenance)
     return tables
-
-
-def load_results(results_dir) -> dict:
-    """Concatenate the tables of every model folder under ``results_dir/models/*/``.
-
-    Parameters
-    ----------
-    results_dir : str or pathlib.Path
-
-    Returns
-    -------
-    dict of pandas.DataFrame
-        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (empty frames when absent).
-    """
-    results_dir = Path(results_dir)
-    if not results_dir.exists():
-        raise FileNotFoundError(f"results folder {results_dir} does not exist")
-    folders = sorted(p for p in (results_dir / "models").glob("*") if p.is_dir())
-    out = {}
-    for name in TABLE_NAMES:
-        parts = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
-        out[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return out
-
-
-def load_model_results(folder) -> dict:
-    """The tables of one model's score folder.
-
-    Parameters
-    ----------
-    folder : str or pathlib.Path
-        ``<results>/models/<model>__<weights>/`` as written by ``score_model``.
-
-    Returns
-    -------
-    dict of pandas.DataFrame
-        ``scores`` and ``summary`` (and ``scores_groups`` when present).
-    """
-    folder = Path(folder)
-    out = {}
-    for name in ("scores", "summary", "scores_groups"):
-        path = folder / f"{name}.parquet"
-        if path.exists():
-            out[name] = pd.read_parquet(path)
-    if "scores" not in out:
-        raise FileNotFoundError(f"no scores.parquet in {str(folder)!r}; score the model first")
-    return out

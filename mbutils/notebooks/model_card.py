@@ -15,25 +15,23 @@
 # (section 2.4): **SRP-Ridge** (sparse random projection to 4096 dimensions, ridge regression
 # with leave-one-out cross-validation, Pearson r per neuron, mean per area) and **RSA**
 # (Pearson r between the upper triangles of the layer's and the area's image-by-image
-# correlation matrices). `mbutils sweep` / `make book` runs this notebook once per model with
-# papermill; run it yourself on any registered model by changing the parameters below.
+# correlation matrices). `mbutils sweep` / `make book` scores each model and then renders
+# this card from the stored tables; the card only reads them. To see another model, score it
+# (`mbutils score MODEL --dataset FILE --out FOLDER`) and set `scores` below to its folder.
 
 # %% tags=["parameters", "hide-input"]
-model = "efficientnet_lite0"  # registry name (`mbutils models`)
+model = "efficientnet_lite0"  # model name (`mbutils models`)
 weights = "trained"  # "trained" or "random"
-dataset = "data/synthetic.nc"  # dataset file (schema in docs/dataset.md)
-results = "results/smoke"  # sweep results folder: scores land in <results>/models/<model>__<weights>/
-score_kwargs = {}  # extra keyword arguments for mbutils.scoring.score_model
+dataset = "data/synthetic.nc"  # dataset file the scores come from (schema in docs/dataset.md)
+scores = "results/smoke/models/efficientnet_lite0__trained"  # folder written by `mbutils score`
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-import mbutils
-from mbutils.book import dataset_banner, model_info_table
+from mbutils.pages import dataset_banner, model_info_table
 from mbutils.plots import plot_layer_profile
-from mbutils.scoring import load_model_results
+from mbutils.results import load_model_results
 from mbutils.stats import best_layers_table, penalty_note
-from mbutils.sweep import ensure_scores
 
 dataset_banner(dataset)
 
@@ -43,12 +41,12 @@ model_info_table(model, weights)
 # %% [markdown]
 # ## Scores
 #
-# The model is scored (or its cached scores are read) into its folder of the results.
+# The tables the scoring wrote for this model (layer x area scores, per-neuron scores, the
+# summary and the run's provenance).
 
 # %%
-folder = ensure_scores(model, weights, dataset, results, score_kwargs)
-tables = load_model_results(folder)
-folder
+tables = load_model_results(scores)
+tables["provenance"]["created"] if "created" in tables.get("provenance", {}) else scores
 
 # %% [markdown]
 # ## Layer-by-layer profile

@@ -1,7 +1,7 @@
-"""Private: a small fake sweep (score tables with planted effects) and a matching fake dataset.
+"""Test fixtures: a small fake sweep (score tables with planted effects) and a matching fake dataset.
 
 Used by the tests of the results chapters and to smoke-run the results notebooks without a
-real sweep. Nothing here is a result: every table states ``fake`` in its provenance, and the
+real sweep; users can test their own analyses of a run on it the same way. Nothing here is a result: every table states ``fake`` in its provenance, and the
 dataset's ``source`` attribute is ``"synthetic"`` with a description saying it is fake.
 
 Planted effects (checked by the tests):
@@ -24,6 +24,7 @@ import pandas as pd
 
 from ._io import atomic_write
 
+#: the planted depth of each area's best layer
 AREAS = {"VISp": 0.2, "VISl": 0.3, "VISal": 0.3, "VISrl": 0.35, "VISpm": 0.45, "VISam": 0.5}
 CRE_LINES = ["Cux2", "Emx1", "Rorb", "Slc17a7"]
 

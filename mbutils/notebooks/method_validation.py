@@ -30,7 +30,7 @@ n_components = [1024, 2048, 4096, 8192]  # reduction sizes
 regressions = ["ridge_gcv", "ridge_kfold", "pls10", "pls25"]  # regressions compared
 
 # %% tags=["remove-input"]
-from mbutils.book import dataset_banner
+from mbutils.pages import dataset_banner
 from mbutils.plots import plot_mapping_tradeoff
 from mbutils.scoring import compare_mappings, mapping_agreement, mapping_validation_data, summarize_mappings
 

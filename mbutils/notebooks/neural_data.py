@@ -22,7 +22,7 @@ threshold = 0.8  # split-half reliability threshold
 n_splits = 10  # random trial splits for the reliabilities
 
 # %% tags=["remove-input"]
-from mbutils.book import area_glossary, dataset_banner
+from mbutils.pages import area_glossary, dataset_banner
 from mbutils.data import load_dataset, select_neurons
 from mbutils.plots import plot_reliability_distributions, plot_selection_funnel
 from mbutils.reliability import rdm_reliability_by_area, reliability_table

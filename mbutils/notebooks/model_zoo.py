@@ -21,7 +21,7 @@ dataset = "data/synthetic.nc"  # dataset file (for the banner)
 results = "results/default"  # sweep results folder (for the layer counts)
 
 # %% tags=["remove-input"]
-from mbutils.book import dataset_banner, taskonomy_tasks
+from mbutils.pages import dataset_banner, taskonomy_tasks
 from mbutils.models import list_models
 from mbutils.stats import layer_counts
 

@@ -21,7 +21,7 @@ results = "results/default"  # sweep results folder
 config = "default"  # sweep config name
 
 # %% tags=["remove-input"]
-from mbutils.book import book_overview, dataset_banner
+from mbutils.pages import book_overview, dataset_banner
 
 dataset_banner(dataset)
 

@@ -1,10 +1,17 @@
-"""Private helpers for the results chapters: load a sweep's score tables, join model metadata.
+"""A run's results: the score tables of a results folder, with model metadata joined.
 
-A sweep's results folder holds ``models/<model>__<train_type>/`` with the Parquet tables
-described in ``docs/interfaces.md``. :func:`load_run` reads them (through
-``mbutils.scoring.load_results`` when it exists) and joins, per model, the registry's metadata
-(``mbutils.models.list_models``), so that every chapter can ask "which models of this run are
-ImageNet-trained, which are Taskonomy encoders, which are transformers".
+A results folder holds ``models/<model>__<weights>/`` with the Parquet tables and the
+``provenance.json`` that :func:`mbutils.scoring.score_model` writes (columns in
+``docs/interfaces.md``). :func:`load_model_results` reads one model's folder; :func:`load_run`
+reads every model folder of a run (through the same reader) and joins, per model, the
+registry's metadata (:func:`mbutils.models.list_models`), so that every chapter can ask "which
+models of this run are ImageNet-trained, which are Taskonomy encoders, which are transformers".
+
+Examples
+--------
+>>> from mbutils.results import load_run
+>>> run = load_run("results/smoke")            # doctest: +SKIP
+>>> run.summary.groupby("metric")["max_score"].max()   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -15,18 +22,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["Run", "load_run", "dataset_label", "model_summary", "METRICS", "METRIC_LABELS"]
+from .constants import AREAS, order_areas
+
+__all__ = ["Run", "load_run", "load_model_results", "dataset_label", "model_summary", "ordered_areas",
+           "METRICS", "METRIC_LABELS", "TABLES"]
 
 METRICS = ("srp_ridge", "rsa")
 METRIC_LABELS = {"srp_ridge": "SRP-Ridge Max", "rsa": "RSA Max"}
-#: the mouse visual hierarchy, for ordering areas in tables and figures
-AREA_ORDER = ("VISp", "VISl", "VISal", "VISpm", "VISrl", "VISam")
-
-
-def ordered_areas(values) -> list:
-    """The distinct areas of ``values`` in hierarchy order (:data:`AREA_ORDER`), others after, sorted."""
-    present = list(dict.fromkeys(values))
-    return [a for a in AREA_ORDER if a in present] + sorted(a for a in present if a not in AREA_ORDER)
+#: the areas in the paper's order, for tables and figures
+AREA_ORDER = AREAS
+#: the distinct areas of a sequence in the paper's order (others after, sorted)
+ordered_areas = order_areas
 
 
 TABLES = ("scores", "scores_groups", "neuron_scores", "summary")
@@ -95,24 +101,47 @@ class Run:
         return sorted(m["model"].unique())
 
 
-def _read_tables(results_dir: Path) -> dict:
+def load_model_results(folder) -> dict:
+    """The tables of one model's score folder.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        ``<results>/models/<model>__<weights>/``, or any folder written by
+        :func:`mbutils.scoring.score_model` (``mbutils score --out``).
+
+    Returns
+    -------
+    dict
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (pandas.DataFrame; empty
+        when a table is absent) and ``provenance`` (dict; empty when absent).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder holds no ``scores.parquet``.
+    """
+    folder = Path(folder).expanduser()
+    if not (folder / "scores.parquet").is_file():
+        raise FileNotFoundError(f"no scores.parquet in {str(folder)!r}; score the model first "
+                                "(`mbutils score MODEL --dataset FILE --out FOLDER`)")
+    out = {name: pd.read_parquet(folder / f"{name}.parquet") if (folder / f"{name}.parquet").is_file()
+           else pd.DataFrame() for name in TABLES}
     try:
-        from .scoring import load_results  # the scoring part's reader, when present
-    except ImportError:
-        load_results = None
-    if load_results is not None:
-        out = dict(load_results(results_dir))
-    else:
-        out = {}
-        folders = sorted(p for p in (results_dir / "models").glob("*") if p.is_dir())
-        for name in TABLES:
-            parts = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
-            out[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    for name in TABLES:
-        out.setdefault(name, pd.DataFrame())
-        if out[name] is None:
-            out[name] = pd.DataFrame()
+        out["provenance"] = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        out["provenance"] = {}
     return out
+
+
+def _read_tables(results_dir: Path) -> dict:
+    """Every model folder's tables under ``results_dir/models/``, concatenated."""
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"results folder {str(results_dir)!r} does not exist")
+    folders = sorted(p for p in (results_dir / "models").glob("*") if (p / "scores.parquet").is_file())
+    tables = [load_model_results(f) for f in folders]
+    return {name: pd.concat([t[name] for t in tables if len(t[name])], ignore_index=True)
+            if any(len(t[name]) for t in tables) else pd.DataFrame() for name in TABLES}
 
 
 def _provenance_info(results_dir: Path) -> dict:
