@@ -121,8 +121,8 @@ def _feature_entries(folder: Path, now):
 
 
 def _projection_entries(folder: Path, now):
-    from . import _srp_numba as kernels
-    from .reduction import _DISK_LAYOUT
+    from .reduction import _kernels as kernels
+    from .reduction._projection import _DISK_LAYOUT
 
     out = []
     for f in sorted(folder.iterdir()):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mbutils
-from mbutils import reduction
+from mbutils.reduction import _projection as reduction
 from mbutils.caches import TMP_STALE_HOURS, cache_usage, clear_cache
 from mbutils.cli import main
 from mbutils.models.cache import FeatureCache, _FORMAT, cache_key

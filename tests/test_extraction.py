@@ -351,7 +351,7 @@ def _bn_net(seed, mean_range):
 
 
 def test_batchnorm_layers_linked_and_their_rdms_derived_exactly(stimuli, monkeypatch):
-    from mbutils import reduction
+    from mbutils.reduction import _gram as reduction
     from mbutils.reduction import RDMReducer
 
     net = _bn_net(seed=1, mean_range=2.0)
@@ -384,7 +384,7 @@ def test_batchnorm_rdms_not_derived_when_channel_statistics_outgrow_the_layer(mo
     # per-channel statistics hold n_channels (n, n) float64 Grams; the derivation stops where
     # they would take more than half the layer's own memory (n > hw / 4: 256 stimuli here, with
     # 1,024 features per channel), and the Grams come from the features instead
-    from mbutils import reduction
+    from mbutils.reduction import _gram as reduction
     from mbutils.reduction import RDMReducer
 
     model = TorchFeatureModel(_bn_net(seed=1, mean_range=2.0), "bnnet", "random", InputTransform(32), device="cpu",
@@ -412,8 +412,8 @@ def test_batchnorm_layers_projected_with_their_source(monkeypatch):
     # (project_affine); it equals projecting the batch norm's output, in the one-pass and the
     # row-wise batched extraction alike
     import mbutils.models.extraction as ex
-    from mbutils import _srp_numba as kernels
-    from mbutils import reduction
+    from mbutils.reduction import _kernels as kernels
+    from mbutils.reduction import _affine as reduction
     from mbutils.reduction import SparseRandomProjection
 
     model = TorchFeatureModel(_bn_net(seed=2, mean_range=4.0), "bnnet", "random", InputTransform(32), device="cpu",

@@ -131,7 +131,7 @@ def test_float32_gram_close_to_float64_on_offset_features():
 
 def test_srp_kernel_matches_plain_loop_for_both_signs_and_threads():
     # the compiled kernel (numba is a pinned dependency) against a plain float64 loop over non-zeros
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
     rng = np.random.default_rng(11)
     n, p, k = 41, 70000, 64  # more than one task of features, one full chunk of stimuli and a partial one
     X = rng.normal(size=(n, p)).astype(np.float32)
@@ -160,7 +160,7 @@ def test_packed_buckets_sorted_by_component_and_sums_in_feature_order():
     # pack: every non-zero kept once, each (task, group) bucket ordered by component and then
     # feature; the projection is bitwise that of the same buckets in feature order (each output
     # element is summed over its features in the same order)
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
     rng = np.random.default_rng(21)
     n, p, k = 70, 3 * kernels._TASK + 77, 2 * kernels._GROUP + 5
     counts = rng.integers(0, 6, size=p)
@@ -190,8 +190,8 @@ def test_packed_buckets_sorted_by_component_and_sums_in_feature_order():
 
 def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, monkeypatch):
     import mbutils
-    from mbutils import _srp_numba as kernels
-    from mbutils import reduction
+    from mbutils.reduction import _kernels as kernels
+    from mbutils.reduction import _projection as reduction
 
     monkeypatch.setattr(reduction, "_DISK_MIN_NNZ", 0)
     rng = np.random.default_rng(3)
@@ -225,8 +225,8 @@ def test_projection_matrices_cached_on_disk_and_redrawn_when_damaged(tmp_path, m
 def test_block_grams_on_worker_threads_against_float64():
     # the float32 Grams of centered blocks, spread over 1-3 worker threads (one slot shared by
     # all workers, or whole slots per worker), against float64 sums of the same shifted blocks
-    from mbutils import _gram_workers as gw
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _workers as gw
+    from mbutils.reduction import _kernels as kernels
 
     rng = np.random.default_rng(14)
     n = 13  # not a multiple of 8: zero rows are added for the products
@@ -266,8 +266,8 @@ def test_block_grams_on_worker_threads_against_float64():
 
 
 def _block_grams_in_child(queue, x, jobs):
-    from mbutils import _gram_workers as gw
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _workers as gw
+    from mbutils.reduction import _kernels as kernels
 
     queue.put(gw.block_grams(kernels, x, jobs, 1, workers=2).ks)
 
@@ -278,8 +278,8 @@ def test_block_grams_worker_threads_work_in_a_forked_child():
     # notebook runners) has none of them and must not wait on the parent's
     import multiprocessing as mp
 
-    from mbutils import _gram_workers as gw
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _workers as gw
+    from mbutils.reduction import _kernels as kernels
 
     x = np.random.default_rng(15).random((13, 9000)).astype(np.float32)
     jobs = [(j, min(9000, j + 1000), 0) for j in range(0, 9000, 1000)]
@@ -296,7 +296,7 @@ def test_block_grams_worker_threads_work_in_a_forked_child():
 
 
 def _kernel_outputs(x, packed):
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
 
     scale, shift = np.linspace(0.5, 2.0, 8), np.linspace(-1.0, 1.0, 8)
     return (kernels.project(x, packed, 300, 0.25),) + kernels.project_affine(x, packed, 300, scale, shift, 0.25) + \
@@ -304,8 +304,8 @@ def _kernel_outputs(x, packed):
 
 
 def _kernel_inputs():
-    from mbutils import _srp_numba as kernels
-    from mbutils.reduction import _draw_matrix
+    from mbutils.reduction import _kernels as kernels
+    from mbutils.reduction._projection import _draw_matrix
 
     x = np.random.default_rng(16).random((70, 4096)).astype(np.float32)  # two chunks of stimuli
     indptr, cols, negative, _ = _draw_matrix(4096, 300, 5)
@@ -313,7 +313,7 @@ def _kernel_inputs():
 
 
 def test_serial_twins_of_the_parallel_kernels_are_bitwise_equal(monkeypatch):
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
 
     x, packed = _kernel_inputs()
     parallel = _kernel_outputs(x, packed)
@@ -327,7 +327,7 @@ def test_serial_twins_of_the_parallel_kernels_are_bitwise_equal(monkeypatch):
 
 def _sign_dense(packed, n_features, n_components):
     """The dense sign matrix behind packed words (a plain loop over the buckets)."""
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
 
     ptr, words = packed
     n_groups = -(-n_components // kernels._GROUP)
@@ -340,7 +340,7 @@ def _sign_dense(packed, n_features, n_components):
 
 
 def _kernels_in_child(queue, x, packed):
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
 
     queue.put((kernels._SERIAL_ONLY, _kernel_outputs(x, packed)))
 
@@ -353,7 +353,7 @@ def test_kernels_work_in_a_child_forked_after_parallel_work(monkeypatch):
 
     import numba
 
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
 
     x, packed = _kernel_inputs()
     with monkeypatch.context() as m:  # the twins compiled here: the forked child inherits them compiled
@@ -378,7 +378,7 @@ def test_kernels_work_in_a_child_forked_after_parallel_work(monkeypatch):
 
 
 def test_float32_centering_kernel_against_numpy():
-    from mbutils import _srp_numba as kernels
+    from mbutils.reduction import _kernels as kernels
     rng = np.random.default_rng(12)
     X = (rng.normal(size=(23, 3000)) + 50 * rng.random(3000)).astype(np.float32)
     xc, c, delta, rs, rd, re = kernels.center_block_f32(X, 700, 2900)
@@ -398,8 +398,8 @@ def test_float32_centering_kernel_against_numpy():
 
 @pytest.mark.parametrize("n_channels,hw", [(6, 700), (25, 700), (2, 9000)])  # batched GEMMs (one, three blocks) / a channel in two GEMMs
 def test_channel_statistics_give_the_gram_of_any_per_channel_affine_map(n_channels, hw):
-    from mbutils import _srp_numba as kernels
-    from mbutils.reduction import _ChannelStats
+    from mbutils.reduction import _kernels as kernels
+    from mbutils.reduction._gram import _ChannelStats
 
     rng = np.random.default_rng(13)
     n = 15
@@ -423,8 +423,8 @@ def test_channel_statistics_give_the_gram_of_any_per_channel_affine_map(n_channe
 def test_joint_projection_of_a_layer_and_its_per_channel_affine_map():
     # project_affine: X's projection bitwise as project(X), and Y = a[k] X + b[k] (channel-major)
     # against a float64 product with the matrix
-    from mbutils import _srp_numba as kernels
-    from mbutils import reduction
+    from mbutils.reduction import _kernels as kernels
+    from mbutils.reduction import _projection as reduction
 
     rng = np.random.default_rng(12)
     n, C, hw, k = 70, 6, 3000, 512  # two chunks of stimuli, several tasks and flushes

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import array_sha256
-from ..reduction import _AffineGrams, _AffineProjections
+from ..reduction import SharedPasses
 from .base import FeatureModel, LayerInfo, check_stimuli
 from .cache import FeatureCache, cache_key
 
@@ -125,6 +125,9 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
     are stacked: the same results (up to the float rounding of the forward pass itself) with
     peak memory bounded by one batch's activations instead of all stimuli's.
 
+    The reducers share work through one :class:`mbutils.reduction.SharedPasses` made for the
+    call: each layer goes to its ``observe`` and then, reducer by reducer, to its ``reduce``.
+
     Returns
     -------
     FeatureSet
@@ -150,16 +153,14 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
 
     results = {name: [] for name in reducers}
     rows = []
-    # batch-norm layers' Grams from their input layers' per-channel statistics (see LayerInfo)
+    # the work the reducers share in this extraction: one Gram per layer, and batch-norm
+    # layers reduced from their input layers' pass (see SharedPasses and LayerInfo.affine)
     infos = model.layers() if hasattr(model, "layers") else []
-    affine = _AffineGrams(reducers.values(), infos)
-    # batch-norm layers' projections from their input layers' pass (see LayerInfo)
-    projections = _AffineProjections(reducers.values(), infos)
+    shared = SharedPasses(reducers.values(), infos)
 
     def on_layer(layer: LayerInfo, features):
-        affine(layer, features)
-        projections(layer, features)
-        outputs = [red(features) for red in reducers.values()]
+        shared.observe(layer, features)
+        outputs = [shared.reduce(red, features) for red in reducers.values()]
         for name, out in zip(reducers, outputs):
             results[name].append(out)
         rows.append([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type,
@@ -167,7 +168,7 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
 
     t0 = time.perf_counter()
     if batch_size is None and _rowwise_batches(model, reducers, stimuli.shape[0]):
-        _run_rowwise(model, stimuli, reducers, results, rows, progress, projections)
+        _run_rowwise(model, stimuli, reducers, results, rows, progress, shared)
     else:
         model.run(stimuli, on_layer, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - t0
@@ -199,12 +200,17 @@ def _rowwise_batches(model, reducers, n_stimuli) -> bool:
             and all(getattr(r, "rowwise", False) is True for r in reducers.values()))
 
 
-def _run_rowwise(model, stimuli, reducers, results, rows, progress, projections=None):
-    """Forward ``ROWWISE_BATCH`` stimuli at a time; stack each layer's reduced rows."""
+def _run_rowwise(model, stimuli, reducers, results, rows, progress, shared=None):
+    """Forward ``ROWWISE_BATCH`` stimuli at a time; stack each layer's reduced rows.
+
+    ``shared`` (a :class:`~mbutils.reduction.SharedPasses`, default: a new one without layers)
+    observes every batch of every layer before its reducers."""
     import mbutils
 
     if progress is None:
         progress = mbutils.get_config().progress
+    if shared is None:
+        shared = SharedPasses(reducers.values())
     parts = {name: [] for name in reducers}  # name -> layer position -> list of row blocks
     layers = []
     nonfinite = []
@@ -224,9 +230,8 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress, projections=
                     parts[name].append([])
             elif pos[0] >= len(layers) or layers[pos[0]].name != layer.name:
                 raise RuntimeError(f"{model.name}: layer {layer.name!r} came out of order in a batched pass")
-            if projections is not None:
-                projections(layer, features)
-            outputs = [red(features) for red in reducers.values()]
+            shared.observe(layer, features)
+            outputs = [shared.reduce(red, features) for red in reducers.values()]
             for name, out in zip(reducers, outputs):
                 parts[name][pos[0]].append(out)
             nonfinite[pos[0] if b else len(layers) - 1] += _count_nonfinite(layer.name, features, outputs)

@@ -122,7 +122,7 @@ def block_grams(kernels, x, jobs, n_slots: int, workers: int | None = None, shif
     Parameters
     ----------
     kernels : module
-        :mod:`mbutils._srp_numba`.
+        :mod:`mbutils.reduction._kernels`.
     x : ndarray of shape (n, n_features), float32, C-contiguous
     jobs : list of (a, b, slot)
         Columns ``a:b`` (centered over rows on their float32-rounded means) go to ``slot``.
