@@ -12,7 +12,7 @@ from mbutils.reduction import RDMReducer, SparseRandomProjection, layer_gram
 from mbutils.scoring import ScoreCheckError, check_scores, pearson_columns, ridge_gcv_predictions, summarize_scores
 from mbutils.scoring._loo import (PENALTY_DOMINATED, LooPearson, leave_one_out_operator, penalty_deviation,
                                   penalty_dominated)
-from mbutils.scoring.pipeline import _Targets, score_features
+from mbutils.scoring.pipeline import Targets, score_reduced
 from mbutils.scoring.ridge import center_gram, centered_eigh
 
 N = 40
@@ -78,7 +78,7 @@ def test_near_duplicate_stimuli(scale):
     assert centered_spectrum(X, 1.0)[2] == (scale > 1)  # the Gram's rounding is too large at 1e6: SVD
     np.testing.assert_allclose(pearson_columns(ridge_gcv_predictions(X, Y), Y), ref, atol=1e-6)
     layers = pd.DataFrame({"name": ["dup"], "index": [1], "depth": [1.0]})
-    out = score_features(layers, [X], None, _targets(Y, np.array(["VISp"] * Y.shape[1])), groupings=(),
+    out = score_reduced(layers, [X], None, _targets(Y, np.array(["VISp"] * Y.shape[1])), groupings=(),
                          progress=False, loo_precision="float64")
     np.testing.assert_allclose(out["neuron_scores"]["score"].to_numpy(), ref, atol=1e-6)
 
@@ -129,7 +129,7 @@ def _targets(Y, areas):
     neurons = pd.DataFrame({"cell_specimen_id": np.arange(Y.shape[1]), "area": areas, "cre_line": "Cux2",
                             "imaging_depth": 175, "reliability": 0.9})
     rng = np.random.default_rng(1)
-    return _Targets(Y, Y + 0.3 * rng.normal(size=Y.shape), Y + 0.3 * rng.normal(size=Y.shape), neurons, None)
+    return Targets(Y, Y + 0.3 * rng.normal(size=Y.shape), Y + 0.3 * rng.normal(size=Y.shape), neurons, None)
 
 
 def test_score_features_flags_scales_and_matches_sklearn():
@@ -137,7 +137,7 @@ def test_score_features_flags_scales_and_matches_sklearn():
     areas = np.array(["VISp", "VISl"] * 15)
     layers_feats = [X * 1e-7, X, X * 1e9]
     layers = pd.DataFrame({"name": ["tiny", "plain", "huge"], "index": [1, 2, 3], "depth": [1 / 3, 2 / 3, 1.0]})
-    out = score_features(layers, [f.astype(np.float32) for f in layers_feats], None, _targets(Y, areas),
+    out = score_reduced(layers, [f.astype(np.float32) for f in layers_feats], None, _targets(Y, areas),
                          groupings=(), progress=False)
     sc = out["scores"]
     paper = sc[sc.metric == "srp_ridge"].set_index(["layer", "area"])
@@ -187,8 +187,8 @@ def test_score_features_raises_on_a_perfect_score():
     tg = _targets(Y, np.array(["VISp"] * 4))
     tg.y_odd, tg.y_even = Y.copy(), Y.copy()
     with pytest.raises(ScoreCheckError, match="'copy'"):
-        score_features(layers, feats, None, tg, groupings=(), progress=False)
-    out = score_features(layers, feats, None, tg, groupings=(), progress=False, check=False)
+        score_reduced(layers, feats, None, tg, groupings=(), progress=False)
+    out = score_reduced(layers, feats, None, tg, groupings=(), progress=False, check=False)
     assert out["scores"]["score"].max() > 0.999
 
 

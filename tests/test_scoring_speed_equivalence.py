@@ -5,7 +5,7 @@ import pytest
 
 from mbutils.scoring import compare_rdms, pearson_columns
 from mbutils.scoring._loo import _BLOCK, LooPearson, leave_one_out_operator
-from mbutils.scoring.pipeline import _Targets, score_features
+from mbutils.scoring.pipeline import Targets, score_reduced
 from mbutils.scoring.ridge import center_gram, ridge_gcv_predictions_from_gram
 from mbutils.scoring.rsa import rdm
 
@@ -35,7 +35,7 @@ def _problem(n_neur, seed=0):
                             "cre_line": "Cux2", "imaging_depth": 175, "reliability": np.nan})
     layers = pd.DataFrame({"name": [f"l{i}" for i in range(len(feats))], "index": np.arange(1, len(feats) + 1),
                            "depth": np.arange(1, len(feats) + 1) / len(feats)})
-    return _Targets(y, y_odd, y_even, neurons, None), feats, rdms, layers
+    return Targets(y, y_odd, y_even, neurons, None), feats, rdms, layers
 
 
 def _reference_r3(f, Y3, alpha):
@@ -53,7 +53,7 @@ def _reference_r3(f, Y3, alpha):
 def test_score_features_matches_plain_reference(alpha, loo_precision, tol):
     n_neur = _BLOCK // 2 + 37  # 3 * n_neur targets: several blocks, the last one partial
     targets, feats, rdms, layers = _problem(n_neur)
-    tables = score_features(layers, feats, rdms, targets, alpha=alpha, groupings=(), progress=False,
+    tables = score_reduced(layers, feats, rdms, targets, alpha=alpha, groupings=(), progress=False,
                             loo_precision=loo_precision)
     Y3 = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
     ns, sc = tables["neuron_scores"], tables["scores"]
@@ -134,7 +134,7 @@ def test_loo_pearson_float32_nearly_constant_predictions_recomputed():
     with pytest.raises(ValueError, match="precision='float16'; expected 'float64' or 'float32'"):
         LooPearson(Y, precision="float16")
     with pytest.raises(ValueError, match="loo_precision='double'"):
-        score_features(pd.DataFrame({"name": []}), None, None, None, loo_precision="double")
+        score_reduced(pd.DataFrame({"name": []}), None, None, None, loo_precision="double")
 
 
 def test_layer_gram_of_reduced_features_against_numpy():

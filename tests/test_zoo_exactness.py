@@ -81,14 +81,14 @@ def _reference_regression(Z, Y):
 def test_every_layer_equals_the_float64_reference(name, weights, mouse):
     from mbutils.models import extract, load_model
     from mbutils.reduction import RDMReducer, SparseRandomProjection
-    from mbutils.scoring.pipeline import score_features
+    from mbutils.scoring.pipeline import score_reduced
 
     stimuli, targets = mouse
     model = load_model(name, weights=weights, device="cpu")
     fs = extract(model, stimuli, {"regression": SparseRandomProjection(4096), "rdm": RDMReducer(),
                                   "reference": _ReferenceRDM()}, cache=False, progress=False)
     # ours (with the self-check on: a perfect or above-ceiling score raises)
-    tables = score_features(fs.layers, fs["regression"], fs["rdm"], targets, model=name, train_type=weights,
+    tables = score_reduced(fs.layers, fs["regression"], fs["rdm"], targets, model=name, train_type=weights,
                             groupings=(), progress=False)
     sc, ns = tables["scores"], tables["neuron_scores"]
     Y = targets.y

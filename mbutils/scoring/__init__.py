@@ -1,4 +1,13 @@
-"""mbutils.scoring: SRP-Ridge (ridge GCV + Pearson) and RSA, model scoring and results.
+"""mbutils.scoring: SRP-Ridge (ridge GCV + Pearson) and RSA, per layer, area and group.
+
+- :func:`score_model`: a model of the zoo (or any :class:`~mbutils.models.FeatureModel`)
+  against a dataset, tables written to a folder;
+- :func:`score_features`: features you computed yourself (arrays per layer, a dict or an
+  xarray object);
+- :func:`score_reduced`: already reduced features (projections, Grams, RDMs) against
+  :class:`Targets`;
+- :func:`summarize_scores`, :func:`check_scores`; the building blocks (ridge leave-one-out,
+  Pearson per column, RDMs) and alternative mappings (:func:`compare_mappings`).
 
 Heavy pieces (the pipeline, alternative mappings) are imported on first use.
 """
@@ -21,6 +30,8 @@ __all__ = [
     "upper_triangle",
     "score_model",
     "score_features",
+    "score_reduced",
+    "Targets",
     "summarize_scores",
     "SCORES_VERSION",
     "SCALED_METRIC",
@@ -36,6 +47,8 @@ __all__ = [
 _LAZY = {
     "score_model": "pipeline",
     "score_features": "pipeline",
+    "score_reduced": "pipeline",
+    "Targets": "pipeline",
     "summarize_scores": "pipeline",
     "SCORES_VERSION": "pipeline",
     "SCALED_METRIC": "pipeline",

@@ -22,11 +22,12 @@ import pandas as pd
 from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
+from ..constants import ALPHA, N_COMPONENTS, RELIABILITY_THRESHOLD, TRAIN_TYPES
 from ._loo import LooPearson, _operator_from_eig, blas_workers, parallel_map, penalty_dominated
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
 from .rsa import rdm
 
-__all__ = ["score_model", "score_features", "summarize_scores", "check_scores", "ScoreCheckError",
+__all__ = ["score_model", "score_features", "score_reduced", "Targets", "summarize_scores", "check_scores", "ScoreCheckError",
            "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN"]
 
 _log = logging.getLogger(__name__)
@@ -259,17 +260,72 @@ def _group_means_coded(values, code, n_groups):
 
 
 @dataclasses.dataclass
-class _Targets:
-    """Trial-averaged responses prepared for scoring."""
+class Targets:
+    """Trial-averaged responses of the selected neurons, prepared for scoring.
 
-    y: np.ndarray  # (n_stimuli, n_neurons) all trials
+    Attributes
+    ----------
+    y : ndarray of shape (n_stimuli, n_neurons)
+        Mean over all trials.
+    y_odd, y_even : ndarray of shape (n_stimuli, n_neurons)
+        Means over the odd and the even trials (the unbiased layer choice).
+    neurons : pandas.DataFrame
+        One row per neuron: ``cell_specimen_id, area, cre_line, imaging_depth, reliability``.
+    trials : ndarray of shape (n_neurons, n_stimuli, n_trials), optional
+        Single trials, for the RSA noise ceilings.
+    """
+
+    y: np.ndarray
     y_odd: np.ndarray
     y_even: np.ndarray
-    neurons: pd.DataFrame  # cell_specimen_id, area, cre_line, imaging_depth, reliability
-    trials: np.ndarray | None = None  # (n_neurons, n_stimuli, n_trials) for RDM ceilings
+    neurons: pd.DataFrame
+    trials: np.ndarray | None = None
+
+    @classmethod
+    def from_dataset(cls, dataset, threshold=RELIABILITY_THRESHOLD, progress=False, **select_kwargs) -> "Targets":
+        """The scenes of a dataset, its reliable neurons, trial-averaged.
+
+        Parameters
+        ----------
+        dataset : str, pathlib.Path or NeuralDataset
+        threshold : float
+            Split-half reliability threshold of :func:`mbutils.data.select_neurons`.
+        progress : bool
+        **select_kwargs
+            More arguments for :func:`mbutils.data.select_neurons`.
+
+        Returns
+        -------
+        Targets
+            Rows in the order of ``dataset.scenes()``'s stimuli.
+        """
+        return _select_targets(_as_dataset(dataset)[0], threshold, progress, select_kwargs)[0]
 
 
-def _targets_from_dataset(dataset) -> tuple[_Targets, int]:
+def _as_dataset(dataset):
+    """``(NeuralDataset, path or None)`` of a path or a NeuralDataset."""
+    from ..data import NeuralDataset, load_dataset
+
+    if isinstance(dataset, (str, Path)):
+        return load_dataset(Path(dataset)), Path(dataset)
+    if not isinstance(dataset, NeuralDataset):
+        raise TypeError(f"dataset must be a path or a NeuralDataset, got {type(dataset).__name__}")
+    return dataset, getattr(dataset, "path", None)
+
+
+def _select_targets(dataset, threshold, progress, select_kwargs):
+    """``(targets, selected scenes dataset, n neurons dropped for NaN, selection report)``."""
+    from ..data import select_neurons
+
+    scenes = dataset.scenes()
+    selected, report = select_neurons(scenes, threshold=threshold, progress=progress, **(select_kwargs or {}))
+    if selected.n_neurons == 0:
+        raise ValueError(f"no neuron passed the selection (threshold={threshold}); lower the threshold")
+    targets, n_bad = _targets_from_dataset(selected)
+    return targets, selected, n_bad, report
+
+
+def _targets_from_dataset(dataset) -> tuple[Targets, int]:
     """Trial averages of a selected NeuralDataset; neurons with NaN responses excluded (warned)."""
     y = dataset.trial_average().values.astype(np.float64)  # neuron x stimulus
     odd, even = dataset.trial_halves()
@@ -288,10 +344,10 @@ def _targets_from_dataset(dataset) -> tuple[_Targets, int]:
     neurons["area"] = neurons["area"].astype(str)
     neurons["cre_line"] = neurons["cre_line"].astype(str)
     trials = dataset.responses.values[ok]
-    return _Targets(y[ok].T, odd[ok].T, even[ok].T, neurons, trials), n_bad
+    return Targets(y[ok].T, odd[ok].T, even[ok].T, neurons, trials), n_bad
 
 
-def _ceilings(targets: _Targets, label_column, n_splits=10, seed=0) -> dict:
+def _ceilings(targets: Targets, label_column, n_splits=10, seed=0) -> dict:
     """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA)."""
     from ..reliability import noise_ceiling, splithalf_rdm_reliability
 
@@ -315,10 +371,13 @@ def _ceilings(targets: _Targets, label_column, n_splits=10, seed=0) -> dict:
 
 
 # --------------------------------------------------------------------------- scoring core
-def score_features(layers, regression_features=None, layer_rdms=None, targets: _Targets = None, *,
+def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Targets = None, *,
                    model="model", train_type="trained", alpha=1.0, features_are_gram=False,
                    groupings=GROUPINGS, progress=None, loo_precision="float32", scale_aware=True, check=True):
-    """Score reduced layer features against trial-averaged responses.
+    """Score reduced layer features (projections or Grams, and RDMs) against trial-averaged responses.
+
+    The scoring step of :func:`score_model`; :func:`score_features` reduces a user's own
+    features and calls it.
 
     Parameters
     ----------
@@ -330,8 +389,8 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
         ``None`` skips the SRP-Ridge metric.
     layer_rdms : list of ndarray (n_stimuli, n_stimuli), optional
         Per layer RDMs (``None`` skips RSA).
-    targets : _Targets
-        From the dataset (see :func:`score_model`).
+    targets : Targets
+        From the dataset (:meth:`Targets.from_dataset`).
     model, train_type : str
     alpha : float
     features_are_gram : bool
@@ -467,6 +526,125 @@ def score_features(layers, regression_features=None, layer_rdms=None, targets: _
     return out
 
 
+def _feature_layers(features) -> tuple[list, list]:
+    """``(names, arrays)`` of a user's features: a list of arrays, a dict by layer name, an
+    xarray DataArray (one layer) or Dataset (one variable per layer)."""
+    try:
+        import xarray as xr
+    except ImportError:  # pragma: no cover - xarray is a dependency
+        xr = None
+    if xr is not None and isinstance(features, xr.Dataset):
+        features = {str(k): v for k, v in features.data_vars.items()}
+    elif xr is not None and isinstance(features, xr.DataArray):
+        features = {str(features.name or "features"): features}
+    elif isinstance(features, np.ndarray):
+        features = [features]
+    if isinstance(features, dict):
+        names, arrays = [str(k) for k in features], list(features.values())
+    elif isinstance(features, (list, tuple)):
+        names, arrays = [f"layer{i}" for i in range(len(features))], list(features)
+    else:
+        raise TypeError(f"features must be an array, a list of arrays (one per layer), a dict of arrays by layer "
+                        f"name or an xarray DataArray/Dataset; got {type(features).__name__}")
+    if not arrays:
+        raise ValueError("features is empty; expected at least one layer")
+    out = []
+    for name, x in zip(names, arrays):
+        x = np.asarray(getattr(x, "values", x))
+        if x.ndim < 2:
+            raise ValueError(f"features of layer {name!r} have shape {x.shape}; expected (n_stimuli, ...) with "
+                             "one row per stimulus")
+        if not np.issubdtype(x.dtype, np.number):
+            raise TypeError(f"features of layer {name!r} have dtype {x.dtype}; expected numbers")
+        out.append(x.reshape(x.shape[0], -1))
+    return names, out
+
+
+def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONENTS, alpha=ALPHA,
+                   threshold=RELIABILITY_THRESHOLD, seed=0, model="features", train_type="user", groupings=GROUPINGS,
+                   progress=None, check=True, select_kwargs=None) -> dict:
+    """Score features you computed yourself, layer by layer, as :func:`score_model` scores a model.
+
+    Each layer is reduced as the paper does (a sparse random projection to ``n_components``
+    for SRP-Ridge when it has more features; its RDM for RSA) and scored against the reliable
+    neurons of ``dataset``, with the same checks (:func:`check_scores`), flags
+    (``penalty_dominated``) and scale-aware score as a model of the zoo.
+
+    Parameters
+    ----------
+    features : array, list of arrays, dict of arrays, xarray.DataArray or xarray.Dataset
+        Per layer, an array of shape (n_stimuli, ...) whose rows are the dataset's scenes in
+        the order of ``dataset.scenes().stimuli`` (the 118 natural scenes of the Brain
+        Observatory in their id order); trailing axes are flattened. A dict or a Dataset names
+        the layers (their order is the depth order); a list is named ``layer0, layer1, ...``.
+    dataset : str, pathlib.Path or NeuralDataset
+    metrics : sequence of {"srp_ridge", "rsa"}
+    n_components : int, default 4096
+    alpha : float, default 1.0
+    threshold : float, default 0.8
+        Split-half reliability threshold of the neuron selection.
+    seed : int
+        Seed of the random projection.
+    model, train_type : str
+        Labels of the rows of the tables.
+    groupings : sequence of str
+        Neuron coordinates to score by besides ``area``.
+    progress : bool, optional
+    check : bool, default True
+        As in :func:`score_reduced`.
+    select_kwargs : dict, optional
+        More arguments for :func:`mbutils.data.select_neurons`.
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``scores``, ``scores_groups``, ``neuron_scores`` and ``summary``, as
+        :func:`score_model` returns them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mbutils.scoring import score_features
+    >>> pixels = np.random.default_rng(0).normal(size=(118, 64, 64))           # doctest: +SKIP
+    >>> tables = score_features({"pixels": pixels}, "data/synthetic.nc")     # doctest: +SKIP
+    >>> tables["summary"][["metric", "area", "max_score"]]                    # doctest: +SKIP
+    """
+    from ..reduction import RDMReducer, SparseRandomProjection
+
+    metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
+    for m in metrics:
+        _check_choice(m, METRICS, "metric")
+    if not metrics:
+        raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
+    if not np.isfinite(float(alpha)) or float(alpha) <= 0:
+        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
+    names, arrays = _feature_layers(features)
+    data, _path = _as_dataset(dataset)
+    targets, selected, _n_bad, _report = _select_targets(data, threshold, progress, select_kwargs)
+    n = selected.n_stimuli if hasattr(selected, "n_stimuli") else targets.y.shape[0]
+    for name, x in zip(names, arrays):
+        if x.shape[0] != n:
+            raise ValueError(f"features of layer {name!r} have {x.shape[0]} rows; the dataset has {n} scenes "
+                             "(one row per scene, in the order of dataset.scenes().stimuli)")
+    srp = SparseRandomProjection(n_components=n_components, seed=seed)
+    rdm_reducer = RDMReducer()
+    regression, rdms = [], []
+    for x in arrays:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        if "srp_ridge" in metrics:
+            regression.append(srp(x32) if x32.shape[1] > n_components else x32)
+        if "rsa" in metrics:
+            rdms.append(rdm_reducer(x32))
+    k = len(arrays)
+    layers = pd.DataFrame({"name": names, "index": np.arange(k), "depth": (np.arange(k) + 1) / k,
+                           "n_features": [x.shape[1] for x in arrays], "module_type": "features"})
+    tables = score_reduced(layers, regression if "srp_ridge" in metrics else None,
+                           rdms if "rsa" in metrics else None, targets, model=model, train_type=train_type,
+                           alpha=alpha, groupings=groupings, progress=progress, check=check)
+    tables["summary"] = summarize_scores(tables["scores"])
+    return tables
+
+
 class ScoreCheckError(ValueError):
     """Scores outside what the data allow (exactly 1, or above the noise ceiling): not results."""
 
@@ -509,7 +687,7 @@ def check_scores(scores: pd.DataFrame, neuron_scores: pd.DataFrame | None = None
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise ScoreCheckError(
             f"{len(problems)} scores outside what the data allow: {shown}. These are errors, not results: "
-            f"report them with the model and dataset (score_features(..., check=False) returns them for inspection)")
+            f"report them with the model and dataset (check=False returns them for inspection)")
 
 
 def summarize_scores(scores: pd.DataFrame, by="area", include_flagged=False) -> pd.DataFrame:
@@ -638,7 +816,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         float64-centered blocks, summed in float64) for the RDMs, which keeps RSA within about
         2e-7 of float64 at half the cost, and float64 for the exact mapping.
     loo_precision : {"float32", "float64"}
-        Arithmetic of the leave-one-out prediction products (see :func:`score_features`).
+        Arithmetic of the leave-one-out prediction products (see :func:`score_reduced`).
 
     Returns
     -------
@@ -646,13 +824,13 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (also written to
         ``out_dir`` with ``provenance.json``).
     """
-    from ..data import NeuralDataset, load_dataset, select_neurons
     from ..models import FeatureModel, extract, load_model
     from ..reduction import GramReducer, PCAReducer, RDMReducer, SparseRandomProjection
 
     t_start = time.perf_counter()
     timings = {}
-    _check_choice(weights, ("trained", "random"), "weights")
+    if weights is not None:
+        _check_choice(weights, TRAIN_TYPES, "weights")
     _check_choice(mapping, tuple(MAPPINGS_SCORE), "mapping")
     metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
     for m in metrics:
@@ -664,14 +842,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     if int(n_components) < 1:
         raise ValueError(f"n_components={n_components!r}; expected a positive integer")
 
-    dataset_path = None
-    if isinstance(dataset, (str, Path)):
-        dataset_path = Path(dataset)
-        dataset = load_dataset(dataset_path)
-    elif not isinstance(dataset, NeuralDataset):
-        raise TypeError(f"dataset must be a path or a NeuralDataset, got {type(dataset).__name__}")
-    else:
-        dataset_path = getattr(dataset, "path", None)
+    dataset, dataset_path = _as_dataset(dataset)
     if isinstance(model, str):
         model = load_model(model, weights=weights, device=device)
     elif not isinstance(model, FeatureModel):
@@ -679,11 +850,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     train_type = getattr(model, "weights", weights)
 
     t = time.perf_counter()
-    scenes = dataset.scenes()
-    selected, report = select_neurons(scenes, threshold=threshold, progress=progress, **(select_kwargs or {}))
-    if selected.n_neurons == 0:
-        raise ValueError(f"no neuron passed the selection (threshold={threshold}); lower the threshold")
-    targets, n_nan_neurons = _targets_from_dataset(selected)
+    targets, selected, n_nan_neurons, report = _select_targets(dataset, threshold, progress, select_kwargs)
     timings["selection_s"] = time.perf_counter() - t
 
     reducers = {}
@@ -703,7 +870,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     timings["features_from_cache"] = bool(fs.from_cache)
 
     t = time.perf_counter()
-    tables = score_features(
+    tables = score_reduced(
         fs.layers,
         regression_features=fs["regression"] if "regression" in reducers else None,
         layer_rdms=fs["rdm"] if "rdm" in reducers else None,
