@@ -141,3 +141,32 @@ def test_exact_mapping_is_ridge_on_full_features_and_rerun_uses_cache(tiny, tmp_
     prov = json.loads((tmp_path / "b" / "provenance.json").read_text())
     assert prov["timings"]["features_from_cache"] is True
     pd.testing.assert_frame_equal(again["scores"], tables["scores"])
+
+
+def test_areas_with_few_neurons_are_warned_about_and_marked():
+    from mbutils.scoring import Targets, score_reduced
+
+    rng = np.random.default_rng(0)
+    n = 30
+    areas = np.array(["VISp"] * 12 + ["VISl"] * 4)
+    y = rng.normal(size=(n, len(areas)))
+    neurons = pd.DataFrame({"cell_specimen_id": np.arange(len(areas)), "area": areas, "cre_line": "c",
+                            "imaging_depth": 175, "reliability": 0.9})
+    layers = pd.DataFrame({"name": ["a"], "index": [0], "depth": [1.0]})
+    with pytest.warns(RuntimeWarning, match=r"fewer than 10 neurons.*VISl \(4\)"):
+        out = score_reduced(layers, [rng.normal(size=(n, 8))], None, Targets(y, y, y, neurons), groupings=(),
+                            progress=False)
+    marked = out["scores"].groupby("area")["few_neurons"].all()
+    assert marked["VISl"] and not marked["VISp"]
+
+
+def test_provenance_is_strict_json_with_versions():
+    import json
+
+    from mbutils.scoring.pipeline import _strict_json, _versions
+
+    value = {"a": float("nan"), "b": [np.float32(1.5), np.inf], "c": np.arange(2), "d": {"e": -np.inf}}
+    text = json.dumps(_strict_json(value), allow_nan=False)
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": [0, 1], "d": {"e": None}}
+    v = _versions()
+    assert {"python", "numpy", "torch", "timm", "torchvision"} <= set(v)

@@ -26,11 +26,26 @@ __all__ = ["FeatureCache", "cache_key"]
 _FORMAT = 1
 
 
+def _library_versions() -> dict:
+    """Versions of the libraries that build the models (their layers and initialisers)."""
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("torch", "torchvision", "timm"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
 def cache_key(identity: str, stimuli_hash: str, reducer_keys: dict, seed: int) -> str:
-    """Hex key (SHA-256) of the things that determine reduced features."""
+    """Hex key (SHA-256) of the things that determine reduced features: the model's identity,
+    the stimuli, the reducers, the seed and the versions of torch, torchvision and timm."""
     payload = json.dumps(
         {"format": _FORMAT, "identity": identity, "stimuli": stimuli_hash,
-         "reducers": {k: reducer_keys[k] for k in sorted(reducer_keys)}, "seed": int(seed)},
+         "reducers": {k: reducer_keys[k] for k in sorted(reducer_keys)}, "seed": int(seed),
+         "libraries": _library_versions()},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()

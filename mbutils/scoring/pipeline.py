@@ -41,6 +41,9 @@ SCORES_VERSION = 3
 RDM_INDISTINCT = 1e-8
 #: an area score above its noise ceiling by more than this is an error (see check_scores)
 CEILING_MARGIN = 0.1
+#: areas with fewer selected neurons than this are warned about by name and marked
+#: (``few_neurons`` in the scores and the summary)
+MIN_AREA_NEURONS = 10
 #: mappings of the regression metric: name -> description
 MAPPINGS_SCORE = {
     "srp": "sparse random projection to n_components, then ridge GCV (the paper)",
@@ -519,11 +522,24 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     else:
         ns = pd.DataFrame(columns=["model", "train_type", "layer", "layer_index", "layer_depth", "cell_specimen_id",
                                    "area", "cre_line", "imaging_depth", "score", "penalty_dominated"])
-    out = {"scores": scores.reset_index(drop=True), "scores_groups": groups.reset_index(drop=True),
-           "neuron_scores": ns}
+    scores = scores.reset_index(drop=True)
+    _mark_few_neurons(scores, neurons)
+    out = {"scores": scores, "scores_groups": groups.reset_index(drop=True), "neuron_scores": ns}
     if check:
         check_scores(out["scores"], ns)
     return out
+
+
+def _mark_few_neurons(scores: pd.DataFrame, neurons: pd.DataFrame) -> None:
+    """Column ``few_neurons`` (area rows of an area with fewer than :data:`MIN_AREA_NEURONS`
+    selected neurons), and a warning that names those areas."""
+    counts = neurons["area"].value_counts()
+    few = sorted(a for a, c in counts.items() if c < MIN_AREA_NEURONS)
+    scores["few_neurons"] = scores["area"].isin(few).to_numpy() if len(scores) else np.zeros(0, dtype=bool)
+    if few:
+        listed = ", ".join(f"{a} ({int(counts[a])})" for a in few)
+        warnings.warn(f"areas with fewer than {MIN_AREA_NEURONS} neurons after the selection: {listed}; their scores "
+                      "are marked few_neurons=True and rest on few neurons", RuntimeWarning, stacklevel=3)
 
 
 def _feature_layers(features) -> tuple[list, list]:
@@ -721,6 +737,8 @@ def summarize_scores(scores: pd.DataFrame, by="area", include_flagged=False) -> 
         g = g.sort_values("layer_index")
         rec = dict(zip(keys, key))
         rec["n_layers"] = len(g)
+        if "few_neurons" in g.columns:
+            rec["few_neurons"] = bool(g["few_neurons"].any())
         flagged = g["penalty_dominated"].to_numpy(dtype=bool) if "penalty_dominated" in g.columns \
             else np.zeros(len(g), dtype=bool)
         rec["n_flagged"] = int(flagged.sum())
@@ -756,15 +774,49 @@ def summarize_scores(scores: pd.DataFrame, by="area", include_flagged=False) -> 
 
 # --------------------------------------------------------------------------- whole pipeline
 def _versions() -> dict:
+    """Versions of Python and of the packages behind the numbers, and the git commit of the
+    source checkout when mbutils runs from one."""
     import importlib.metadata as md
+    import subprocess
 
     out = {"python": platform.python_version()}
-    for pkg in ("mbutils", "numpy", "scipy", "scikit-learn", "pandas", "xarray", "torch", "timm"):
+    for pkg in ("mbutils", "numpy", "scipy", "scikit-learn", "pandas", "xarray", "torch", "torchvision", "timm",
+                "numba"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             pass
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            proc = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  timeout=10)
+            if proc.returncode == 0:
+                out["git_commit"] = proc.stdout.strip()
+                dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                       capture_output=True, text=True, timeout=10)
+                out["git_dirty"] = bool(dirty.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
     return out
+
+
+def _strict_json(value):
+    """``value`` with every float that is not finite as None (strict JSON: no NaN, no Infinity),
+    numpy scalars and arrays as Python values."""
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _strict_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
@@ -773,7 +825,7 @@ def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
         with atomic_write(out_dir / f"{name}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
     with atomic_write(out_dir / "provenance.json") as tmp:
-        tmp.write_text(json.dumps(provenance, indent=1, default=str))
+        tmp.write_text(json.dumps(_strict_json(provenance), indent=1, allow_nan=False))
 
 
 def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_components=4096, alpha=1.0,
