@@ -3,8 +3,10 @@ import re
 
 import pandas as pd
 import pytest
+import torch
 
 from mbutils.models import MODELS, get_model_info, list_models, load_model, resolve_name
+from mbutils.models._sources import IMAGENET_MEAN, IMAGENET_STD
 
 # The paper's zoo (model_typology.csv): torchvision, timm and Taskonomy rows.
 PAPER_TORCHVISION = """alexnet vgg11 vgg13 vgg16 vgg19 vgg11_bn vgg13_bn vgg16_bn vgg19_bn resnet18 resnet34
@@ -108,8 +110,17 @@ def test_baselines_in_registry():
 def test_load_model_validates_weights():
     with pytest.raises(ValueError, match="weights='imagenet'"):
         load_model("resnet18", weights="imagenet")
-    with pytest.raises(ValueError, match="no 'trained' variant"):
+    with pytest.raises(ValueError, match=r"no 'trained' variant; variants: \['random'\], available here: \['random'\]"):
         load_model("random_weights", weights="trained")
+
+
+def test_tasks_follow_the_library():
+    for name in ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"):
+        assert get_model_info(name).task == "detection"
+    for name in ("deeplabv3_resnet101", "fcn_resnet101"):
+        assert get_model_info(name).task == "segmentation"
+        assert "semantic segmentation" in get_model_info(name).description
+    assert get_model_info("r3d_18").task == "video"
 
 
 def test_cli_lists_models(capsys):
@@ -123,3 +134,82 @@ def test_cli_lists_models(capsys):
     for name in PAPER_TORCHVISION + PAPER_TASKONOMY + ["xception", "inception_v3_timm", "gabor"]:
         assert f"\n{name}," in table
     assert main(["models", "--source", "nope"]) == 1
+
+
+def _table():
+    from importlib import resources
+
+    with resources.files("mbutils.models").joinpath("model_table.csv").open() as fh:
+        return pd.read_csv(fh, keep_default_na=False)
+
+
+def _floats(text):
+    return tuple(float(v) for v in text.split())
+
+
+def test_torchvision_rows_match_the_library():
+    """Task (the builder's sub-package), preprocessing (the default weights' transforms),
+    parameter count and top-1 (the weights' meta) of every torchvision row."""
+    import torchvision
+
+    table = _table()
+    rows = table[table.source == "torchvision"]
+    assert len(rows) == 39
+    for r in rows.itertuples():
+        parts = torchvision.models.get_model_builder(r.arch).__module__.split(".")
+        kind = next((k for k in ("detection", "segmentation", "video") if k in parts), "classification")
+        assert r.task == {"classification": "imagenet"}.get(kind, kind), r.name
+        weights = torchvision.models.get_model_weights(r.arch).DEFAULT
+        tr = weights.transforms()
+        assert r.n_parameters == weights.meta["num_params"], r.name
+        if kind == "detection":
+            # the library's transform only scales to 0..1; the model normalises with ImageNet's stats
+            assert type(tr).__name__ == "ObjectDetection"
+            assert (_floats(r.mean), _floats(r.std)) == ((0.0,) * 3, (1.0,) * 3), r.name
+            with torch.device("meta"):
+                net = torchvision.models.get_model(r.arch, weights=None, weights_backbone=None)
+            assert net.transform.image_mean == pytest.approx(IMAGENET_MEAN)
+            assert net.transform.image_std == pytest.approx(IMAGENET_STD)
+            assert r.input_size == 224 and r.interpolation == "bilinear"
+            continue
+        assert _floats(r.mean) == pytest.approx(tuple(tr.mean), abs=5e-7), r.name
+        assert _floats(r.std) == pytest.approx(tuple(tr.std), abs=5e-7), r.name
+        assert r.interpolation == tr.interpolation.value, r.name
+        if kind == "segmentation":
+            # the library resizes to 520; the zoo feeds the backbone's ImageNet size
+            assert list(tr.resize_size) == [520] and r.input_size == 224, r.name
+        else:
+            assert r.input_size == tr.crop_size[0], r.name
+        if kind == "classification":
+            assert float(r.imagenet_top1) == pytest.approx(weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]), r.name
+
+
+def test_timm_rows_match_the_library():
+    """Preprocessing (pretrained configuration), ImageNet-1k head and parameter count (built on the
+    meta device: no memory, no weights) of every timm row."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    table = _table()
+    rows = table[table.source == "timm"]
+    assert len(rows) == 78
+    for r in rows.itertuples():
+        cfg = get_pretrained_cfg(r.arch)
+        assert r.input_size == cfg.input_size[-1], r.name
+        assert _floats(r.mean) == pytest.approx(tuple(cfg.mean), abs=5e-7), r.name
+        assert _floats(r.std) == pytest.approx(tuple(cfg.std), abs=5e-7), r.name
+        assert r.interpolation == cfg.interpolation, r.name
+        assert r.task == "imagenet" and cfg.num_classes == 1000, r.name
+        with torch.device("meta"):
+            net = timm.create_model(r.arch, pretrained=False)
+        assert r.n_parameters == sum(p.numel() for p in net.parameters()), r.name
+
+
+def test_display_names_state_the_depth():
+    """A display name gives the depth of its architecture (ResNeXt-101 is no ResNext50)."""
+    for r in _table().itertuples():
+        if r.source not in ("torchvision", "timm"):
+            continue
+        for family, depth in re.findall(r"(resnext|resnet|vgg|densenet|dla|darknet)(\d+)", r.arch):
+            assert depth in re.findall(r"\d+", r.display_name), (r.name, r.display_name)
+    assert get_model_info("resnext101_32x8d").display_name == "ResNext101-32x8D"

