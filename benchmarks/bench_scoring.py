@@ -51,15 +51,27 @@ def _model():
     return load_model("resnet18", weights="random", device="cpu")
 
 
+def _score_reduced():
+    """The reduced-feature scorer (``score_features`` in a base tree of an A/B comparison)."""
+    try:
+        from mbutils.scoring.pipeline import score_reduced
+    except ImportError:
+        from mbutils.scoring.pipeline import score_features as score_reduced
+    return score_reduced
+
+
 def _targets(y, y_odd, y_even, areas):
     import pandas as pd
 
-    from mbutils.scoring.pipeline import _Targets
+    try:
+        from mbutils.scoring.pipeline import Targets
+    except ImportError:  # a base tree of an A/B comparison (ab_scoring.py) before the rename
+        from mbutils.scoring.pipeline import _Targets as Targets
 
     n = y.shape[1]
     neurons = pd.DataFrame({"cell_specimen_id": np.arange(n), "area": areas, "cre_line": "Cux2",
                             "imaging_depth": 175, "reliability": np.nan})
-    return _Targets(y, y_odd, y_even, neurons, None)
+    return Targets(y, y_odd, y_even, neurons, None)
 
 
 def part_forward(out):
@@ -78,13 +90,13 @@ def part_forward(out):
 def _ours_once(model, stimuli, y, y_odd, y_even, areas):
     from mbutils.models import extract
     from mbutils.reduction import RDMReducer, SparseRandomProjection
-    from mbutils.scoring.pipeline import score_features
+    score_reduced = _score_reduced()
 
     t = time.perf_counter()
     reducers = {"regression": SparseRandomProjection(4096, seed=0), "rdm": RDMReducer(precision="float32")}
     fs = extract(model, stimuli, reducers, cache=False, progress=False)
     t_extract = time.perf_counter() - t
-    tables = score_features(fs.layers, fs["regression"], fs["rdm"], _targets(y, y_odd, y_even, areas),
+    tables = score_reduced(fs.layers, fs["regression"], fs["rdm"], _targets(y, y_odd, y_even, areas),
                             groupings=(), progress=False)
     return fs, tables, time.perf_counter() - t, t_extract
 
@@ -137,7 +149,7 @@ def part_naive(out):
 def part_scaling(out, features_file):
     import pandas as pd
 
-    from mbutils.scoring.pipeline import score_features
+    score_reduced = _score_reduced()
 
     z = np.load(features_file)
     feats = [z[k] for k in sorted(z.files, key=lambda s: int(s.split("_")[1]))]
@@ -147,14 +159,14 @@ def part_scaling(out, features_file):
     for n in (1000, 6619, 20000, 60000):
         _, y, yo, ye, areas = make_inputs(n_neurons=n)
         t = time.perf_counter()
-        score_features(layers, feats, None, _targets(y, yo, ye, areas), groupings=(), progress=False)
+        score_reduced(layers, feats, None, _targets(y, yo, ye, areas), groupings=(), progress=False)
         rows.append({"n_neurons": n, "n_stimuli": N_STIMULI, "scoring_seconds": time.perf_counter() - t})
     rng = np.random.default_rng(1)
     for s in (236, 472):
         _, y, yo, ye, areas = make_inputs(n_neurons=N_NEURONS, n_stimuli=s)
         fz = [rng.normal(size=(s, f.shape[1])).astype(np.float32) for f in feats]
         t = time.perf_counter()
-        score_features(layers, fz, None, _targets(y, yo, ye, areas), groupings=(), progress=False)
+        score_reduced(layers, fz, None, _targets(y, yo, ye, areas), groupings=(), progress=False)
         rows.append({"n_neurons": N_NEURONS, "n_stimuli": s, "scoring_seconds": time.perf_counter() - t})
     return {"rows": rows}
 

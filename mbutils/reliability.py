@@ -320,7 +320,7 @@ def rdm_reliability_by_area(dataset, n_splits=10, seed=0):
     """
     import pandas as pd
 
-    from .results import ordered_areas
+    from .constants import order_areas as ordered_areas
 
     responses = dataset.responses
     rows = []
