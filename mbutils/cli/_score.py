@@ -1,12 +1,16 @@
-"""``mbutils score MODEL --dataset FILE --out DIR [--weights trained|random] [...]``."""
+"""``mbutils score MODEL --dataset FILE --out DIR [--weights trained|random] [...]``: score one model."""
 from __future__ import annotations
+
+import argparse
 
 
 def _run(args) -> int:
-    from .pipeline import score_model
+    from ..models import default_weights
+    from ..scoring.pipeline import score_model
 
+    weights = args.weights if args.weights is not None else default_weights(args.model)
     tables = score_model(
-        args.model, args.dataset, args.out, weights=args.weights, metrics=tuple(args.metrics),
+        args.model, args.dataset, args.out, weights=weights, metrics=tuple(args.metrics),
         n_components=args.n_components, alpha=args.alpha, threshold=args.threshold, mapping=args.mapping,
         seed=args.seed, cache=not args.no_cache, batch_size=args.batch_size,
     )
@@ -18,15 +22,30 @@ def _run(args) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, parents) -> None:
+    """Register ``mbutils score``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The top-level ``add_subparsers()`` object.
+    parents : list of argparse.ArgumentParser
+        Parsers holding the global options.
+    """
     p = subparsers.add_parser(
-        "score", help="score one model (SRP-Ridge and RSA) on a dataset file",
-        description="Score one model against a dataset: neuron selection, one streamed pass over the "
-                    "118 scenes, SRP-Ridge and RSA per layer and area; writes tidy Parquet tables.")
+        "score", help="score one model (SRP-Ridge and RSA) on a dataset", parents=parents,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score one model against a dataset: neuron selection, one streamed pass over the\n"
+                    "118 scenes, SRP-Ridge and RSA per layer and area; writes tidy Parquet tables.",
+        epilog="examples:\n"
+               "  mbutils score resnet18 --weights random --dataset data/synthetic.nc --out results/resnet18\n"
+               "  mbutils score efficientnet_lite0 --dataset data/synthetic.nc --out results/lite0 --metrics rsa")
     p.add_argument("model", help="registry name (see `mbutils models`)")
     p.add_argument("--dataset", required=True, help="dataset file (NetCDF, schema in docs/dataset.md)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--weights", default="trained", choices=["trained", "random"])
+    p.add_argument("--weights", default=None, choices=["trained", "random"],
+                   help="model variant (default: trained where the model has trained weights on this "
+                        "machine, else its first available variant; baselines: random)")
     p.add_argument("--metrics", nargs="+", default=["srp_ridge", "rsa"], choices=["srp_ridge", "rsa"])
     p.add_argument("--n-components", type=int, default=4096, help="random projection size (default 4096)")
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty (default 1)")

@@ -1,6 +1,8 @@
 """``mbutils cache [--list] [--clear] [--stale] [--unused-days N] [--model M] [--kind K ...] [--dry-run]``."""
 from __future__ import annotations
 
+import argparse
+
 
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -24,7 +26,7 @@ def _summary(df):
 
 
 def _run(args) -> int:
-    from .caches import cache_usage, clear_cache
+    from ..caches import cache_usage, clear_cache
 
     filtering = args.clear or args.stale or args.unused_days is not None or args.model or args.kind
     if not args.clear:
@@ -46,13 +48,29 @@ def _run(args) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, parents) -> None:
+    """Register ``mbutils cache``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The top-level ``add_subparsers()`` object.
+    parents : list of argparse.ArgumentParser
+        Parsers holding the global options.
+    """
     p = subparsers.add_parser(
-        "cache", help="show or prune the on-disk caches (features, projection matrices, temporary files)",
-        description="Show what mbutils keeps under its cache folder (MBUTILS_CACHE, default "
-                    "~/.cache/mbutils), per kind and model, or remove entries with --clear. The filters "
-                    "combine: --clear --stale removes what no run will read again; --clear --unused-days 30 "
-                    "what no run used for 30 days; --clear alone removes everything of the kinds given.")
+        "cache", help="show or prune the on-disk caches", parents=parents,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Show what mbutils keeps under its cache folder (MBUTILS_CACHE, default\n"
+                    "~/.cache/mbutils: features, projection matrices, temporary files), per kind and\n"
+                    "model, or remove entries with --clear. The filters combine: --clear --stale removes\n"
+                    "what no run will read again; --clear --unused-days 30 what no run used for 30 days;\n"
+                    "--clear alone removes everything of the kinds given.",
+        epilog="examples:\n"
+               "  mbutils cache\n"
+               "  mbutils cache --clear --stale\n"
+               "  mbutils cache --clear --unused-days 30 --dry-run\n"
+               "  mbutils cache --clear --kind features --model resnet18")
     p.add_argument("--list", action="store_true", help="one line per entry instead of a summary")
     p.add_argument("--clear", action="store_true", help="remove the entries that match the filters")
     p.add_argument("--stale", action="store_true", help="only entries no run will read again")

@@ -1,14 +1,28 @@
-"""CLI: ``mbutils models [--available] [--source S]``."""
+"""``mbutils models [--available] [--source S] [--csv]``: list the model zoo."""
 from __future__ import annotations
 
+import argparse
 
-def add_parser(subparsers):
+
+def add_parser(subparsers, parents) -> None:
+    """Register ``mbutils models``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The top-level ``add_subparsers()`` object.
+    parents : list of argparse.ArgumentParser
+        Parsers holding the global options.
+    """
     p = subparsers.add_parser(
-        "models",
-        help="list the model zoo and which variants can run here",
-        description="List every model of the zoo (torchvision, timm, Taskonomy, EfficientNet-Lite, "
-        "baselines) and whether its trained/random variant can run on this machine (trained "
-        "weights in a local cache or a package).",
+        "models", help="list the model zoo and what can run here", parents=parents,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List every model of the zoo (torchvision, timm, Taskonomy, EfficientNet-Lite,\n"
+                    "baselines) and whether its trained/random variant can run on this machine\n"
+                    "(trained weights in a local cache or a package).",
+        epilog="examples:\n"
+               "  mbutils models --available\n"
+               "  mbutils models --source timm --csv > timm_models.csv",
     )
     p.add_argument("--available", action="store_true", help="only models with a variant that can run here")
     p.add_argument("--source", default=None,
@@ -20,7 +34,7 @@ def add_parser(subparsers):
 def _run(args) -> int:
     import pandas as pd
 
-    from .registry import list_models
+    from ..models.registry import list_models
 
     df = list_models(source=args.source, available=args.available)
     if df.empty:

@@ -1,0 +1,94 @@
+"""``mbutils sweep`` and ``mbutils book``: score every model of a config, build the book.
+
+The work is done by :mod:`mbutils.build`, imported inside the command functions.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _common_options(p) -> None:
+    p.add_argument("--dataset", default="data/synthetic.nc",
+                   help="dataset file (default: %(default)s, generated if missing); e.g. an Allen file "
+                        "from `mbutils data allen`")
+    p.add_argument("--results", default=None, help="results folder (default: results/<config name>)")
+    p.add_argument("--book", default="book",
+                   help="book folder: executed notebooks under <book>/generated (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: CPU count)")
+
+
+def add_parser(subparsers, parents) -> None:
+    """Register the ``sweep`` and ``book`` commands.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The top-level ``add_subparsers()`` object.
+    parents : list of argparse.ArgumentParser
+        Parsers holding the global options.
+    """
+    p = subparsers.add_parser(
+        "sweep", help="score every model of a sweep config (resumable)", parents=parents, formatter_class=_RAW,
+        description="Score every model of a config and execute its model card notebook, in parallel;\n"
+                    "finished models are skipped.",
+        epilog="examples:\n"
+               "  mbutils sweep --config smoke\n"
+               "  mbutils sweep --config configs/my_models.yml --dataset data/allen.nc --jobs 4")
+    p.add_argument("--config", required=True,
+                   help="sweep config: a YAML file or the name of a packaged config (smoke, default, paper)")
+    _common_options(p)
+    p.set_defaults(func=_sweep)
+
+    b = subparsers.add_parser(
+        "book", help="run the sweep and notebooks, build the HTML book", parents=parents, formatter_class=_RAW,
+        description="Build the jupyter-book: sweep, section notebooks, table of contents,\n"
+                    "jupyter-book build, headless-browser check.",
+        epilog="examples:\n"
+               "  mbutils book --config smoke\n"
+               "  mbutils book --config default --dataset data/allen.nc --book book_allen --no-browser-check")
+    b.add_argument("--config", required=True,
+                   help="sweep config: a YAML file or the name of a packaged config (smoke, default, paper)")
+    _common_options(b)
+    b.add_argument("--no-browser-check", action="store_true", help="skip the headless Chromium check")
+    b.set_defaults(func=_book)
+
+
+def _sweep(args) -> int:
+    from ..build import ensure_dataset, load_config, run_sweep
+
+    cfg = load_config(args.config)
+    dataset = ensure_dataset(args.dataset, cfg.neurons, cfg.seed)
+    summary = run_sweep(cfg, dataset, args.results or f"results/{cfg.name}", book=args.book, jobs=args.jobs)
+    print(summary)
+    if summary.failed:
+        print(f"mbutils sweep: {len(summary.failed)} model(s) failed; executed notebooks with the error "
+              f"are kept as {args.book}/generated/models/*.failed.ipynb", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _book(args) -> int:
+    from ..build import build_book, load_config
+
+    cfg = load_config(args.config)
+    result = build_book(cfg, args.dataset, args.results, book=args.book, jobs=args.jobs,
+                        browser_check=not args.no_browser_check)
+    print("models:\n" + str(result.models))
+    print("sections:\n" + str(result.sections))
+    if result.browser is not None:
+        print(result.browser)
+    if result.browser_skipped:
+        print(f"mbutils book: {result.browser_skipped}", file=sys.stderr)
+    where = result.html / "index.html" if result.html is not None else "no HTML"
+    print(f"book built in {result.seconds:.0f} s: {where}")
+    if result.failed:
+        names = ", ".join(r.name for r in result.failed)
+        print(f"mbutils book: {len(result.failed)} notebook(s) failed: {names}", file=sys.stderr)
+        return 1
+    if result.browser is not None and not result.browser.ok:
+        print("mbutils book: the browser check found problems (see above)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,95 @@
+"""``mbutils data synthetic`` and ``mbutils data allen``: build neural dataset files."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _run_synthetic(args) -> int:
+    from ..data.selection import select_neurons
+    from ..data.synthetic import make_synthetic
+
+    if args.neurons < 1:
+        raise ValueError(f"--neurons must be >= 1, got {args.neurons}")
+    dataset = make_synthetic(n_neurons=args.neurons, seed=args.seed)
+    path = dataset.save(args.out)
+    size_mb = path.stat().st_size / 1e6
+    print(f"wrote {path} ({dataset.n_neurons} neurons, {dataset.n_stimuli} stimuli, "
+          f"{dataset.n_trials} trials, {size_mb:.1f} MB)")
+    gt = dataset.ground_truth
+    print("planted ground truth: " + ", ".join(
+        f"{area} <- {info['layer']} (depth {info['depth']:.2f})" for area, info in gt["areas"].items()
+    ) + f" of {gt['model']} ({gt['weights']})")
+    _, report = select_neurons(dataset, threshold=args.threshold)
+    print()
+    print(report)
+    return 0
+
+
+def _allen_unavailable(reason: str):
+    def run(args) -> int:
+        print(f"mbutils data allen: unavailable: {reason}", file=sys.stderr)
+        return 1
+
+    return run
+
+
+def add_parser(subparsers, parents) -> None:
+    """Register ``mbutils data`` and its subcommands.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The top-level ``add_subparsers()`` object.
+    parents : list of argparse.ArgumentParser
+        Parsers holding the global options, given to every parser created here.
+    """
+    data = subparsers.add_parser(
+        "data", help="build neural dataset files (synthetic, Allen)", parents=parents, formatter_class=_RAW,
+        description="Build a neural dataset file (NetCDF, schema in docs/dataset.md).",
+        epilog="examples:\n"
+               "  mbutils data synthetic --out data/synthetic.nc\n"
+               "  mbutils data allen --cache ~/allen_cache --out data/allen.nc")
+    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", title="subcommands")
+    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
+
+    syn = data_sub.add_parser(
+        "synthetic", help="generate the synthetic mouse (the default dataset)", parents=parents,
+        formatter_class=_RAW,
+        description="Generate the synthetic mouse: Allen-like responses to 118 natural scenes + blank,\n"
+                    "with a planted ground truth (each area driven by one EfficientNet-Lite0 layer).",
+        epilog="examples:\n"
+               "  mbutils data synthetic --out data/synthetic.nc\n"
+               "  mbutils data synthetic --out data/small.nc --neurons 500 --seed 1")
+    syn.add_argument("--out", required=True, help="output NetCDF file, e.g. data/synthetic.nc")
+    syn.add_argument("--neurons", type=int, default=5000, help="number of neurons (default 5000; Allen: 59610)")
+    syn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    syn.add_argument("--threshold", type=float, default=0.8, help="reliability threshold of the printed funnel")
+    syn.set_defaults(func=_run_synthetic)
+
+    allen_help = "build the dataset from the Allen Brain Observatory"
+    allen_description = ("Build the dataset from the Allen Brain Observatory (Visual Coding two-photon,\n"
+                         "natural scenes) with allensdk. An interrupted build resumes where it stopped;\n"
+                         "--offline makes no network call and uses only what the cache holds.")
+    allen_epilog = ("examples:\n"
+                    "  mbutils data allen --cache ~/allen_cache --out data/allen.nc\n"
+                    "  mbutils data allen --cache ~/allen_cache --out data/visp.nc --offline --areas VISp")
+    try:
+        from ..data import allen
+    except ImportError as err:
+        allen_parser = data_sub.add_parser("allen", help=allen_help + " [unavailable]", parents=parents,
+                                           formatter_class=_RAW, description=allen_description,
+                                           epilog=allen_epilog)
+        allen_parser.add_argument("args", nargs=argparse.REMAINDER)
+        allen_parser.set_defaults(func=_allen_unavailable(f"mbutils.data.allen could not be imported ({err})"))
+        return
+    from . import _global_options_parser
+
+    # the command has its own --no-progress (same meaning as the global one)
+    allen_parser = data_sub.add_parser("allen", help=allen_help, formatter_class=_RAW,
+                                       parents=[_global_options_parser(exclude=["--no-progress"])],
+                                       description=allen_description, epilog=allen_epilog)
+    allen.add_allen_arguments(allen_parser)
+    allen_parser.set_defaults(func=allen.run_allen)
