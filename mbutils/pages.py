@@ -19,7 +19,10 @@ from pathlib import Path
 from .constants import AREA_GLOSSARY, AREAS
 
 __all__ = [
+    "ChapterSkipped",
     "DatasetBanner",
+    "header",
+    "require",
     "area_glossary",
     "book_overview",
     "dataset_banner",
@@ -219,3 +222,65 @@ def taskonomy_tasks():
         ("Vanishing Point", "Geometric", "Three Manhattan-world vanishing points."),
     ]
     return pd.DataFrame(rows, columns=["task", "cluster", "definition"])
+
+
+# --------------------------------------------------------------------------- page skeleton
+class ChapterSkipped(Exception):
+    """Raised by :func:`require`: the page's analysis cannot run on this run's models.
+
+    The book's build renders the page up to the cell that raised it (with the reason) and
+    counts it as done; in JupyterLab the reason is shown in one line instead of a traceback.
+    """
+
+    def _render_traceback_(self):  # IPython shows these lines instead of a traceback
+        return [f"Skipped: {self}"]
+
+
+def header(dataset, results):
+    """The top of a results page: the run's banner (dataset, models, left-out layers).
+
+    Parameters
+    ----------
+    dataset : str or pathlib.Path
+        Dataset file the run was scored on.
+    results : str or pathlib.Path
+        Results folder of the run.
+
+    Returns
+    -------
+    (run, label) : (mbutils.results.Run, dict)
+        The run's tables (:func:`mbutils.results.load_run`) and the dataset's label
+        (:func:`mbutils.results.dataset_label`).
+    """
+    from IPython.display import Markdown, display
+
+    from .results import dataset_label, load_run
+    from .stats import run_banner
+
+    label = dataset_label(dataset)
+    run = load_run(results)
+    display(Markdown(run_banner(run, label)))
+    return run, label
+
+
+def require(condition, reason: str) -> None:
+    """Stop the page, saying why, unless ``condition`` holds.
+
+    Parameters
+    ----------
+    condition : bool
+    reason : str
+        Markdown: what the page needs and what this run has.
+
+    Raises
+    ------
+    ChapterSkipped
+        When ``condition`` is false (after displaying "**Skipped:** reason").
+    """
+    if condition:
+        return
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"**Skipped:** {reason}"))
+    raise ChapterSkipped(reason)
+

@@ -160,6 +160,28 @@ def _finish_notebook(path, title=None):
     nbformat.write(nb, path)
 
 
+def _cut_at_skip(path) -> None:
+    """An executed notebook stopped by :func:`mbutils.pages.require`: keep the cells up to the
+    one that raised (without its error output) and drop papermill's error banner and the cells
+    that never ran."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if "papermill-error-cell-tag" in cell.metadata.get("tags", []):
+            continue
+        outputs = cell.get("outputs", [])
+        stopped = any(o.get("output_type") == "error" for o in outputs)
+        if stopped:
+            cell.outputs = [o for o in outputs if o.get("output_type") != "error"]
+        cells.append(cell)
+        if stopped:
+            break
+    nb.cells = cells
+    nbformat.write(nb, path)
+
+
 def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, title=None) -> NotebookRun:
     """Execute a notebook with papermill and save the executed ``.ipynb`` atomically.
 
@@ -186,6 +208,8 @@ def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, titl
     NotebookRun
         ``status`` ``"done"`` or ``"failed"`` (with the error's name and message); on
         failure the partially executed notebook is kept next to ``output`` as ``*.failed.ipynb``.
+        A page stopped by :func:`mbutils.pages.require` is ``"done"``, rendered up to the
+        reason it gives (``error`` starts with ``"skipped: "``).
     """
     import papermill as pm
 
@@ -204,6 +228,12 @@ def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, titl
                             extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except pm.PapermillExecutionError as err:
         seconds = time.perf_counter() - start
+        if err.ename == "ChapterSkipped" and tmp.exists():  # mbutils.pages.require: a page that says why
+            _cut_at_skip(tmp)
+            _finish_notebook(tmp, title)
+            os.replace(tmp, output)
+            failed_path.unlink(missing_ok=True)
+            return NotebookRun(output.stem, output, "done", seconds, f"skipped: {err.evalue}")
         if tmp.exists():
             os.replace(tmp, failed_path)
         output.unlink(missing_ok=True)

@@ -21,41 +21,36 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 tvr = stats.trained_vs_random(run, family="imagenet")
-ok = any(res["n_models"] > 0 for res in tvr.values())
-if not ok:
-    display(Markdown("**Skipped:** this chapter needs ImageNet architectures scored both trained and random; "
-                     f"this run has {len(run.family('imagenet', 'trained'))} trained and "
-                     f"{len(run.family('imagenet', 'random'))} random ImageNet models."))
+pages.require(any(res["n_models"] > 0 for res in tvr.values()),
+              "this chapter needs ImageNet architectures scored both trained and random; "
+              f"this run has {len(run.family('imagenet', 'trained'))} trained and "
+              f"{len(run.family('imagenet', 'random'))} random ImageNet models.")
 
 # %%
-if ok:
-    rankings = stats.model_rankings(run, family="imagenet")
-    fig = plots.plot_rankings(rankings, max_models=20 if smoke else 40,
-                              title="ImageNet-trained (red) vs randomly initialised (blue)")
-    display(fig)
-    plt.close(fig)
+rankings = stats.model_rankings(run, family="imagenet")
+fig = plots.plot_rankings(rankings, max_models=20 if smoke else 40,
+                          title="ImageNet-trained (red) vs randomly initialised (blue)")
+display(fig)
+plt.close(fig)
 
 # %%
-if ok:
-    for metric, res in tvr.items():
-        t = res["test"]
-        test_text = (f"paired t = {t.statistic:.3g}, p = {t.pvalue:.3g}, Cohen's d (paired) = {t.effect_size:.3g}"
-                     if t is not None else "too few pairs (< 3) for a paired t-test")
-        display(Markdown(f"**{stats.METRIC_LABELS[metric]}**: {res['n_random_ge_trained']} of {res['n_models']} "
-                         f"architectures have a random variant that matches or beats the trained one "
-                         f"({', '.join(res['random_ge_trained']) or 'none'}); {test_text}."))
-        display(res["table"].sort_values("difference").round(4))
+for metric, res in tvr.items():
+    t = res["test"]
+    test_text = (f"paired t = {t.statistic:.3g}, p = {t.pvalue:.3g}, Cohen's d (paired) = {t.effect_size:.3g}"
+                 if t is not None else "too few pairs (< 3) for a paired t-test")
+    display(Markdown(f"**{stats.METRIC_LABELS[metric]}**: {res['n_random_ge_trained']} of {res['n_models']} "
+                     f"architectures have a random variant that matches or beats the trained one "
+                     f"({', '.join(res['random_ge_trained']) or 'none'}); {test_text}."))
+    display(res["table"].sort_values("difference").round(4))

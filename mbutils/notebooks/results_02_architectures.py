@@ -21,63 +21,56 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 imagenet = run.family("imagenet", "trained")
-ok = len(imagenet) > 0
-if not ok:
-    display(Markdown("**Skipped:** this chapter needs ImageNet-trained models; this run has none."))
+pages.require(len(imagenet) > 0,
+              "this chapter needs ImageNet-trained models; this run has none.")
 
 # %%
-if ok:
-    rankings = stats.model_rankings(run, family="imagenet")
-    fig = plots.plot_rankings(rankings, max_models=20 if smoke else None, title="All ImageNet architectures")
-    display(fig)
-    plt.close(fig)
+rankings = stats.model_rankings(run, family="imagenet")
+fig = plots.plot_rankings(rankings, max_models=20 if smoke else None, title="All ImageNet architectures")
+display(fig)
+plt.close(fig)
 
 # %% [markdown]
 # ## Depth, size and ImageNet accuracy
 
 # %%
-if ok:
-    corr = stats.architecture_correlations(run)
-    display(corr.round(4))
-    fig = plots.plot_architecture_correlations(stats.model_summary(run, family="imagenet", train_type="trained"),
-                                               stats.n_layers(run))
-    display(fig)
-    plt.close(fig)
+corr = stats.architecture_correlations(run)
+display(corr.round(4))
+fig = plots.plot_architecture_correlations(stats.model_summary(run, family="imagenet", train_type="trained"),
+                                           stats.n_layers(run))
+display(fig)
+plt.close(fig)
 
 # %% [markdown]
 # ## Transformers vs other architectures
 
 # %%
-if ok:
-    contrast = stats.class_contrast(run, "Transformer")
-    display(contrast.round(4))
-    if contrast["t"].isna().all():
-        display(Markdown("Too few transformers or other architectures (need 2 of each) for a t-test."))
+contrast = stats.class_contrast(run, "Transformer")
+display(contrast.round(4))
+if contrast["t"].isna().all():
+    display(Markdown("Too few transformers or other architectures (need 2 of each) for a t-test."))
 
 # %% [markdown]
 # ## Training gain by architecture class
 
 # %%
-if ok:
-    diffs, tests = stats.training_gain_by_class(run)
-    if len(diffs):
-        fig = plots.plot_training_gain_by_class(diffs)
-        display(fig)
-        plt.close(fig)
-        display(tests.round(4) if len(tests) else Markdown("Fewer than two classes with 2 or more models: no pairwise tests."))
-    else:
-        display(Markdown("No architecture was scored both trained and random."))
+diffs, tests = stats.training_gain_by_class(run)
+if len(diffs):
+    fig = plots.plot_training_gain_by_class(diffs)
+    display(fig)
+    plt.close(fig)
+    display(tests.round(4) if len(tests) else Markdown("Fewer than two classes with 2 or more models: no pairwise tests."))
+else:
+    display(Markdown("No architecture was scored both trained and random."))

@@ -20,28 +20,24 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 encoders = run.family("taskonomy")
-ok = len(encoders) > 0
-if not ok:
-    display(Markdown("**Skipped:** this chapter needs Taskonomy encoders (visualpriors weights); this run has none."))
+pages.require(len(encoders) > 0,
+              "this chapter needs Taskonomy encoders (visualpriors weights); this run has none.")
 
 # %%
-if ok:
-    rankings = stats.model_rankings(run, family="taskonomy")
-    fig = plots.plot_taskonomy_rankings(rankings)
-    display(fig)
-    plt.close(fig)
-    display(rankings[["model", "train_type", "task_cluster", "metric", "score", "ci_low", "ci_high"]].round(4))
+rankings = stats.model_rankings(run, family="taskonomy")
+fig = plots.plot_taskonomy_rankings(rankings)
+display(fig)
+plt.close(fig)
+display(rankings[["model", "train_type", "task_cluster", "metric", "score", "ci_low", "ci_high"]].round(4))

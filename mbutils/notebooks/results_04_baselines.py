@@ -19,28 +19,24 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 baselines = run.family("baseline")
-ok = len(baselines) > 0
-if not ok:
-    display(Markdown("**Skipped:** this chapter needs the non-neural baselines; this run scored none."))
+pages.require(len(baselines) > 0,
+              "this chapter needs the non-neural baselines; this run scored none.")
 
 # %%
-if ok:
-    ms = stats.model_summary(run)
-    fig = plots.plot_baselines(ms)
-    display(fig)
-    plt.close(fig)
-    display(ms[ms["family"] == "baseline"][["model", "metric", "score", "n_areas"]].round(4))
+ms = stats.model_summary(run)
+fig = plots.plot_baselines(ms)
+display(fig)
+plt.close(fig)
+display(ms[ms["family"] == "baseline"][["model", "metric", "score", "n_areas"]].round(4))

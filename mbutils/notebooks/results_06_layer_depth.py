@@ -20,17 +20,15 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 n_bins = 100

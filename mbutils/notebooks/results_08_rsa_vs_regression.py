@@ -20,31 +20,27 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 ms = stats.model_summary(run)
 ms = ms[ms["family"].isin(["imagenet", "taskonomy"])]
-ok = ms["model"].nunique() > 0
-if not ok:
-    display(Markdown("**Skipped:** no neural network models in this run."))
+pages.require(ms["model"].nunique() > 0,
+              "no neural network models in this run.")
 
 # %%
-if ok:
-    agreement = stats.metric_agreement(run)
-    display(agreement.round(4))
-    per_pair, means = stats.layerwise_agreement(run)
-    display(means.round(4))
-    fig = plots.plot_metric_agreement(ms, per_pair)
-    display(fig)
-    plt.close(fig)
+agreement = stats.metric_agreement(run)
+display(agreement.round(4))
+per_pair, means = stats.layerwise_agreement(run)
+display(means.round(4))
+fig = plots.plot_metric_agreement(ms, per_pair)
+display(fig)
+plt.close(fig)

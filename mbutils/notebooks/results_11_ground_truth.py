@@ -21,40 +21,33 @@ dataset = "data/synthetic.nc"
 results = "results/default"
 smoke = False
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import plots, stats
+from mbutils import pages, plots, stats
 
-label = stats.dataset_label(dataset)
-run = stats.load_run(results)
-display(Markdown(stats.run_banner(run, label)))
+run, label = pages.header(dataset, results)
 
 # %%
 gt = label["ground_truth"]
-ok = label["source"] == "synthetic" and gt is not None
-if not ok:
-    display(Markdown(f"**Skipped:** the dataset's source is '{label['source']}', which has no planted ground "
-                     "truth (only the synthetic mouse has one)."))
+pages.require(label["source"] == "synthetic" and gt is not None,
+              f"the dataset's source is '{label['source']}', which has no planted ground "
+              "truth (only the synthetic mouse has one).")
 
 # %%
-if ok:
-    recovery = stats.ground_truth_recovery(run, gt)
-    if not len(recovery):
-        ok = False
-        display(Markdown(f"**Skipped:** the generator model '{gt.get('model')}' ({gt.get('weights', 'trained')}) "
-                         "was not scored in this run."))
+recovery = stats.ground_truth_recovery(run, gt)
+pages.require(len(recovery) > 0,
+              f"the generator model '{gt.get('model')}' ({gt.get('weights', 'trained')}) was not scored in this run.")
 
 # %%
-if ok:
-    display(recovery.round(3))
-    fig = plots.plot_ground_truth(recovery)
-    display(fig)
-    plt.close(fig)
-    display(Markdown("Exact layer recovered in "
-                     + ", ".join(f"{stats.METRIC_LABELS.get(m, m)}: {int(g['exact'].sum())} of {len(g)} areas "
-                                 f"(mean |depth error| {g['depth_error'].abs().mean():.3f})"
-                                 for m, g in recovery.groupby("metric"))))
+display(recovery.round(3))
+fig = plots.plot_ground_truth(recovery)
+display(fig)
+plt.close(fig)
+display(Markdown("Exact layer recovered in "
+                 + ", ".join(f"{stats.METRIC_LABELS.get(m, m)}: {int(g['exact'].sum())} of {len(g)} areas "
+                             f"(mean |depth error| {g['depth_error'].abs().mean():.3f})"
+                             for m, g in recovery.groupby("metric"))))
