@@ -18,7 +18,8 @@ from mbutils.plots import (plot_layer_profile, plot_mapping_tradeoff, plot_relia
                            plot_selection_funnel)
 from mbutils.reliability import (noise_ceiling, rdm_reliability_by_area, reliability_table,  # noqa: E402
                                  splithalf_rdm_reliability)
-from mbutils.scoring import load_model_results, mapping_agreement  # noqa: E402
+from mbutils.results import load_model_results  # noqa: E402
+from mbutils.scoring import mapping_agreement  # noqa: E402
 from mbutils.scoring.mappings import reduce_features  # noqa: E402
 from mbutils.stats import best_layers_table, layer_counts  # noqa: E402
 
