@@ -162,11 +162,17 @@ def book_overview(dataset, results, config):
     with xr.open_dataset(dataset) as ds:
         areas = sorted(set(ds["area"].values.tolist())) if "area" in ds.coords else []
         n_trials = ds.sizes.get("trial", 0)
-    scored = sorted(p.parent.name for p in Path(results).glob("models/*/scores.parquet"))
-    rows = [("sweep config", str(config)), ("dataset file", str(path)),
+    from ._io import file_sha256
+    from .results import _model_folders
+
+    sha = file_sha256(dataset)
+    folders, left_out = _model_folders(Path(results), sha) if Path(results).is_dir() else ([], [])
+    scored = [f.name for f in folders]
+    rows = [("sweep config", str(config)), ("dataset file", str(path)), ("dataset sha256", sha),
             ("dataset source", attrs.get("source", "unknown")), ("neurons (before selection)", f"{n_neurons:,}"),
             ("stimuli", str(n_stimuli)), ("trials per stimulus", str(n_trials)), ("areas", ", ".join(areas)),
-            ("results folder", str(results)), ("models scored", f"{len(scored)}: " + ", ".join(scored))]
+            ("results folder", str(results)), ("models scored", f"{len(scored)}: " + ", ".join(scored)),
+            ("model folders of other datasets (left out)", str(len(left_out)))]
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
@@ -249,8 +255,9 @@ def header(dataset, results):
     Returns
     -------
     (run, label) : (mbutils.results.Run, dict)
-        The run's tables (:func:`mbutils.results.load_run`) and the dataset's label
-        (:func:`mbutils.results.dataset_label`).
+        The tables of the run's models scored on ``dataset`` (:func:`mbutils.results.load_run`
+        with ``dataset``; folders of other datasets are left out and counted in the banner)
+        and the dataset's label (:func:`mbutils.results.dataset_label`).
     """
     from IPython.display import Markdown, display
 
@@ -258,7 +265,7 @@ def header(dataset, results):
     from .stats import run_banner
 
     label = dataset_label(dataset)
-    run = load_run(results)
+    run = load_run(results, dataset=dataset if label["sha256"] else None)
     display(Markdown(run_banner(run, label)))
     return run, label
 

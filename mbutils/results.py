@@ -56,6 +56,11 @@ class Run:
         ``task_cluster`` (Taskonomy's "Other" merged into "2D"), ``n_parameters``,
         ``imagenet_top1``, ``family`` ("imagenet", "taskonomy", "baseline" or "other").
     results_dir : pathlib.Path or None
+    dataset_sha256 : str or None
+        SHA-256 of the dataset the tables were scored on, when the run was loaded for a dataset.
+    left_out : pandas.DataFrame
+        Model folders of the results folder that were not read (``folder, reason``): scored on
+        another dataset, or without a record of their dataset.
     flagged : pandas.DataFrame
         The penalty-dominated layers (``model, train_type, layer, layer_depth``): SRP-Ridge rows
         whose leave-one-out predictions are the leave-one-out mean (every neuron's r at most
@@ -72,6 +77,8 @@ class Run:
     results_dir: Path | None = None
     flagged: pd.DataFrame = dataclasses.field(
         default_factory=lambda: pd.DataFrame(columns=["model", "train_type", "layer", "layer_depth"]))
+    dataset_sha256: str | None = None
+    left_out: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["folder", "reason"]))
 
     def flagged_counts(self) -> pd.DataFrame:
         """Penalty-dominated layers per model: ``model, train_type, n_flagged, n_layers``."""
@@ -134,11 +141,39 @@ def load_model_results(folder) -> dict:
     return out
 
 
-def _read_tables(results_dir: Path) -> dict:
-    """Every model folder's tables under ``results_dir/models/``, concatenated."""
+def _dataset_of(folder: Path):
+    """SHA-256 of the dataset a model folder was scored on (its provenance), or None."""
+    try:
+        record = json.loads((folder / "provenance.json").read_text())
+        return (record.get("dataset") or {}).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _model_folders(results_dir: Path, dataset_sha256=None):
+    """``(folders to read, left-out table)``: the model folders with scores, those of one
+    dataset when ``dataset_sha256`` is given."""
+    folders = sorted(p for p in (results_dir / "models").glob("*") if (p / "scores.parquet").is_file())
+    if dataset_sha256 is None:
+        return folders, pd.DataFrame(columns=["folder", "reason"])
+    keep, left = [], []
+    for f in folders:
+        sha = _dataset_of(f)
+        if sha == dataset_sha256:
+            keep.append(f)
+        elif sha is None:
+            left.append((f.name, "no record of its dataset (provenance.json missing or unreadable)"))
+        else:
+            left.append((f.name, f"scored on another dataset (sha256 {sha[:12]})"))
+    return keep, pd.DataFrame(left, columns=["folder", "reason"])
+
+
+def _read_tables(results_dir: Path, folders=None) -> dict:
+    """Every model folder's tables under ``results_dir/models/`` (or ``folders``), concatenated."""
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results folder {str(results_dir)!r} does not exist")
-    folders = sorted(p for p in (results_dir / "models").glob("*") if (p / "scores.parquet").is_file())
+    if folders is None:
+        folders = _model_folders(results_dir)[0]
     tables = [load_model_results(f) for f in folders]
     return {name: pd.concat([t[name] for t in tables if len(t[name])], ignore_index=True)
             if any(len(t[name]) for t in tables) else pd.DataFrame() for name in TABLES}
@@ -232,7 +267,7 @@ def _split_flagged(tables: dict, include_flagged: bool) -> pd.DataFrame:
     return flagged
 
 
-def load_run(results, metadata=None, include_flagged=False, metrics=METRICS) -> Run:
+def load_run(results, metadata=None, include_flagged=False, metrics=METRICS, dataset=None) -> Run:
     """Load a sweep's results folder and join model metadata.
 
     Parameters
@@ -248,6 +283,10 @@ def load_run(results, metadata=None, include_flagged=False, metrics=METRICS) -> 
     metrics : sequence of str or None, default the paper's two (:data:`METRICS`)
         Metrics whose rows the tables keep; ``None`` keeps all (such as the scale-aware
         ``"srp_ridge_scaled"``, which the model cards show).
+    dataset : str or pathlib.Path, optional
+        Read only the model folders scored on this dataset file (by content hash, from each
+        folder's ``provenance.json``); the others are listed in ``Run.left_out`` with the
+        reason. Default: every model folder.
 
     Returns
     -------
@@ -256,7 +295,16 @@ def load_run(results, metadata=None, include_flagged=False, metrics=METRICS) -> 
     results_dir = Path(results)
     if not results_dir.is_dir():
         raise ValueError(f"results folder {str(results_dir)!r} does not exist; expected a sweep's results folder")
-    tables = _read_tables(results_dir)
+    sha = None
+    if dataset is not None:
+        from ._io import file_sha256
+
+        if not Path(dataset).is_file():
+            raise FileNotFoundError(f"dataset {str(dataset)!r} not found; load_run(dataset=...) reads the tables "
+                                    "scored on that file")
+        sha = file_sha256(dataset)
+    folders, left_out = _model_folders(results_dir, sha)
+    tables = _read_tables(results_dir, folders)
     names = set()
     for t in tables.values():
         if "model" in t.columns:
@@ -270,7 +318,8 @@ def load_run(results, metadata=None, include_flagged=False, metrics=METRICS) -> 
             t = tables[name]
             if len(t) and "metric" in t.columns:
                 tables[name] = t[t["metric"].isin(list(metrics))].reset_index(drop=True)
-    return Run(meta=meta, results_dir=results_dir, flagged=flagged, **{k: tables[k] for k in TABLES})
+    return Run(meta=meta, results_dir=results_dir, flagged=flagged, dataset_sha256=sha, left_out=left_out,
+               **{k: tables[k] for k in TABLES})
 
 
 def dataset_label(dataset) -> dict:
@@ -278,9 +327,13 @@ def dataset_label(dataset) -> dict:
 
     Returns ``{"source": "unknown", ...}`` when the file is missing or unreadable.
     """
-    out = {"path": str(dataset), "source": "unknown", "description": "", "ground_truth": None, "n_neurons": None}
+    out = {"path": str(dataset), "source": "unknown", "description": "", "ground_truth": None, "n_neurons": None,
+           "sha256": None}
     if dataset is None or not Path(dataset).exists():
         return out
+    from ._io import file_sha256
+
+    out["sha256"] = file_sha256(dataset)
     import xarray as xr
 
     with xr.open_dataset(dataset) as ds:
@@ -371,17 +424,31 @@ def neuron_reliability(run: Run, dataset=None, n_splits=10, seed=0):
 
 
 def run_banner(run: Run, label: dict) -> str:
-    """Markdown line saying which dataset and how many models the chapter's numbers come from."""
+    """Markdown line saying which dataset and how many models the chapter's numbers come from.
+
+    Everything that comes from the data (path, ``source`` attribute) is escaped: it reaches
+    the page as text, never as markup.
+    """
+    import html
+
     m = run.models
     counts = m.groupby(["family", "train_type"]).size() if len(m) else pd.Series(dtype=int)
     parts = ", ".join(f"{n} {fam} ({tt})" for (fam, tt), n in counts.items()) or "no scored models"
     src = label.get("source", "unknown")
     warn = (" **These are results on a synthetic dataset (a simulated mouse), not on recordings.**"
             if src == "synthetic" else "")
+    sha = run.dataset_sha256 or label.get("sha256")
+    sha_text = f", sha256 {sha[:12]}" if sha else ""
+    left = ""
+    if len(run.left_out):
+        reasons = run.left_out["reason"].str.split(" \\(").str[0].value_counts()
+        left = " Left out: " + "; ".join(f"{n} model folder(s) {html.escape(r)}" for r, n in reasons.items()) + "."
     counts = run.flagged_counts()
     flag = ""
     if len(counts):
         flag = (f" {int(counts['n_flagged'].sum())} penalty-dominated layers of {len(counts)} models (SRP-Ridge "
                 f"scores that measure the penalty, not the layer) are left out of every layer mean, profile and "
                 f"maximum here; their model cards show them.")
-    return f"Dataset: `{label.get('path')}` (source: **{src}**). Scored models: {parts}.{warn}{flag}"
+    path = html.escape(str(label.get("path")))
+    return (f"Dataset: <code>{path}</code> (source: <b>{html.escape(str(src))}</b>{sha_text}). "
+            f"Scored models: {parts}.{warn}{flag}{left}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write
+from ._io import atomic_write, file_sha256
 
 #: the planted depth of each area's best layer
 AREAS = {"VISp": 0.2, "VISl": 0.3, "VISal": 0.3, "VISrl": 0.35, "VISpm": 0.45, "VISam": 0.5}
@@ -69,7 +69,7 @@ def _layer_scores(n_layers, base, peak, amp, rng):
     return depth, base - amp / 2 + bump + rng.normal(0, 0.002, n_layers)
 
 
-def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0):
+def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset=None):
     """Write a fake sweep under ``folder/models/<model>__<train_type>/``.
 
     Parameters
@@ -78,6 +78,9 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0):
     models : list of str, optional  subset of :data:`FAKE_MODELS` (default all)
     n_neurons_per_area : int
     seed : int
+    dataset : str or pathlib.Path, optional
+        A dataset file (e.g. :func:`make_fake_dataset`'s) recorded as the tables' dataset in
+        each ``provenance.json`` (path and SHA-256), as :func:`mbutils.scoring.score_model` does.
 
     Returns
     -------
@@ -155,11 +158,13 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0):
                                         ceiling=np.where(best["metric"] == "rsa", 0.85, 0.7)))
             out = folder / "models" / f"{name}__{tt}"
             out.mkdir(parents=True, exist_ok=True)
+            dataset_sha = file_sha256(dataset) if dataset else None
             for tname, table in (("scores", scores), ("scores_groups", groups), ("neuron_scores", nscores),
                                  ("summary", summary)):
                 with atomic_write(out / f"{tname}.parquet") as tmp:
                     table.to_parquet(tmp, index=False)
             prov = dict(fake=True, parameters=dict(n_components=4096, alpha=1.0), timings=dict(total_s=1.5),
+                        dataset=dict(path=str(dataset) if dataset else None, sha256=dataset_sha),
                         model_info=dict(name=name, source=source, model_class=mclass, task=task,
                                         task_cluster=cluster, n_parameters=n_params,
                                         imagenet_top1=None if np.isnan(top1) else top1, display_name=name))

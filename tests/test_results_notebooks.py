@@ -36,8 +36,8 @@ def test_notebook_runs_with_papermill(path, tmp_path_factory):
 
     root = tmp_path_factory.getbasetemp() / "nb_fake"
     if not (root / "ds.nc").exists():
-        make_fake_results(root, n_neurons_per_area=3)
         make_fake_dataset(root / "ds.nc", n_neurons_per_area=3)
+        make_fake_results(root, n_neurons_per_area=3, dataset=root / "ds.nc")
     out = tmp_path_factory.mktemp("nb") / f"{path.stem}.ipynb"
     run = run_notebook(path, out, dict(dataset=str(root / "ds.nc"), results=str(root), smoke=True))
     assert run.status == "done", run.error

@@ -228,6 +228,15 @@ class NeuralDataset:
                 f"{where}: duplicate cell_specimen_id values {dup[:10].tolist()}"
                 f"{' ...' if dup.size > 10 else ''} ({dup.size} duplicated); ids must be unique"
             )
+        sid = ds["stimulus"].values
+        suniq, scounts = np.unique(sid, return_counts=True)
+        if (scounts > 1).any():
+            dup = suniq[scounts > 1]
+            raise ValueError(
+                f"{where}: duplicate stimulus ids {dup[:10].tolist()}{' ...' if dup.size > 10 else ''} "
+                f"({dup.size} duplicated); each stimulus (Allen frame index, -1 for the blank screen) must "
+                "appear once along 'stimulus'"
+            )
         if ds.sizes["neuron"] == 0:
             return self
         resp = ds["responses"].values

@@ -889,8 +889,8 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         _check_choice(m, METRICS, "metric")
     if not metrics:
         raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
-    if float(alpha) <= 0:
-        raise ValueError(f"alpha={alpha!r}; expected a positive penalty")
+    if not np.isfinite(float(alpha)) or float(alpha) <= 0:
+        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
     if int(n_components) < 1:
         raise ValueError(f"n_components={n_components!r}; expected a positive integer")
 
