@@ -62,3 +62,53 @@ def array_sha256(array) -> str:
     h.update(str(array.shape).encode())
     h.update(array.tobytes())
     return h.hexdigest()
+
+
+class FolderLockedError(RuntimeError):
+    """Another process is writing the folder (see :func:`folder_lock`)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what="writing"):
+    """Hold the lock of ``folder`` (one writer at a time) for the duration of the block.
+
+    The lock is an advisory ``flock`` on ``<folder>/.lock``: the operating system releases it
+    when its holder exits, however it exits, so a dead process never holds it. The file
+    records the holder (pid, host, start time, what it does) for the error message.
+
+    Raises
+    ------
+    FolderLockedError
+        At once, when another process (or another thread of this one) holds the lock.
+    """
+    import fcntl
+    import json
+    import socket
+    import time
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise FolderLockedError(
+                f"{str(folder)!r} is being written by another process ({holder}); wait for it to finish, or "
+                "use another results folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": time.strftime("%Y-%m-%dT%H:%M:%S"), "what": what}))
+        fh.flush()
+        try:
+            yield path
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()

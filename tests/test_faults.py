@@ -56,3 +56,99 @@ def test_duplicate_stimulus_ids_are_an_error(tmp_path):
     with pytest.raises(ValueError, match=rf"duplicate stimulus ids \[{ids[1]}\]"):
         NeuralDataset(ds.assign_coords(stimulus=ids))  # the check every loaded file goes through
     assert np.unique(load_dataset(tmp_path / "a.nc").ds["stimulus"].values).size == ds.sizes["stimulus"]
+
+
+def _hold_lock(folder, ready, release):
+    from mbutils._io import folder_lock
+
+    with folder_lock(folder, "test holder"):
+        ready.set()
+        release.wait(30)
+
+
+def test_a_folder_has_one_writer_and_a_dead_holder_frees_it(tmp_path):
+    """Problem 3 (the lock): a second writer is refused with the holder named; a killed holder
+    leaves no lock behind."""
+    import multiprocessing as mp
+
+    from mbutils._io import FolderLockedError, folder_lock
+
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_lock, args=(tmp_path, ready, release))
+    child.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(FolderLockedError, match=rf"another process .*\"pid\": {child.pid}.*test holder"):
+            with folder_lock(tmp_path):
+                pass
+        child.kill()  # dies holding the lock
+        child.join(30)
+        with folder_lock(tmp_path, "after the kill"):
+            pass
+    finally:
+        release.set()
+        if child.is_alive():
+            child.kill()
+
+
+def slow_scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
+    """Writes the dataset's hash as the model's 'scores', slowly (module level: importable)."""
+    import pathlib
+    import time
+
+    from mbutils._io import file_sha256
+
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    time.sleep(0.5)
+    for name in ("scores.parquet", "summary.parquet", "provenance.json"):
+        (out / name).write_text(file_sha256(dataset))
+
+
+CARD = '''# %% tags=["parameters"]
+model = "x"
+weights = "random"
+dataset = "d.nc"
+scores = "s"
+
+# %%
+print(open(scores + "/scores.parquet").read())
+'''
+
+
+def test_concurrent_sweeps_on_two_datasets_never_mix(tmp_path):
+    """Problem 3: two sweeps on different datasets into one results folder ended with one
+    dataset's marker over the other's tables."""
+    import json
+    import threading
+
+    from mbutils._io import file_sha256
+    from mbutils.build import ModelEntry, SweepConfig, run_sweep
+
+    card = tmp_path / "card.py"
+    card.write_text(CARD)
+    data = {k: tmp_path / f"{k}.nc" for k in "ab"}
+    for k, p in data.items():
+        p.write_bytes(f"dataset {k}".encode())
+    cfg = SweepConfig(name="t", models=[ModelEntry(m, "random") for m in ("alexnet", "gabor", "resnet18")])
+    summaries = {}
+
+    def sweep(k):
+        summaries[k] = run_sweep(cfg, data[k], tmp_path / "res", book=tmp_path / f"book_{k}", notebook=card,
+                                 jobs=1, progress=False, scorer=slow_scorer)
+
+    threads = [threading.Thread(target=sweep, args=(k,)) for k in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for folder in (tmp_path / "res" / "models").iterdir():
+        marker = json.loads((folder / "_scored.json").read_text())
+        assert marker["dataset_sha256"] == (folder / "scores.parquet").read_text()  # tables and marker agree
+    for k, summary in summaries.items():
+        for r in summary.runs:
+            if r.status == "done":  # a done model's card shows its own dataset's tables
+                assert file_sha256(data[k]) in r.output.read_text()
+            else:
+                assert "another process" in r.error or "rescored on another dataset" in r.error, r.error

@@ -24,7 +24,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from .._io import atomic_write, file_sha256
+from .._io import atomic_write, file_sha256, folder_lock
 from ._config import ModelEntry, SweepConfig, default_jobs, load_config, resolve_models
 from ._notebooks import (
     NOTEBOOKS,
@@ -55,7 +55,10 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
 
     Cached scores are reused when the folder holds the score files and a ``_scored.json``
     marker whose dataset hash and scoring arguments match; otherwise the model is (re)scored
-    with :func:`mbutils.scoring.score_model` and the marker written last, atomically.
+    with :func:`mbutils.scoring.score_model` and the marker written last, atomically. One
+    writer at a time: the folder is locked while it is checked and scored
+    (:func:`mbutils._io.folder_lock`); a second sweep that reaches it meanwhile fails for
+    this model with a message naming the holder, and never mixes its tables with the first's.
 
     Parameters
     ----------
@@ -88,18 +91,26 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     stamp = {"model": model, "weights": weights, "dataset_sha256": file_sha256(dataset), "scores": SCORES_VERSION,
              "score_kwargs": json.loads(json.dumps(score_kwargs, sort_keys=True, default=str))}
     marker = out_dir / SCORED_MARKER
-    if marker.exists() and all((out_dir / f).exists() for f in SCORE_FILES):
-        try:
-            if json.loads(marker.read_text()) == stamp:
-                return out_dir
-        except (ValueError, OSError):
-            pass
-    marker.unlink(missing_ok=True)
-    (out_dir / DONE_MARKER).unlink(missing_ok=True)
-    scorer(model, dataset, out_dir, weights=weights, progress=progress, **score_kwargs)
-    with atomic_write(marker) as tmp:
-        tmp.write_text(json.dumps(stamp, indent=1))
+    with folder_lock(out_dir, f"scoring {model} ({weights}) on {dataset.name}"):
+        if _stamp_matches(out_dir, stamp):
+            return out_dir
+        marker.unlink(missing_ok=True)
+        (out_dir / DONE_MARKER).unlink(missing_ok=True)
+        scorer(model, dataset, out_dir, weights=weights, progress=progress, **score_kwargs)
+        with atomic_write(marker) as tmp:
+            tmp.write_text(json.dumps(stamp, indent=1))
     return out_dir
+
+
+def _stamp_matches(out_dir: Path, stamp: dict) -> bool:
+    """Whether a model folder holds complete scores whose ``_scored.json`` equals ``stamp``."""
+    marker = out_dir / SCORED_MARKER
+    if not (marker.exists() and all((out_dir / f).exists() for f in SCORE_FILES)):
+        return False
+    try:
+        return json.loads(marker.read_text()) == stamp
+    except (ValueError, OSError):
+        return False
 
 
 def _score_job(model, weights, dataset, results, score_kwargs, scorer=None):
@@ -118,6 +129,14 @@ def _done_stamp(entry: ModelEntry, dataset_sha: str, notebook_sha: str, output: 
 
     return {"model": entry.model, "weights": entry.weights, "dataset_sha256": dataset_sha,
             "notebook_sha256": notebook_sha, "output": str(output), "scores": SCORES_VERSION}
+
+
+def _scored_dataset(folder: Path):
+    """The dataset hash of a model folder's ``_scored.json``, or None."""
+    try:
+        return json.loads((folder / SCORED_MARKER).read_text()).get("dataset_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _model_title(entry: ModelEntry) -> str:
@@ -269,6 +288,10 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
             run = run_notebook(notebook, output, params, timeout=timeout, title=_model_title(entry))
             run.name = entry.key
             run.seconds += scored[entry.key][0]
+            if run.status == "done" and _scored_dataset(results / "models" / entry.key) != dataset_sha:
+                output.unlink(missing_ok=True)  # the tables changed under the card: it shows another dataset
+                run.status, run.error = "failed", ("the model's folder was rescored on another dataset while its "
+                                                   "card was drawn (another sweep into the same results folder)")
             if run.status == "done":
                 with atomic_write(results / "models" / entry.key / DONE_MARKER) as tmp:
                     tmp.write_text(json.dumps(_done_stamp(entry, dataset_sha, notebook_sha, output), indent=1))
