@@ -132,6 +132,10 @@ def load_model_results(folder) -> dict:
     if not (folder / "scores.parquet").is_file():
         raise FileNotFoundError(f"no scores.parquet in {str(folder)!r}; score the model first "
                                 "(`mbutils score MODEL --dataset FILE --out FOLDER`)")
+    if not (folder / "provenance.json").is_file():
+        raise FileNotFoundError(f"the tables in {str(folder)!r} are incomplete (no provenance.json, which is "
+                                "written last: the scoring was interrupted or failed while writing); score the "
+                                "model again")
     out = {name: pd.read_parquet(folder / f"{name}.parquet") if (folder / f"{name}.parquet").is_file()
            else pd.DataFrame() for name in TABLES}
     try:
@@ -153,9 +157,11 @@ def _dataset_of(folder: Path):
 def _model_folders(results_dir: Path, dataset_sha256=None):
     """``(folders to read, left-out table)``: the model folders with scores, those of one
     dataset when ``dataset_sha256`` is given."""
-    folders = sorted(p for p in (results_dir / "models").glob("*") if (p / "scores.parquet").is_file())
+    found = sorted(p for p in (results_dir / "models").glob("*") if (p / "scores.parquet").is_file())
+    folders = [p for p in found if (p / "provenance.json").is_file()]
+    incomplete = [(p.name, "incomplete tables (no provenance.json)") for p in found if p not in folders]
     if dataset_sha256 is None:
-        return folders, pd.DataFrame(columns=["folder", "reason"])
+        return folders, pd.DataFrame(incomplete, columns=["folder", "reason"])
     keep, left = [], []
     for f in folders:
         sha = _dataset_of(f)
@@ -165,7 +171,7 @@ def _model_folders(results_dir: Path, dataset_sha256=None):
             left.append((f.name, "no record of its dataset (provenance.json missing or unreadable)"))
         else:
             left.append((f.name, f"scored on another dataset (sha256 {sha[:12]})"))
-    return keep, pd.DataFrame(left, columns=["folder", "reason"])
+    return keep, pd.DataFrame(incomplete + left, columns=["folder", "reason"])
 
 
 def _read_tables(results_dir: Path, folders=None) -> dict:

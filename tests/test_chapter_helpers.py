@@ -98,6 +98,7 @@ def test_layer_counts_and_model_results(tmp_path):
         s = _scores(rng)
         s = s[s["layer_index"] <= n_layers].assign(model=name.split("__")[0], train_type=name.split("__")[1])
         s.to_parquet(folder / "scores.parquet")
+        (folder / "provenance.json").write_text("{}")  # written last: the folder is complete
     (tmp_path / "models" / "empty__trained").mkdir()
     counts = layer_counts(tmp_path)
     assert counts.to_dict("records") == [dict(model="a", train_type="trained", n_layers=5),

@@ -152,3 +152,63 @@ def test_concurrent_sweeps_on_two_datasets_never_mix(tmp_path):
                 assert file_sha256(data[k]) in r.output.read_text()
             else:
                 assert "another process" in r.error or "rescored on another dataset" in r.error, r.error
+
+
+def test_outputs_are_checked_before_the_work(tmp_path):
+    """Problem 6: --out pointing at a file or the dataset, or empty, was found only at the end."""
+    from mbutils.scoring import score_model
+
+    dataset = tmp_path / "d.nc"
+    make_fake_dataset(dataset, n_neurons_per_area=3)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = {str(a_file): "is a file", str(dataset): "is the dataset file", "": "output folder is empty",
+             " ": "output folder is empty"}
+    for out, message in cases.items():
+        with pytest.raises(ValueError, match=message):
+            # an unknown model: had the output been checked after loading it, the error would be about the model
+            score_model("no_such_model", dataset, out)
+
+
+def test_a_rewritten_folder_is_incomplete_not_a_mix(tmp_path, monkeypatch):
+    """Problem 5: a failed write left one model's scores beside another's summary and provenance."""
+    import pandas as pd
+
+    from mbutils.results import load_model_results
+    from mbutils.scoring.pipeline import _write_tables
+
+    def tables(tag):
+        return {name: pd.DataFrame({"model": [tag], "value": [1.0]}) for name in
+                ("scores", "scores_groups", "neuron_scores", "summary")}
+
+    _write_tables(tmp_path, tables("alexnet"), {"model": "alexnet"})
+    assert load_model_results(tmp_path)["summary"]["model"].item() == "alexnet"
+    calls = []
+    real = pd.DataFrame.to_parquet
+
+    def full_disk(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        _write_tables(tmp_path, tables("gabor"), {"model": "gabor"})
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", real)
+    assert pd.read_parquet(tmp_path / "scores.parquet")["model"].item() == "gabor"  # half rewritten
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        load_model_results(tmp_path)
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_features_are_delivered(tmp_path):
+    """Problem 5: a read-only or full cache folder aborted after all the computation."""
+    from mbutils.models import KeepReducer, extract, load_model
+
+    not_a_folder = tmp_path / "cache_is_a_file"
+    not_a_folder.write_text("x")
+    stimuli = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="could not write the feature cache"):
+        fs = extract(load_model("gabor", weights="random"), stimuli, {"keep": KeepReducer()}, cache=not_a_folder,
+                     progress=False)
+    assert len(fs.layers) > 0 and fs["keep"][0].shape[0] == 3

@@ -174,7 +174,13 @@ def extract(model: FeatureModel, stimuli, reducers: dict, cache=True, progress=N
     seconds = time.perf_counter() - t0
     layers = pd.DataFrame(rows, columns=_LAYER_COLUMNS)
     if store is not None:
-        store.save(model.name, key, {"identity": model.identity, "layers": rows, "seconds": seconds}, results)
+        try:
+            store.save(model.name, key, {"identity": model.identity, "layers": rows, "seconds": seconds}, results)
+        except OSError as err:  # a read-only or full cache: the features are still delivered
+            import warnings
+
+            warnings.warn(f"could not write the feature cache in {str(store.root)!r} ({err.strerror or err}); "
+                          "the results are complete, only not cached", RuntimeWarning, stacklevel=2)
     return FeatureSet(layers, results, identity=model.identity, seconds=seconds)
 
 

@@ -819,8 +819,61 @@ def _strict_json(value):
     return str(value)
 
 
+def check_out_dir(out_dir, dataset_path=None) -> Path:
+    """Check, before any work, that ``out_dir`` can receive a model's tables.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+    dataset_path : str or pathlib.Path, optional
+        The dataset file (an output folder must not be it).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir`` resolved against the working directory, created if missing.
+
+    Raises
+    ------
+    ValueError
+        An empty path, a path that is a file (or the dataset), or a folder that cannot be written.
+    """
+    import shutil
+    import tempfile
+
+    if out_dir is None or str(out_dir).strip() == "":
+        raise ValueError("the output folder is empty; give a folder for the tables, e.g. --out results/mymodel")
+    out = Path(out_dir).expanduser().resolve()
+    if dataset_path is not None and out == Path(dataset_path).expanduser().resolve():
+        raise ValueError(f"the output folder {str(out)!r} is the dataset file; give another folder")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the output folder {str(out)!r} is a file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to the output folder {str(out)!r} ({err.strerror or err}); give a folder "
+                         "you can write to") from None
+    free = shutil.disk_usage(out).free
+    if free < _MIN_FREE_BYTES:
+        raise ValueError(f"only {free / 2**20:.0f} MiB free where the output folder {str(out)!r} lives; the tables "
+                         f"of one model take up to about {_MIN_FREE_BYTES / 2**20:.0f} MiB")
+    return out
+
+
+#: free space an output folder needs before scoring starts (the tables of one model with
+#: 100,000 neurons and 300 layers take about this much)
+_MIN_FREE_BYTES = 256 * 2 ** 20
+
+
 def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
+    """Write the tables as a set: ``provenance.json`` goes first (so that a folder being
+    rewritten is incomplete, not a mix of two runs) and is written again last, after every
+    table, marking the set complete (:func:`mbutils.results.load_model_results` reads only
+    complete folders)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "provenance.json").unlink(missing_ok=True)
     for name, df in tables.items():
         with atomic_write(out_dir / f"{name}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
@@ -893,6 +946,8 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
     if int(n_components) < 1:
         raise ValueError(f"n_components={n_components!r}; expected a positive integer")
+    if out_dir is not None:
+        out_dir = check_out_dir(out_dir, dataset if isinstance(dataset, (str, Path)) else None)
 
     dataset, dataset_path = _as_dataset(dataset)
     if isinstance(model, str):
