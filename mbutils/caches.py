@@ -50,6 +50,8 @@ TMP_STALE_HOURS = 6.0
 _COLUMNS = ["kind", "model", "name", "n_files", "bytes", "last_used", "stale", "reason", "paths"]
 _PROJECTION = re.compile(r"^srp-(?P<layout>m\d+)-(?P<p>\d+)x(?P<k>\d+)-seed(?P<seed>-?\d+)-t(?P<t>\d+)g(?P<g>\d+)\.npz$")
 _TMP_FILE = re.compile(r"^\..+\.tmp$")
+#: a feature entry's files: the first 32 hex digits of its key, .npz and .json
+_FEATURE_FILE = re.compile(r"^[0-9a-f]{32}\.(npz|json)$")
 
 
 def _root(cache_dir) -> Path:
@@ -96,8 +98,8 @@ def _feature_entries(folder: Path, now):
     for f in sorted(folder.iterdir()):
         if f.is_file() and _TMP_FILE.match(f.name):
             out.append(_tmp_entry(folder.name, f, now))
-        elif f.is_file() and f.suffix in (".npz", ".json"):
-            stems.setdefault(f.stem, []).append(f)
+        elif f.is_file() and not f.is_symlink() and _FEATURE_FILE.match(f.name):
+            stems.setdefault(f.stem, []).append(f)  # only files named as mbutils names them
     for stem, files in sorted(stems.items()):
         suffixes = {f.suffix for f in files}
         stale, reason = False, ""
@@ -126,7 +128,7 @@ def _projection_entries(folder: Path, now):
 
     out = []
     for f in sorted(folder.iterdir()):
-        if not f.is_file():
+        if not f.is_file() or f.is_symlink():
             continue
         if _TMP_FILE.match(f.name):
             out.append(_tmp_entry(None, f, now))
@@ -164,15 +166,17 @@ def cache_usage(cache_dir=None) -> pd.DataFrame:
     now = time.time()
     rows = []
     features = root / "features"
-    if features.is_dir():
-        for folder in sorted(p for p in features.iterdir() if p.is_dir()):
+    if features.is_dir() and not features.is_symlink():
+        # a symlinked folder is not followed: what it points to is not the cache's
+        for folder in sorted(p for p in features.iterdir() if p.is_dir() and not p.is_symlink()):
             rows.extend(_feature_entries(folder, now))
     projections = root / "projections"
-    if projections.is_dir():
+    if projections.is_dir() and not projections.is_symlink():
         rows.extend(_projection_entries(projections, now))
     tmp = root / "tmp"
-    if tmp.is_dir():
-        rows.extend(_tmp_entry(None, p, now) for p in sorted(tmp.iterdir()) if p.name.startswith("layers-"))
+    if tmp.is_dir() and not tmp.is_symlink():
+        rows.extend(_tmp_entry(None, p, now) for p in sorted(tmp.iterdir())
+                    if p.name.startswith("layers-") and not p.is_symlink())
     df = pd.DataFrame(rows, columns=_COLUMNS)
     df["last_used"] = pd.to_datetime(df["last_used"].astype(float), unit="s", utc=True)
     df["bytes"] = df["bytes"].astype("int64")
@@ -247,6 +251,6 @@ def clear_cache(kinds=None, model=None, unused_days=None, stale=False, dry_run=F
     if features.is_dir():  # model folders left empty
         for folder in features.iterdir():
             with contextlib.suppress(OSError):
-                if folder.is_dir() and not any(folder.iterdir()):
+                if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
                     folder.rmdir()
     return chosen

@@ -1,4 +1,6 @@
 """Bad input and faults that used to give believable wrong results (each test names its problem)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,37 @@ def test_an_unwritable_cache_is_a_warning_and_the_features_are_delivered(tmp_pat
         fs = extract(load_model("gabor", weights="random"), stimuli, {"keep": KeepReducer()}, cache=not_a_folder,
                      progress=False)
     assert len(fs.layers) > 0 and fs["keep"][0].shape[0] == 3
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "", "x y"])
+def test_a_config_name_cannot_leave_the_results_folder(name):
+    """Problem 8: a config name of '../../x' wrote outside results/."""
+    from mbutils.build import validate_config
+
+    with pytest.raises(ValueError, match="a config name is a folder name"):
+        validate_config({"name": name, "models": []}, valid_models=set())
+
+
+def test_cache_clear_removes_only_what_it_wrote(tmp_path):
+    """Problem 7: `mbutils cache --clear` deleted a user's results.json in the cache folder, and
+    files outside the cache through a symlinked folder."""
+    from mbutils.caches import clear_cache
+
+    cache = tmp_path / "cache"
+    ours = cache / "features" / "resnet18"
+    ours.mkdir(parents=True)
+    key = "0123456789abcdef0123456789abcdef"
+    (ours / f"{key}.npz").write_bytes(b"x")
+    (ours / f"{key}.json").write_text("{}")
+    users = ours / "results.json"
+    users.write_text('{"mine": 1}')
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / f"{key}.json").write_text("{}")
+    (outside / f"{key}.npz").write_bytes(b"y")
+    (cache / "features" / "linked").symlink_to(outside, target_is_directory=True)
+    removed = clear_cache(cache_dir=cache)
+    assert sorted(Path(p).name for ps in removed["paths"] for p in ps) == [f"{key}.json", f"{key}.npz"]
+    assert users.read_text() == '{"mine": 1}'
+    assert (outside / f"{key}.json").exists() and (outside / f"{key}.npz").exists()
+    assert not (ours / f"{key}.npz").exists()

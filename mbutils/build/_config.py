@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +40,7 @@ _CONFIG_KEYS = {
     "score": dict,
 }
 _ENTRY_KEYS = {"model", "weights"}
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +168,9 @@ def validate_config(raw, valid_models=None, source="config") -> SweepConfig:
     for key in ("name", "models"):
         if key not in raw:
             raise ValueError(f"{source}: missing required key {key!r}")
+    if not _SAFE_NAME.fullmatch(raw["name"]):
+        raise ValueError(f"{source}: name={raw['name']!r}; a config name is a folder name (letters, digits, '-', '_', "
+                         "'.'; not starting with '.'), since results/<name> holds its results")
     if raw.get("jobs") is not None and raw["jobs"] < 1:
         raise ValueError(f"{source}: jobs={raw['jobs']!r}; expected a positive integer")
     if raw.get("neurons") is not None and raw["neurons"] < 1:
