@@ -14,6 +14,9 @@ from mbutils.caches import TMP_STALE_HOURS, cache_usage, clear_cache
 from mbutils.cli import main
 from mbutils.models.cache import FeatureCache, _FORMAT, cache_key
 
+# planted stale entries (named as the cache names its entries)
+INCOMPLETE, OLDFMT, BROKEN = "a" * 32, "b" * 32, "c" * 32
+
 
 def _age(path, days):
     t = time.time() - days * 86400
@@ -22,7 +25,8 @@ def _age(path, days):
 
 @pytest.fixture()
 def cache(tmp_path):
-    """A cache folder with valid, incomplete, old-format and temporary entries."""
+    """A cache folder with valid, incomplete, old-format and temporary entries (entries are named
+    as mbutils names them: 32 hex digits)."""
     root = tmp_path / "cache"
     feats = FeatureCache(root / "features")
     keys = {}
@@ -31,11 +35,11 @@ def cache(tmp_path):
         feats.save(model, key, {"layers": [["l0", 1, 0.0, 3, "Conv2d"]]}, {"r": [np.arange(6.0).reshape(2, 3)]})
         keys[(model, tag)] = key
     m1 = root / "features" / "m1"
-    (m1 / "incomplete.npz").write_bytes(b"x" * 10)  # its JSON was never written
-    (m1 / "oldfmt.npz").write_bytes(b"y" * 20)
-    (m1 / "oldfmt.json").write_text(json.dumps({"format": _FORMAT - 1}))
-    (m1 / "broken.npz").write_bytes(b"z")
-    (m1 / "broken.json").write_text("{not json")
+    (m1 / f"{INCOMPLETE}.npz").write_bytes(b"x" * 10)  # its JSON was never written
+    (m1 / f"{OLDFMT}.npz").write_bytes(b"y" * 20)
+    (m1 / f"{OLDFMT}.json").write_text(json.dumps({"format": _FORMAT - 1}))
+    (m1 / f"{BROKEN}.npz").write_bytes(b"z")
+    (m1 / f"{BROKEN}.json").write_text("{not json")
     old_tmp = m1 / ".abc.npz.x1.npz.tmp"
     old_tmp.write_bytes(b"t" * 7)
     _age(old_tmp, TMP_STALE_HOURS / 24 + 0.1)
@@ -73,13 +77,13 @@ def test_usage_lists_every_entry_with_sizes_and_stale_reasons(cache):
         assert size == sum(os.stat(f).st_size for f in files) > 0
     by_name = df.set_index("name")
     stale = set(by_name.index[by_name["stale"]])
-    assert stale == {"incomplete", "oldfmt", "broken", ".abc.npz.x1.npz.tmp",
+    assert stale == {INCOMPLETE, OLDFMT, BROKEN, ".abc.npz.x1.npz.tmp",
                      "srp-m2-20000x64-seed0-t1024g256.npz", "layers-dead",
                      f"srp-{reduction._DISK_LAYOUT}-20000x64-seed0-t{reduction._kernels()._TASK * 2}g"
                      f"{reduction._kernels()._GROUP}.npz"}
-    assert by_name.loc["incomplete", "reason"].startswith("no JSON")
-    assert by_name.loc["oldfmt", "reason"] == f"format {_FORMAT - 1}, current {_FORMAT}"
-    assert by_name.loc["broken", "reason"] == "JSON does not parse"
+    assert by_name.loc[INCOMPLETE, "reason"].startswith("no JSON")
+    assert by_name.loc[OLDFMT, "reason"] == f"format {_FORMAT - 1}, current {_FORMAT}"
+    assert by_name.loc[BROKEN, "reason"] == "JSON does not parse"
     assert by_name.loc["srp-m2-20000x64-seed0-t1024g256.npz", "reason"].startswith("layout m2")
     assert not by_name.loc[current.name, "stale"]
     assert "notes.txt" not in by_name.index  # files the cache does not know are not listed
@@ -95,7 +99,7 @@ def test_clear_stale_removes_exactly_the_stale_entries(cache):
     assert sorted(removed["name"]) == sorted(preview["name"])
     assert len(removed) == 7
     left = _files(root)
-    assert "features/m1/incomplete.npz" not in left and "features/m1/oldfmt.json" not in left
+    assert f"features/m1/{INCOMPLETE}.npz" not in left and f"features/m1/{OLDFMT}.json" not in left
     assert "tmp/layers-dead/3.npy" not in left and not (root / "tmp" / "layers-dead").exists()
     assert "projections/notes.txt" in left and f"projections/{current.name}" in left
     assert "features/m1/.abc.npz.x2.npz.tmp" in left  # a fresh temporary file is kept

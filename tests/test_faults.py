@@ -60,12 +60,14 @@ def test_duplicate_stimulus_ids_are_an_error(tmp_path):
     assert np.unique(load_dataset(tmp_path / "a.nc").ds["stimulus"].values).size == ds.sizes["stimulus"]
 
 
-def _hold_lock(folder, ready, release):
+def _hold_lock(folder, ready):
+    import time
+
     from mbutils._io import folder_lock
 
     with folder_lock(folder, "test holder"):
         ready.set()
-        release.wait(30)
+        time.sleep(60)  # killed by the test before it wakes
 
 
 def test_a_folder_has_one_writer_and_a_dead_holder_frees_it(tmp_path):
@@ -76,8 +78,8 @@ def test_a_folder_has_one_writer_and_a_dead_holder_frees_it(tmp_path):
     from mbutils._io import FolderLockedError, folder_lock
 
     ctx = mp.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_hold_lock, args=(tmp_path, ready, release))
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_lock, args=(tmp_path, ready))
     child.start()
     try:
         assert ready.wait(60)
@@ -89,9 +91,9 @@ def test_a_folder_has_one_writer_and_a_dead_holder_frees_it(tmp_path):
         with folder_lock(tmp_path, "after the kill"):
             pass
     finally:
-        release.set()
         if child.is_alive():
             child.kill()
+            child.join(30)
 
 
 def slow_scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
