@@ -50,3 +50,34 @@ def test_bad_names(data):
         compare_mappings([x], y, reductions=("ica",))
     with pytest.raises(ValueError, match="regression='lasso'"):
         cv_predictions(x, y, "lasso")
+
+
+def test_unconverged_pls_fits_are_counted_not_printed(recwarn):
+    """PLS stopping at its iteration limit is a fact of the row (n_unconverged), not a warning
+    on the page."""
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.exceptions import ConvergenceWarning
+
+    import mbutils.scoring.mappings as mp
+    from mbutils.scoring import compare_mappings
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 30)), rng.normal(size=(40, 5))
+    real = mp._pls
+
+    def stubborn(n_components):  # PLS allowed 1 iteration: it cannot converge
+        def fit(x, y, alpha, n_splits, seed):
+            return mp._kfold_predictions(x, y, lambda: PLSRegression(n_components=3, scale=False, max_iter=1),
+                                         n_splits, seed)
+        return fit
+
+    mp.REGRESSIONS["pls_stubborn"] = stubborn(3)
+    try:
+        out = compare_mappings({"l": x}, y, reductions=("subset",), n_components=(20,),
+                               regressions=("pls_stubborn", "ridge_kfold"), progress=False)
+    finally:
+        del mp.REGRESSIONS["pls_stubborn"]
+    assert real is mp._pls
+    n = out.set_index("regression")["n_unconverged"]
+    assert n["pls_stubborn"] > 0 and n["ridge_kfold"] == 0
+    assert not [w for w in recwarn if issubclass(w.category, ConvergenceWarning)]

@@ -8,6 +8,7 @@ Pearson r per neuron between cross-validated predictions and responses, averaged
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,8 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
     -------
     pandas.DataFrame
         One row per (layer, reduction, n_components, regression): ``score`` (mean Pearson r over
-        neurons), ``n_nan``, ``reduce_s``, ``regress_s``, ``total_s``, ``n_features_used``,
+        neurons), ``n_nan``, ``n_unconverged`` (fits of an iterative regression, PLS, that
+        stopped at their iteration limit), ``reduce_s``, ``regress_s``, ``total_s``, ``n_features_used``,
         ``penalty_dominated`` (ridge by GCV on features so small against ``alpha`` that every
         neuron's leave-one-out r is at most -0.87; see
         :func:`mbutils.scoring._loo.penalty_deviation`; False for the other regressions).
@@ -161,16 +163,28 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
         t_red = time.perf_counter() - t0
         for g in regressions:
             t1 = time.perf_counter()
+            n_unconverged = 0
             if constant:  # no information: NaN scores (counted), not a fit on nothing
                 rr = np.full(y.shape[1], np.nan)
             else:
-                pred = cv_predictions(z, y, g, alpha=alpha, n_splits=n_splits, seed=seed)
+                from sklearn.exceptions import ConvergenceWarning
+
+                # PLS's iterative fits may stop at their iteration limit: counted per mapping
+                # (column n_unconverged), not printed
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    pred = cv_predictions(z, y, g, alpha=alpha, n_splits=n_splits, seed=seed)
+                n_unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+                for w in caught:
+                    if not issubclass(w.category, ConvergenceWarning):
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 rr = pearson_columns(pred, y)
             t_reg = time.perf_counter() - t1
             rows.append(dict(layer=name, reduction=r, n_components=int(k), regression=g,
                              mapping=f"{r}+{g}", n_features_used=int(z.shape[1]),
                              score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
-                             n_nan=int(np.isnan(rr).sum()), reduce_s=t_red, regress_s=t_reg,
+                             n_nan=int(np.isnan(rr).sum()), n_unconverged=int(n_unconverged),
+                             reduce_s=t_red, regress_s=t_reg,
                              total_s=t_red + t_reg,
                              penalty_dominated=bool(g == "ridge_gcv" and not constant and _dominated(z, alpha))))
     return pd.DataFrame(rows)
