@@ -250,3 +250,15 @@ def test_cache_clear_removes_only_what_it_wrote(tmp_path):
     assert users.read_text() == '{"mine": 1}'
     assert (outside / f"{key}.json").exists() and (outside / f"{key}.npz").exists()
     assert not (ours / f"{key}.npz").exists()
+
+
+def test_stimuli_too_small_for_the_model_are_an_error():
+    """Problem 4: 2x2-pixel images scored about -0.99 instead of failing."""
+    from mbutils.models import KeepReducer, extract, load_model
+
+    model = load_model("alexnet", weights="random")
+    tiny = np.random.default_rng(0).integers(0, 256, (3, 2, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"2x2 pixels; this model takes 224x224 inputs"):
+        extract(model, tiny, {"keep": KeepReducer()}, cache=False, progress=False)
+    ok = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    assert len(extract(model, ok, {"keep": KeepReducer()}, cache=False, progress=False).layers) > 0

@@ -28,6 +28,11 @@ from .base import AffineLink, FeatureModel, LayerInfo, check_stimuli
 __all__ = ["InputTransform", "TorchFeatureModel"]
 
 
+#: stimuli with a side under this many pixels (or under a 16th of a model's input side) are
+#: refused: resized to the input, they would give numbers without information
+MIN_STIMULUS_SIDE = 16
+
+
 @dataclasses.dataclass(frozen=True)
 class InputTransform:
     """How grayscale stimuli become a model's input.
@@ -51,6 +56,12 @@ class InputTransform:
         import torch
         import torch.nn.functional as F
 
+        h, w = np.shape(stimuli)[-2:]
+        smallest = min(self.size, max(MIN_STIMULUS_SIDE, self.size // 16))
+        if min(h, w) < smallest:
+            raise ValueError(f"the stimuli are {h}x{w} pixels; this model takes {self.size}x{self.size} inputs, and "
+                             f"images under {smallest} pixels a side carry too little to be resized to it; give "
+                             "larger images")
         x = torch.tensor(np.asarray(stimuli, dtype=np.uint8), dtype=torch.float32).div_(255.0)[:, None]
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode=self.interpolation, antialias=True,
