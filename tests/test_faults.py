@@ -262,3 +262,41 @@ def test_stimuli_too_small_for_the_model_are_an_error():
         extract(model, tiny, {"keep": KeepReducer()}, cache=False, progress=False)
     ok = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
     assert len(extract(model, ok, {"keep": KeepReducer()}, cache=False, progress=False).layers) > 0
+
+
+def test_infinite_responses_are_named_as_infinite(tmp_path):
+    """Problem 9: infinite values were reported as "NaN"."""
+    from mbutils.data import NeuralDataset, load_dataset
+
+    make_fake_dataset(tmp_path / "a.nc", n_neurons_per_area=3)
+    ds = load_dataset(tmp_path / "a.nc").ds.load()
+    resp = ds["responses"].values.copy()
+    resp[1, 2, 0] = np.inf
+    with pytest.raises(ValueError, match=r"1 infinite values \(1 neurons"):
+        NeuralDataset(ds.assign(responses=(ds["responses"].dims, resp)))
+
+
+def test_a_fifo_or_folder_is_refused_as_a_dataset(tmp_path):
+    """Problem 9: a FIFO given as the dataset blocked forever."""
+    import os
+
+    from mbutils.data import load_dataset
+
+    fifo = tmp_path / "pipe.nc"
+    os.mkfifo(fifo)
+    for bad in (fifo, tmp_path):
+        with pytest.raises(ValueError, match="not a regular file"):
+            load_dataset(bad)
+
+
+def test_float16_responses_are_read(tmp_path):
+    """Problem 9: float16 responses crashed the reader."""
+    from mbutils.data import load_dataset
+
+    make_fake_dataset(tmp_path / "a.nc", n_neurons_per_area=3)
+    ds = load_dataset(tmp_path / "a.nc").ds.load()
+    ds["responses"] = ds["responses"].astype(np.float16)
+    ds.to_netcdf(tmp_path / "half.nc", engine="h5netcdf")
+    got = load_dataset(tmp_path / "half.nc")
+    np.testing.assert_allclose(got.ds["responses"].values.astype(np.float32),
+                               ds["responses"].values.astype(np.float32))

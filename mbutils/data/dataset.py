@@ -178,9 +178,16 @@ class NeuralDataset:
                 f"dataset file {str(path)!r} not found; build the default one with "
                 f"`mbutils data synthetic --out {path}` (or `mbutils data allen`)"
             )
+        if not path.is_file():  # a folder, a FIFO or a device: reading it could block or mislead
+            raise ValueError(f"dataset {str(path)!r} is not a regular file; give a NetCDF file")
         try:
-            with xr.open_dataset(path) as handle:
-                ds = handle.load()
+            # h5netcdf first: it reads every float width (netCDF4 crashed on float16 variables)
+            try:
+                handle = xr.open_dataset(path, engine="h5netcdf")
+            except (OSError, ValueError, ImportError):
+                handle = xr.open_dataset(path)
+            with handle:
+                ds = _coerce_bools(handle.load())
         except (OSError, ValueError) as err:
             raise ValueError(f"dataset file {str(path)!r} could not be read as NetCDF: {err}") from err
         return cls(ds, path=path, validate=validate)
@@ -240,6 +247,14 @@ class NeuralDataset:
         if ds.sizes["neuron"] == 0:
             return self
         resp = ds["responses"].values
+        infinite = np.isinf(resp)
+        if infinite.any():
+            bad = ids[infinite.any(axis=(1, 2))]
+            raise ValueError(
+                f"{where}: 'responses' holds {int(infinite.sum())} infinite values ({bad.size} neurons, "
+                f"cell_specimen_id {bad[:10].tolist()}{' ...' if bad.size > 10 else ''}); responses must be finite, "
+                "with NaN for a missing trial"
+            )
         finite = np.isfinite(resp).any(axis=(1, 2))
         if not finite.any():
             raise ValueError(f"{where}: 'responses' is all NaN")
@@ -470,6 +485,17 @@ class _quiet_nanmean:
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)
+
+
+def _coerce_bools(ds):
+    """Boolean coordinates that a writer stored as 0/1 integers (NetCDF has no bool type) back
+    to bool; other values are left for the schema check to report."""
+    for name, kind in NEURON_COORDS.items():
+        if kind == "b" and name in ds.coords and ds[name].dtype.kind in "iu":
+            values = ds[name].values
+            if np.isin(values, (0, 1)).all():
+                ds = ds.assign_coords({name: (ds[name].dims, values.astype(bool))})
+    return ds
 
 
 def load_dataset(path, validate: bool = True) -> NeuralDataset:
