@@ -300,3 +300,13 @@ def test_float16_responses_are_read(tmp_path):
     got = load_dataset(tmp_path / "half.nc")
     np.testing.assert_allclose(got.ds["responses"].values.astype(np.float32),
                                ds["responses"].values.astype(np.float32))
+
+
+def test_malformed_yaml_is_one_clear_error(tmp_path):
+    """Problem 9: a malformed sweep config gave a traceback."""
+    from mbutils.build import load_config
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nmodels: [alexnet\n")
+    with pytest.raises(ValueError, match=r"is not valid YAML"):
+        load_config(bad)

@@ -114,6 +114,9 @@ def test_sweep_scores_then_renders_cards_resumes_and_reports_failures(sweep_dir)
 
 
 def test_sweep_resolves_relative_paths_against_the_working_directory(sweep_dir, monkeypatch):
+    """Issue 19, problem 1: a sweep started outside the repository with relative paths scored the
+    repository's dataset and wrote into the repository's results; here everything stays in the
+    caller's folder and the scores record the caller's file."""
     tmp, nb, data = sweep_dir
     work = tmp / "elsewhere"
     work.mkdir()
