@@ -542,6 +542,18 @@ def _mark_few_neurons(scores: pd.DataFrame, neurons: pd.DataFrame) -> None:
                       "are marked few_neurons=True and rest on few neurons", RuntimeWarning, stacklevel=3)
 
 
+def _check_metrics_alpha(metrics, alpha) -> tuple:
+    """The metrics as a tuple of known names, and alpha finite and positive, or a ValueError."""
+    metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
+    for m in metrics:
+        _check_choice(m, METRICS, "metric")
+    if not metrics:
+        raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
+    if not np.isfinite(float(alpha)) or float(alpha) <= 0:
+        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
+    return metrics
+
+
 def _feature_layers(features) -> tuple[list, list]:
     """``(names, arrays)`` of a user's features: a list of arrays, a dict by layer name, an
     xarray DataArray (one layer) or Dataset (one variable per layer)."""
@@ -627,13 +639,7 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
     """
     from ..reduction import RDMReducer, SparseRandomProjection
 
-    metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
-    for m in metrics:
-        _check_choice(m, METRICS, "metric")
-    if not metrics:
-        raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
-    if not np.isfinite(float(alpha)) or float(alpha) <= 0:
-        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
+    metrics = _check_metrics_alpha(metrics, alpha)
     names, arrays = _feature_layers(features)
     data, _path = _as_dataset(dataset)
     targets, selected, _n_bad, _report = _select_targets(data, threshold, progress, select_kwargs)
@@ -937,13 +943,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     if weights is not None:
         _check_choice(weights, TRAIN_TYPES, "weights")
     _check_choice(mapping, tuple(MAPPINGS_SCORE), "mapping")
-    metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
-    for m in metrics:
-        _check_choice(m, METRICS, "metric")
-    if not metrics:
-        raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
-    if not np.isfinite(float(alpha)) or float(alpha) <= 0:
-        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
+    metrics = _check_metrics_alpha(metrics, alpha)
     if int(n_components) < 1:
         raise ValueError(f"n_components={n_components!r}; expected a positive integer")
     if out_dir is not None:
