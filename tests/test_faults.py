@@ -310,3 +310,35 @@ def test_malformed_yaml_is_one_clear_error(tmp_path):
     bad.write_text("name: x\nmodels: [alexnet\n")
     with pytest.raises(ValueError, match=r"is not valid YAML"):
         load_config(bad)
+
+
+def test_sigterm_removes_the_temporary_layers(tmp_path):
+    """Problem 9: SIGTERM left the temporary layers of a batched forward pass on disk."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dataset = Path(__file__).resolve().parents[1] / "data" / "synthetic.nc"
+    if not dataset.exists():
+        pytest.skip("needs data/synthetic.nc (make data)")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "MBUTILS_CACHE": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "mbutils", "score", "resnet18", "--weights", "random",
+                             "--dataset", str(dataset), "--out", str(tmp_path / "out"), "--no-cache",
+                             "--batch-size", "4"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((cache / "tmp").glob("layers-*")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert list((cache / "tmp").glob("layers-*")), "the batched pass wrote no temporary layers"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+    assert not list((cache / "tmp").glob("layers-*"))
