@@ -342,3 +342,17 @@ def test_sigterm_removes_the_temporary_layers(tmp_path):
     assert proc.returncode == 143, err.decode()[-2000:]
     assert "Traceback" not in err.decode()
     assert not list((cache / "tmp").glob("layers-*"))
+
+
+def test_a_failed_card_leaves_another_sweeps_card_alone(tmp_path):
+    """Problem 8: one failed sweep deleted another sweep's finished notebook in a shared book folder."""
+    from mbutils.build import run_notebook
+
+    ok, bad = tmp_path / "ok.py", tmp_path / "bad.py"
+    ok.write_text('# %% tags=["parameters"]\ndataset = "d"\n\n# %%\nprint("the other sweep")\n')
+    bad.write_text('# %% tags=["parameters"]\ndataset = "d"\n\n# %%\nraise RuntimeError("planted")\n')
+    out = tmp_path / "book" / "generated" / "models" / "alexnet__random.ipynb"
+    assert run_notebook(ok, out).status == "done"
+    run = run_notebook(bad, out)
+    assert run.status == "failed" and "planted" in run.error
+    assert "the other sweep" in out.read_text() and out.with_suffix(".failed.ipynb").exists()

@@ -207,7 +207,8 @@ def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, titl
     -------
     NotebookRun
         ``status`` ``"done"`` or ``"failed"`` (with the error's name and message); on
-        failure the partially executed notebook is kept next to ``output`` as ``*.failed.ipynb``.
+        failure the partially executed notebook is kept next to ``output`` as ``*.failed.ipynb``
+        and a notebook already at ``output`` is not touched.
         A page stopped by :func:`mbutils.pages.require` is ``"done"``, rendered up to the
         reason it gives (``error`` starts with ``"skipped: "``).
     """
@@ -236,7 +237,8 @@ def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, titl
             return NotebookRun(output.stem, output, "done", seconds, f"skipped: {err.evalue}")
         if tmp.exists():
             os.replace(tmp, failed_path)
-        output.unlink(missing_ok=True)
+        # an executed notebook already at ``output`` is left alone: it may be another run's
+        # (several sweeps can share a book folder); the book lists only the pages that ran
         return NotebookRun(output.stem, output, "failed", seconds, f"{err.ename}: {err.evalue}")
     except BaseException:
         tmp.unlink(missing_ok=True)
