@@ -1,9 +1,6 @@
 """The results notebooks: structure (fast) and execution with papermill on a fake sweep (slow)."""
 import ast
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,5 @@
 """Sweep machinery: config validation, resumability, failure handling, table of contents."""
 import json
-import time
 
 import pytest
 import yaml
