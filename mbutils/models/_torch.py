@@ -28,8 +28,8 @@ from .base import AffineLink, FeatureModel, LayerInfo, check_stimuli
 __all__ = ["InputTransform", "TorchFeatureModel"]
 
 
-#: stimuli with a side under this many pixels (or under a 16th of a model's input side) are
-#: refused: resized to the input, they would give numbers without information
+#: stimuli with a side under this many pixels (and smaller than the model's input) are refused:
+#: resized to the input, they would give numbers without information
 MIN_STIMULUS_SIDE = 16
 
 
@@ -57,7 +57,7 @@ class InputTransform:
         import torch.nn.functional as F
 
         h, w = np.shape(stimuli)[-2:]
-        smallest = min(self.size, max(MIN_STIMULUS_SIDE, self.size // 16))
+        smallest = min(self.size, MIN_STIMULUS_SIDE)
         if min(h, w) < smallest:
             raise ValueError(f"the stimuli are {h}x{w} pixels; this model takes {self.size}x{self.size} inputs, and "
                              f"images under {smallest} pixels a side carry too little to be resized to it; give "
