@@ -173,10 +173,13 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset
     return neurons.set_index("cell_specimen_id")["reliability"]
 
 
-def make_fake_dataset(path, n_neurons_per_area=8, n_stimuli=12, n_trials=6, seed=0):
+def make_fake_dataset(path, n_neurons_per_area=8, n_stimuli=12, n_trials=6, seed=0, image_size=(8, 8)):
     """Write a tiny NetCDF dataset (the schema of docs/dataset.md) matching :func:`make_fake_results`'s neurons,
     with ``source="synthetic"`` and a ``ground_truth`` attribute (efficientnet_lite0, trained,
-    per area the planted layer and relative depth)."""
+    per area the planted layer and relative depth).
+
+    ``image_size`` (height, width) of the random stimuli: the default 8 x 8 for the tables'
+    tests; a model run needs at least 16 pixels a side (e.g. (240, 307), as the synthetic mouse)."""
     import xarray as xr
 
     rng = np.random.default_rng(seed)
@@ -195,7 +198,7 @@ def make_fake_dataset(path, n_neurons_per_area=8, n_stimuli=12, n_trials=6, seed
               areas={a: dict(layer=f"layer{int(round(d * n_layers)):03d}", depth=d) for a, d in AREAS.items()})
     ds = xr.Dataset(
         dict(responses=(("neuron", "stimulus", "trial"), responses),
-             stimuli=(("stimulus", "y", "x"), rng.integers(0, 255, (n_stimuli, 8, 8), dtype=np.uint8))),
+             stimuli=(("stimulus", "y", "x"), rng.integers(0, 255, (n_stimuli, *image_size), dtype=np.uint8))),
         coords=dict(cell_specimen_id=("neuron", np.array([r[0] for r in rows], dtype=np.int64)),
                     area=("neuron", np.array([r[1] for r in rows])),
                     cre_line=("neuron", np.array([r[2] for r in rows])),

@@ -210,9 +210,10 @@ def test_python_m_mbutils_version():
 @pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "mbutils: interrupted"),
                                                 (signal.SIGTERM, 143, "mbutils: terminated")])
 def test_signal_stops_a_real_score_run(signum, code, line, tmp_path):
-    dataset = REPO / "data" / "synthetic.nc"
-    if not dataset.exists():
-        pytest.skip("data/synthetic.nc is missing (`mbutils data synthetic --out data/synthetic.nc`)")
+    from mbutils.testing import make_fake_dataset
+
+    # 119 stimuli of the synthetic mouse's size: a run long enough to be interrupted
+    dataset = make_fake_dataset(tmp_path / "d.nc", n_stimuli=119, image_size=(240, 307))
     env = dict(os.environ, MBUTILS_CACHE=str(tmp_path / "cache"), MBUTILS_PROGRESS="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mbutils", "score", "gabor", "--weights", "random", "--dataset", str(dataset),

@@ -320,9 +320,7 @@ def test_sigterm_removes_the_temporary_layers(tmp_path):
     import sys
     import time
 
-    dataset = Path(__file__).resolve().parents[1] / "data" / "synthetic.nc"
-    if not dataset.exists():
-        pytest.skip("needs data/synthetic.nc (make data)")
+    dataset = make_fake_dataset(tmp_path / "d.nc", n_stimuli=119, image_size=(240, 307))
     cache = tmp_path / "cache"
     env = {**os.environ, "MBUTILS_CACHE": str(cache)}
     proc = subprocess.Popen([sys.executable, "-m", "mbutils", "score", "resnet18", "--weights", "random",
