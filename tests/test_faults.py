@@ -174,6 +174,32 @@ def test_outputs_are_checked_before_the_work(tmp_path):
             score_model("no_such_model", dataset, out)
 
 
+def test_unwritable_or_full_outputs_are_found_before_the_work(tmp_path, monkeypatch):
+    """Problem 6: a read-only place or a full disk was found only at the end, as a traceback.
+
+    Root writes through any permission bit, so the refusal of the file system is simulated where
+    the check asks it (creating a probe file; the free space)."""
+    import collections
+    import shutil
+    import tempfile
+
+    from mbutils.scoring.pipeline import check_out_dir
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "NamedTemporaryFile", refuse)
+        with pytest.raises(ValueError, match=r"cannot write to the output folder .*Permission denied"):
+            check_out_dir(tmp_path / "ro")
+    usage = collections.namedtuple("usage", "total used free")
+    with monkeypatch.context() as m:
+        m.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**20, 10 * 2**20 - 1024, 1024))
+        with pytest.raises(ValueError, match=r"only 0 MiB free"):
+            check_out_dir(tmp_path / "full")
+    assert check_out_dir(tmp_path / "fine") == (tmp_path / "fine").resolve()
+
+
 def test_a_rewritten_folder_is_incomplete_not_a_mix(tmp_path, monkeypatch):
     """Problem 5: a failed write left one model's scores beside another's summary and provenance."""
     import pandas as pd
@@ -354,3 +380,29 @@ def test_a_failed_card_leaves_another_sweeps_card_alone(tmp_path):
     run = run_notebook(bad, out)
     assert run.status == "failed" and "planted" in run.error
     assert "the other sweep" in out.read_text() and out.with_suffix(".failed.ipynb").exists()
+
+
+def test_constant_and_nearly_constant_layers_score_nan_and_are_counted(tmp_path):
+    """Problem 4: a near-constant layer scored about -1 (the leave-one-out mean) instead of NaN.
+
+    A layer whose spread across stimuli is below float32's resolution of its values (here 1e-6
+    of a magnitude of 3) carries no stimulus information: NaN in every metric, the row marked
+    ``constant`` and a warning that counts it. A layer that varies (1e-1) is scored."""
+    from mbutils.scoring import score_features
+
+    n = 40
+    path = make_fake_dataset(tmp_path / "d.nc", n_neurons_per_area=14, n_stimuli=n + 1)  # and a blank
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(1, 500)) + 3.0
+    feats = {"varies": base + 1e-1 * rng.normal(size=(n, 500)),
+             "nearly": (base + 1e-6 * rng.normal(size=(n, 500))).astype(np.float32),
+             "flat": np.repeat(base, n, axis=0)}
+    with pytest.warns(RuntimeWarning, match=r"constant across stimuli.*srp_ridge: 2 of 3 \(nearly, flat\)"):
+        tables = score_features(feats, path, progress=False, n_components=256)
+    s = tables["scores"].set_index(["layer", "metric", "area"])
+    for layer in ("nearly", "flat"):
+        rows = s.loc[layer]
+        assert rows["score"].isna().all() and rows["constant"].all(), layer
+    varies = s.loc["varies"]
+    assert varies["score"].notna().all() and not varies["constant"].any()
+    assert tables["neuron_scores"].query("layer == 'nearly'")["score"].isna().all()

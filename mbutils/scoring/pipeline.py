@@ -201,6 +201,8 @@ def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
     values : ndarray (n_layers, 3 * len(columns))
         Pearson r between the upper triangles (NaN where either has a non-finite value or is
         constant).
+    constant : ndarray (n_layers,), bool
+        Layers whose RDM is constant or indistinct (their rows of ``values`` are NaN).
     """
     n_stim = targets.y.shape[0]
     iu = np.triu_indices(n_stim, k=1)
@@ -217,13 +219,14 @@ def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
     for i in range(n_layers):
         layer_tri[:, i] = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
     values = _pearson_between_columns(layer_tri, np.stack(tri, axis=1))
+    constant = ~_unit_columns(layer_tri)[1] if len(flat) else np.ones(n_layers, bool)
     # a layer whose stimulus correlations spread by at most RDM_INDISTINCT gives every stimulus the
     # same activations up to rounding: its RDM holds no stimulus information that float64 can
     # carry (1 - r of nearly identical rows cancels), so its RSA is NaN, as a constant layer's
     with np.errstate(invalid="ignore"):
         indistinct = np.nanstd(layer_tri, axis=0) <= RDM_INDISTINCT if len(flat) else np.zeros(n_layers, bool)
     values[indistinct] = np.nan
-    return columns, values
+    return columns, values, constant | indistinct
 
 
 def _neuron_table_columns(layers, neurons, model, train_type) -> dict:
@@ -420,7 +423,10 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     ``scores`` tables carry ``score_odd``/``score_even`` and ``ceiling`` for the summary, and
     ``penalty_dominated``: True for the SRP-Ridge rows of layers whose leave-one-out
     predictions are the leave-one-out mean up to at most half its size, so that every neuron's
-    r is at most -0.87 whatever the layer; see :func:`~mbutils.scoring._loo.penalty_deviation`).
+    r is at most -0.87 whatever the layer; see :func:`~mbutils.scoring._loo.penalty_deviation`;
+    and ``constant``: True for the rows of layers whose features (SRP-Ridge: centered sum of
+    squares at most 1e-10 of the sum of squares) or RDM (RSA) are constant across stimuli, which
+    score NaN; a warning counts and names them).
     """
     _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
     if progress is None:
@@ -452,7 +458,7 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
                                            bool(scale_aware))
         ceilings = {key: _ceilings(targets, key) for key in label_sets}
         if layer_rdms is not None:
-            rsa_columns, rsa_values = _rsa_scores(targets, layer_rdms, len(layers), label_sets, codes)
+            rsa_columns, rsa_values, rsa_constant = _rsa_scores(targets, layer_rdms, len(layers), label_sets, codes)
             rsa_sizes = [int((label_sets[key] == g).sum()) for key, g in rsa_columns]
         if regression is not None and len(layers):
             ns_columns = _neuron_table_columns(layers, neurons, model, train_type)
@@ -474,9 +480,11 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         if regression_features is not None:
             neuron_scores.append(R[i][:n_neur])
             flag = bool(dominated[i])
-            for metric, RR, extra in (("srp_ridge", R, dict(penalty_dominated=flag, alpha=float(alpha))),
+            flat = bool(np.isnan(alpha_scaled[i]))
+            for metric, RR, extra in (("srp_ridge", R, dict(penalty_dominated=flag, alpha=float(alpha),
+                                                            constant=flat)),
                                       (SCALED_METRIC, R_scaled, dict(penalty_dominated=False,
-                                                                     alpha=float(alpha_scaled[i])))):
+                                                                     alpha=float(alpha_scaled[i]), constant=flat))):
                 if RR is None:
                     continue
                 r3 = RR[i]
@@ -497,20 +505,22 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
                                  score_odd=float(v[1]), score_even=float(v[2]),
                                  n_neurons=rsa_sizes[j],
                                  n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["rsa"],
-                                 penalty_dominated=False, alpha=np.nan))
+                                 penalty_dominated=False, alpha=np.nan, constant=bool(rsa_constant[i])))
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["grouping", "group", "layer", "layer_index", "layer_depth", "metric", "score",
                                       "score_odd", "score_even", "n_neurons", "n_nan", "ceiling",
-                                      "penalty_dominated", "alpha", "n_nonfinite"])
+                                      "penalty_dominated", "alpha", "n_nonfinite", "constant"])
     table.insert(0, "train_type", train_type)
     table.insert(0, "model", model)
     with np.errstate(invalid="ignore", divide="ignore"):
         table["score_normalized"] = table["score"] / table["ceiling"]
     cols = ["model", "train_type", "layer", "layer_index", "layer_depth", "metric"]
     table["penalty_dominated"] = table["penalty_dominated"].astype(bool)
+    table["constant"] = table["constant"].astype(bool)
+    _warn_constant_layers(table, len(layers))
     tail = ["score", "score_normalized", "n_neurons", "n_nan", "score_odd", "score_even", "ceiling",
-            "penalty_dominated", "alpha", "n_nonfinite"]
+            "penalty_dominated", "alpha", "n_nonfinite", "constant"]
     scores = table[table["grouping"] == "area"].rename(columns={"group": "area"})[cols + ["area"] + tail]
     groups = table[table["grouping"] != "area"].copy()
     groups["group"] = groups["group"].astype(str)
@@ -528,6 +538,20 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     if check:
         check_scores(out["scores"], ns)
     return out
+
+
+def _warn_constant_layers(table: pd.DataFrame, n_layers: int) -> None:
+    """A warning that counts and names the layers scored NaN because their features (or RDM) are
+    constant across stimuli, or nearly so against their scale (column ``constant``)."""
+    if not len(table) or not table["constant"].any():
+        return
+    parts = []
+    for metric, g in table[table["constant"]].groupby("metric", sort=False):
+        names = list(dict.fromkeys(g["layer"]))
+        shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+        parts.append(f"{metric}: {len(names)} of {n_layers} ({shown})")
+    warnings.warn("layers constant across stimuli (or nearly so against their scale) score NaN; "
+                  + "; ".join(parts), RuntimeWarning, stacklevel=3)
 
 
 def _mark_few_neurons(scores: pd.DataFrame, neurons: pd.DataFrame) -> None:
@@ -998,6 +1022,9 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     sc = tables["scores"]
     checks = {
         "penalty_dominated_layers": sorted(sc.loc[sc["penalty_dominated"], "layer"].unique().tolist()),
+        # layers scored NaN: features (or RDM) constant across stimuli, or nearly so against their scale
+        "constant_layers": {m: sorted(sc.loc[sc["constant"] & (sc["metric"] == m), "layer"].unique().tolist())
+                            for m in sc["metric"].unique()},
         "nonfinite_activations": {str(r["name"]): int(r["n_nonfinite"]) for _, r in fs.layers.iterrows()
                                   if int(r.get("n_nonfinite", 0))},
         # layers whose float32 reduction was redone in float64 (None: features read from the cache)
