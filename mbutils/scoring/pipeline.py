@@ -28,7 +28,7 @@ from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
 from .rsa import rdm
 
 __all__ = ["score_model", "score_features", "score_reduced", "Targets", "summarize_scores", "check_scores", "ScoreCheckError",
-           "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN"]
+           "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN", "RELIABILITY_CUTOFFS"]
 
 _log = logging.getLogger(__name__)
 METRICS = ("srp_ridge", "rsa")
@@ -36,7 +36,7 @@ METRICS = ("srp_ridge", "rsa")
 #: layer's centered Gram matrix (scale invariant; beside the paper's fixed alpha)
 SCALED_METRIC = "srp_ridge_scaled"
 #: version of the score tables' contents: score folders of another version are scored again
-SCORES_VERSION = 3
+SCORES_VERSION = 4
 #: RSA is NaN for a layer whose RDM entries spread (standard deviation) by at most this
 RDM_INDISTINCT = 1e-8
 #: an area score above its noise ceiling by more than this is an error (see check_scores)
@@ -51,7 +51,13 @@ MAPPINGS_SCORE = {
     "pca": "principal components (n_components) of the layer over the stimuli, then ridge GCV",
 }
 GROUPINGS = ("cre_line", "imaging_depth")
-TABLE_NAMES = ("scores", "scores_groups", "neuron_scores", "summary")
+TABLE_NAMES = ("scores", "scores_groups", "neuron_scores", "summary", "scores_reliability")
+#: split-half reliability cutoffs of the ``scores_reliability`` table (paper appendix A.6,
+#: Figure 6): 0.5 to 0.95 in steps of 0.05
+RELIABILITY_CUTOFFS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
+#: columns of the ``scores_reliability`` table
+RELIABILITY_COLUMNS = ["model", "train_type", "layer", "layer_index", "layer_depth", "metric", "area", "cutoff",
+                       "score", "n_neurons", "n_nan", "ceiling", "few_neurons", "penalty_dominated", "constant"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -159,7 +165,7 @@ def _layer_operators(f, features_are_gram, alpha, scale_aware):
 
 
 def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
-                       precision="float32", scale_aware=True):
+                       precision="float32", scale_aware=True, extra_y=None):
     """Ridge-GCV leave-one-out Pearson r of every layer and target.
 
     Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
@@ -177,6 +183,10 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
     dominated : ndarray (n_layers,), bool
     alpha_scaled : ndarray (n_layers,)
         Per layer (see :func:`_layer_operators`).
+    R_extra : ndarray (n_layers, n_extra) or None
+        With the paper's ``alpha``, all trials only, for the targets ``extra_y``
+        (n_stimuli, n_extra) when given: scored in a call of their own, so that ``R`` is the
+        same with or without them.
     """
     scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
     ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
@@ -189,11 +199,33 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
         R_scaled[:, :n] = LooPearson(targets.y, precision=precision).scores([o[1] for o in ops], n_workers)
     dominated = np.array([o[2] for o in ops], dtype=bool)
     alpha_scaled = np.array([o[3] for o in ops], dtype=np.float64)
-    return R, R_scaled, dominated, alpha_scaled
+    R_extra = None
+    if extra_y is not None and extra_y.shape[1]:
+        R_extra = LooPearson(extra_y, precision=precision).scores([o[0] for o in ops], n_workers)
+    return R, R_scaled, dominated, alpha_scaled, R_extra
 
 
-def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
+def _layer_triangles(layer_rdms, n_layers, n_stim):
+    """Upper triangles (above the diagonal) of the layer RDMs as columns.
+
+    Returns
+    -------
+    flat : ndarray (n_pairs,)
+        Flat indices of the upper triangle in an (n_stim, n_stim) matrix.
+    layer_tri : ndarray (n_pairs, n_layers), float64
+    """
+    iu = np.triu_indices(n_stim, k=1)
+    flat = np.ravel_multi_index(iu, (n_stim, n_stim))
+    layer_tri = np.empty((len(flat), n_layers))
+    for i in range(n_layers):
+        layer_tri[:, i] = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
+    return flat, layer_tri
+
+
+def _rsa_scores(targets, layer_tri, flat, n_layers, label_sets, codes):
     """RDM correlations of every layer with the neural RDM of every group (all, odd, even trials).
+
+    ``layer_tri``, ``flat``: from :func:`_layer_triangles`.
 
     Returns
     -------
@@ -204,9 +236,6 @@ def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
     constant : ndarray (n_layers,), bool
         Layers whose RDM is constant or indistinct (their rows of ``values`` are NaN).
     """
-    n_stim = targets.y.shape[0]
-    iu = np.triu_indices(n_stim, k=1)
-    flat = np.ravel_multi_index(iu, (n_stim, n_stim))
     # neural RDM triangles per grouping/group/half, stacked as columns (n_pairs, n_columns)
     columns, tri = [], []
     for key, labels in label_sets.items():
@@ -215,9 +244,6 @@ def _rsa_scores(targets, layer_rdms, n_layers, label_sets, codes):
             for y in (targets.y, targets.y_odd, targets.y_even):
                 tri.append(rdm(y[:, m]).ravel()[flat] if m.sum() >= 2 else np.full(len(flat), np.nan))
             columns.append((key, g))
-    layer_tri = np.empty((len(flat), n_layers))
-    for i in range(n_layers):
-        layer_tri[:, i] = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
     values = _pearson_between_columns(layer_tri, np.stack(tri, axis=1))
     constant = ~_unit_columns(layer_tri)[1] if len(flat) else np.ones(n_layers, bool)
     # a layer whose stimulus correlations spread by at most RDM_INDISTINCT gives every stimulus the
@@ -355,7 +381,7 @@ def _targets_from_dataset(dataset) -> tuple[Targets, int]:
 
 def _ceilings(targets: Targets, label_column, n_splits=10, seed=0) -> dict:
     """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA)."""
-    from ..reliability import noise_ceiling, splithalf_rdm_reliability
+    from ..reliability import noise_ceiling
 
     labels = targets.neurons[label_column].to_numpy()
     out = {}
@@ -364,22 +390,191 @@ def _ceilings(targets: Targets, label_column, n_splits=10, seed=0) -> dict:
         m = labels == g
         reg = float(np.nanmean(per_neuron[m])) if np.isfinite(per_neuron[m]).any() else float("nan")
         rsa = float("nan")
-        if targets.trials is not None and m.sum() >= 2 and targets.trials.shape[2] >= 2:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    rsa = float(noise_ceiling(splithalf_rdm_reliability(targets.trials[m], n_splits=n_splits,
-                                                                        seed=seed)))
-            except ValueError:
-                rsa = float("nan")
+        if targets.trials is not None and m.sum() >= 2:
+            rsa = _rdm_ceiling(targets.trials[m], n_splits, seed)
         out[g] = {"srp_ridge": reg, "rsa": rsa}
     return out
+
+
+def _rdm_ceiling(trials, n_splits=10, seed=0) -> float:
+    """RSA noise ceiling of a population: sqrt of its RDM's split-half reliability.
+
+    ``trials``: (n_neurons, n_stimuli, n_trials); NaN with fewer than 2 neurons or trials, or
+    where the reliability cannot be computed.
+    """
+    from ..reliability import noise_ceiling, splithalf_rdm_reliability
+
+    if trials.shape[0] < 2 or trials.shape[2] < 2:
+        return float("nan")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(noise_ceiling(splithalf_rdm_reliability(trials, n_splits=n_splits, seed=seed)))
+    except ValueError:
+        return float("nan")
+
+
+def _check_cutoffs(cutoffs) -> tuple:
+    """The reliability cutoffs as a sorted tuple of distinct floats in [-1, 1] (empty for None)."""
+    if cutoffs is None:
+        return ()
+    try:
+        values = np.asarray(cutoffs if np.ndim(cutoffs) else [cutoffs], dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"reliability_cutoffs={cutoffs!r}; expected numbers such as (0.5, 0.55, ..., 0.95), or () "
+                         "for none") from None
+    bad = values[~np.isfinite(values) | (values < -1.0) | (values > 1.0)]
+    if bad.size:
+        raise ValueError(f"reliability_cutoffs={list(np.atleast_1d(cutoffs))!r}: {bad[0]!r} is not a reliability in "
+                         "[-1, 1]; give cutoffs such as (0.5, 0.55, ..., 0.95), or () for none")
+    return tuple(float(v) for v in np.unique(values))
+
+
+def _extra_targets(dataset, report, threshold, floor, progress, select_kwargs):
+    """Trial averages of the neurons that pass the selection at ``floor`` but not at ``threshold``.
+
+    The reliabilities are those of the main selection's ``report`` (computed once), so that
+    every other step of the selection (excitatory lines, running modulation) is the same.
+    Neurons whose trial averages hold NaN are left out, as in the main selection.
+
+    Returns
+    -------
+    Targets or None
+        None when no neuron lies in ``[floor, threshold)``.
+    """
+    from ..data import NeuralDataset, select_neurons
+
+    if floor >= threshold:
+        return None
+    scenes = dataset.scenes()
+    rel = report.reliability.to_numpy(dtype=np.float64)
+    if rel.shape[0] != scenes.ds.sizes["neuron"]:
+        raise ValueError(f"the selection report holds {rel.shape[0]} reliabilities for "
+                         f"{scenes.ds.sizes['neuron']} neurons; select on the same dataset")
+    with_rel = NeuralDataset(scenes.ds.assign_coords(reliability=("neuron", rel)), path=dataset.path, validate=False)
+    selected, _ = select_neurons(with_rel, threshold=floor, progress=progress, **(select_kwargs or {}))
+    with np.errstate(invalid="ignore"):
+        below = np.flatnonzero(selected.ds["reliability"].values < threshold)
+    if not below.size:
+        return None
+    extra = NeuralDataset(selected.ds.isel(neuron=below), path=dataset.path, validate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN neurons below the threshold: left out silently
+        targets, _n_bad = _targets_from_dataset(extra)
+    return targets if targets.y.shape[1] else None
+
+
+def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_flags, layer_tri, flat, rsa_constant,
+                        model, train_type) -> pd.DataFrame:
+    """The ``scores_reliability`` table: scores per layer, metric, area and reliability cutoff.
+
+    At each cutoff the neurons are those of ``targets`` and ``extra`` whose reliability is at
+    least the cutoff. SRP-Ridge: the mean per-neuron r over them (finite values; per-neuron
+    scores do not depend on the other neurons). RSA: the layer RDM's Pearson r with their neural
+    RDM (all trials). Ceilings as in the main tables, for those neurons.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame
+        One row per layer (``name, index, depth``).
+    cutoffs : tuple of float
+    targets, extra : Targets (extra may be None)
+    R_all : ndarray (n_layers, n_neurons) or None
+        Per-neuron SRP-Ridge r of ``targets`` (all trials).
+    R_extra : ndarray (n_layers, n_extra) or None
+        The same for ``extra``.
+    srp_flags : tuple of ndarray (n_layers,), bool
+        ``(penalty_dominated, constant)`` of the SRP-Ridge layers.
+    layer_tri : ndarray (n_pairs, n_layers) or None
+        Layer RDM triangles (:func:`_layer_triangles`); None skips RSA.
+    flat : ndarray (n_pairs,)
+    rsa_constant : ndarray (n_layers,), bool
+        Layers whose RSA is NaN (constant or indistinct RDM).
+    model, train_type : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`RELIABILITY_COLUMNS`; an (area, cutoff) that no neuron passes has no row.
+    """
+    from ..reliability import noise_ceiling
+
+    parts = [targets] + ([extra] if extra is not None else [])
+    n_main = targets.y.shape[1]
+    rel = np.concatenate([t.neurons["reliability"].to_numpy(dtype=np.float64) for t in parts])
+    area = np.concatenate([t.neurons["area"].to_numpy().astype(str) for t in parts])
+    areas = np.array(list(pd.unique(area)), dtype=str)
+    n_cut, n_area, n_layers = len(cutoffs), len(areas), len(layers)
+    if not (n_cut and n_area and n_layers):
+        return pd.DataFrame(columns=RELIABILITY_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        passes = rel[:, None] >= np.asarray(cutoffs)[None, :]  # (n_total, n_cut)
+    # one column per (cutoff, area), cutoff-major: the neurons counted there
+    W = (passes[:, :, None] & (area[:, None] == areas[None, :])[:, None, :]).reshape(len(rel), n_cut * n_area)
+    col_cut = np.repeat(np.asarray(cutoffs, dtype=np.float64), n_area)
+    col_area = np.tile(areas, n_cut)
+    size = W.sum(0)
+    keep = np.flatnonzero(size > 0)
+    names = np.array([str(v) for v in layers["name"]], dtype=object)
+    index = layers["index"].to_numpy(dtype=np.int64)
+    depth = layers["depth"].to_numpy(dtype=np.float64)
+    k = len(keep)
+    frames = []
+
+    def frame(metric, score, n_nan, ceiling, dominated, constant):
+        return pd.DataFrame({
+            "model": model, "train_type": train_type, "layer": np.repeat(names, k),
+            "layer_index": np.repeat(index, k), "layer_depth": np.repeat(depth, k), "metric": metric,
+            "area": np.tile(col_area[keep], n_layers), "cutoff": np.tile(col_cut[keep], n_layers),
+            "score": score[:, keep].ravel(), "n_neurons": np.tile(size[keep].astype(np.int64), n_layers),
+            "n_nan": n_nan[:, keep].ravel().astype(np.int64), "ceiling": np.tile(ceiling[keep], n_layers),
+            "few_neurons": np.tile(size[keep] < MIN_AREA_NEURONS, n_layers),
+            "penalty_dominated": np.repeat(np.asarray(dominated, dtype=bool), k),
+            "constant": np.repeat(np.asarray(constant, dtype=bool), k)})
+
+    if R_all is not None:
+        Rp = R_all if R_extra is None else np.concatenate([R_all, R_extra], axis=1)  # (n_layers, n_total)
+        finite = np.isfinite(Rp)
+        Wf = W.astype(np.float64)
+        total = np.where(finite, Rp, 0.0) @ Wf
+        n_ok = finite.astype(np.float64) @ Wf
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(n_ok > 0, total / np.maximum(n_ok, 1.0), np.nan)
+        per_neuron = noise_ceiling(rel)
+        ceiling = np.full(W.shape[1], np.nan)
+        for j in keep:
+            v = per_neuron[W[:, j]]
+            if np.isfinite(v).any():
+                ceiling[j] = float(np.nanmean(v))
+        frames.append(frame("srp_ridge", score, size[None, :] - np.rint(n_ok).astype(np.int64), ceiling,
+                            *srp_flags))
+    if layer_tri is not None:
+        y = np.concatenate([t.y for t in parts], axis=1)
+        tri = np.full((len(flat), W.shape[1]), np.nan)
+        ceiling = np.full(W.shape[1], np.nan)
+        have_trials = all(t.trials is not None for t in parts)
+        for j in keep:
+            m = W[:, j]
+            if m.sum() < 2:
+                continue
+            tri[:, j] = rdm(y[:, m]).ravel()[flat]
+            if have_trials:
+                pooled = [targets.trials[m[:n_main]]] + ([extra.trials[m[n_main:]]] if extra is not None else [])
+                ceiling[j] = _rdm_ceiling(np.concatenate(pooled) if len(pooled) > 1 else pooled[0])
+        values = _pearson_between_columns(layer_tri, tri)
+        values[np.asarray(rsa_constant, dtype=bool)] = np.nan
+        frames.append(frame("rsa", values, np.isnan(values).astype(np.int64), ceiling,
+                            np.zeros(n_layers, dtype=bool), rsa_constant))
+    if not frames:
+        return pd.DataFrame(columns=RELIABILITY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[RELIABILITY_COLUMNS]
 
 
 # --------------------------------------------------------------------------- scoring core
 def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Targets = None, *,
                    model="model", train_type="trained", alpha=1.0, features_are_gram=False,
-                   groupings=GROUPINGS, progress=None, loo_precision="float32", scale_aware=True, check=True):
+                   groupings=GROUPINGS, progress=None, loo_precision="float32", scale_aware=True, check=True,
+                   reliability_cutoffs=None, extra_targets: Targets | None = None):
     """Score reduced layer features (projections or Grams, and RDMs) against trial-averaged responses.
 
     The scoring step of :func:`score_model`; :func:`score_features` reduces a user's own
@@ -416,6 +611,15 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     check : bool, default True
         Run :func:`check_scores` on the result: a score of exactly 1 or above its area's noise
         ceiling by more than :data:`CEILING_MARGIN` raises :class:`ScoreCheckError`.
+    reliability_cutoffs : sequence of float, optional
+        Split-half reliability cutoffs of the ``scores_reliability`` table (paper appendix
+        A.6): at each cutoff, the neurons of ``targets`` and ``extra_targets`` whose reliability
+        is at least the cutoff. For cutoffs below the main selection's threshold, pass in
+        ``extra_targets`` every selected neuron down to the lowest cutoff.
+    extra_targets : Targets, optional
+        Neurons below the threshold of ``targets`` (their ``neurons`` carry ``reliability``),
+        scored for ``reliability_cutoffs`` only: their leave-one-out scores are computed in a
+        call of their own and every other table is that of ``targets`` alone, unchanged.
 
     Returns
     -------
@@ -426,9 +630,21 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     r is at most -0.87 whatever the layer; see :func:`~mbutils.scoring._loo.penalty_deviation`;
     and ``constant``: True for the rows of layers whose features (SRP-Ridge: centered sum of
     squares at most 1e-10 of the sum of squares) or RDM (RSA) are constant across stimuli, which
-    score NaN; a warning counts and names them).
+    score NaN; a warning counts and names them), and ``scores_reliability`` (columns
+    :data:`RELIABILITY_COLUMNS`, one row per layer, metric, area and cutoff: SRP-Ridge the mean
+    per-neuron r over the neurons passing the cutoff, RSA the correlation with the neural RDM of
+    the neurons passing it; ``n_neurons`` those neurons, ``ceiling`` their noise ceiling; empty
+    without ``reliability_cutoffs``).
     """
     _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
+    cutoffs = _check_cutoffs(reliability_cutoffs)
+    if extra_targets is not None and not cutoffs:
+        raise ValueError("extra_targets are scored for reliability_cutoffs only; give reliability_cutoffs too, or "
+                         "leave extra_targets out")
+    if extra_targets is not None and extra_targets.y.shape[0] != targets.y.shape[0]:
+        raise ValueError(f"extra_targets have {extra_targets.y.shape[0]} stimuli, targets {targets.y.shape[0]}; "
+                         "give targets of the same stimuli")
+    extra_y = extra_targets.y if extra_targets is not None else None
     if progress is None:
         from ..config import get_config
 
@@ -455,16 +671,19 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
                                            float(alpha), features_are_gram, n_workers, loo_precision,
-                                           bool(scale_aware))
+                                           bool(scale_aware), extra_y)
         ceilings = {key: _ceilings(targets, key) for key in label_sets}
+        layer_tri = tri_index = rsa_constant = None
         if layer_rdms is not None:
-            rsa_columns, rsa_values, rsa_constant = _rsa_scores(targets, layer_rdms, len(layers), label_sets, codes)
+            tri_index, layer_tri = _layer_triangles(layer_rdms, len(layers), targets.y.shape[0])
+            rsa_columns, rsa_values, rsa_constant = _rsa_scores(targets, layer_tri, tri_index, len(layers), label_sets,
+                                                                codes)
             rsa_sizes = [int((label_sets[key] == g).sum()) for key, g in rsa_columns]
         if regression is not None and len(layers):
             ns_columns = _neuron_table_columns(layers, neurons, model, train_type)
-        R = R_scaled = None
+        R = R_scaled = R_extra = None
         if regression is not None:  # (n_layers, 3 * n_neur) each
-            R, R_scaled, dominated, alpha_scaled = regression.result()
+            R, R_scaled, dominated, alpha_scaled, R_extra = regression.result()
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
     neuron_scores = []
@@ -535,6 +754,10 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     scores = scores.reset_index(drop=True)
     _mark_few_neurons(scores, neurons)
     out = {"scores": scores, "scores_groups": groups.reset_index(drop=True), "neuron_scores": ns}
+    srp_flags = (dominated, np.isnan(alpha_scaled)) if R is not None else None
+    out["scores_reliability"] = _reliability_scores(
+        layers, cutoffs, targets, extra_targets, R[:, :n_neur] if R is not None else None, R_extra, srp_flags,
+        layer_tri, tri_index, rsa_constant, model, train_type)
     if check:
         check_scores(out["scores"], ns)
     return out
@@ -614,7 +837,7 @@ def _feature_layers(features) -> tuple[list, list]:
 
 def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONENTS, alpha=ALPHA,
                    threshold=RELIABILITY_THRESHOLD, seed=0, model="features", train_type="user", groupings=GROUPINGS,
-                   progress=None, check=True, select_kwargs=None) -> dict:
+                   progress=None, check=True, select_kwargs=None, reliability_cutoffs=RELIABILITY_CUTOFFS) -> dict:
     """Score features you computed yourself, layer by layer, as :func:`score_model` scores a model.
 
     Each layer is reduced as the paper does (a sparse random projection to ``n_components``
@@ -646,12 +869,14 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
         As in :func:`score_reduced`.
     select_kwargs : dict, optional
         More arguments for :func:`mbutils.data.select_neurons`.
+    reliability_cutoffs : sequence of float, default :data:`RELIABILITY_CUTOFFS`
+        As in :func:`score_model`.
 
     Returns
     -------
     dict of pandas.DataFrame
-        ``scores``, ``scores_groups``, ``neuron_scores`` and ``summary``, as
-        :func:`score_model` returns them.
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` and
+        ``scores_reliability``, as :func:`score_model` returns them.
 
     Examples
     --------
@@ -664,9 +889,11 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
     from ..reduction import RDMReducer, SparseRandomProjection
 
     metrics = _check_metrics_alpha(metrics, alpha)
+    cutoffs = _check_cutoffs(reliability_cutoffs)
     names, arrays = _feature_layers(features)
     data, _path = _as_dataset(dataset)
-    targets, selected, _n_bad, _report = _select_targets(data, threshold, progress, select_kwargs)
+    targets, selected, _n_bad, report = _select_targets(data, threshold, progress, select_kwargs)
+    extra = _extra_targets(data, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
     n = selected.n_stimuli if hasattr(selected, "n_stimuli") else targets.y.shape[0]
     for name, x in zip(names, arrays):
         if x.shape[0] != n:
@@ -686,7 +913,8 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
                            "n_features": [x.shape[1] for x in arrays], "module_type": "features"})
     tables = score_reduced(layers, regression if "srp_ridge" in metrics else None,
                            rdms if "rsa" in metrics else None, targets, model=model, train_type=train_type,
-                           alpha=alpha, groupings=groupings, progress=progress, check=check)
+                           alpha=alpha, groupings=groupings, progress=progress, check=check,
+                           reliability_cutoffs=cutoffs, extra_targets=extra)
     tables["summary"] = summarize_scores(tables["scores"])
     return tables
 
@@ -913,7 +1141,8 @@ def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
 
 def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_components=4096, alpha=1.0,
                 threshold=0.8, mapping="srp", seed=0, cache=True, progress=None, device=None,
-                select_kwargs=None, batch_size=None, gram_precision=None, loo_precision="float32"):
+                select_kwargs=None, batch_size=None, gram_precision=None, loo_precision="float32",
+                reliability_cutoffs=RELIABILITY_CUTOFFS):
     """Score one model on one dataset and write tidy Parquet tables into ``out_dir``.
 
     Steps: the dataset's scenes (stimulus >= 0); neuron selection
@@ -952,12 +1181,19 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         2e-7 of float64 at half the cost, and float64 for the exact mapping.
     loo_precision : {"float32", "float64"}
         Arithmetic of the leave-one-out prediction products (see :func:`score_reduced`).
+    reliability_cutoffs : sequence of float, default :data:`RELIABILITY_CUTOFFS` (0.5 to 0.95)
+        Split-half reliability cutoffs of the ``scores_reliability`` table (paper appendix
+        A.6, Figure 6). The neurons that pass the selection at the lowest cutoff but not at
+        ``threshold`` are scored too, from the same extraction, in a leave-one-out pass of their
+        own; every other table (and ``neuron_scores``) holds the neurons of ``threshold`` only
+        and is the same as without cutoffs. ``()`` scores no cutoffs.
 
     Returns
     -------
     dict of pandas.DataFrame
-        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (also written to
-        ``out_dir`` with ``provenance.json``).
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` and
+        ``scores_reliability`` (see :func:`score_reduced`; also written to ``out_dir`` with
+        ``provenance.json``).
     """
     from ..models import FeatureModel, extract, load_model
     from ..reduction import GramReducer, PCAReducer, RDMReducer, SparseRandomProjection
@@ -968,6 +1204,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         _check_choice(weights, TRAIN_TYPES, "weights")
     _check_choice(mapping, tuple(MAPPINGS_SCORE), "mapping")
     metrics = _check_metrics_alpha(metrics, alpha)
+    cutoffs = _check_cutoffs(reliability_cutoffs)
     if int(n_components) < 1:
         raise ValueError(f"n_components={n_components!r}; expected a positive integer")
     if out_dir is not None:
@@ -982,6 +1219,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
 
     t = time.perf_counter()
     targets, selected, n_nan_neurons, report = _select_targets(dataset, threshold, progress, select_kwargs)
+    extra = _extra_targets(dataset, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
     timings["selection_s"] = time.perf_counter() - t
 
     reducers = {}
@@ -1006,7 +1244,8 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         regression_features=fs["regression"] if "regression" in reducers else None,
         layer_rdms=fs["rdm"] if "rdm" in reducers else None,
         targets=targets, model=model.name, train_type=train_type, alpha=alpha,
-        features_are_gram=(mapping == "exact"), progress=progress, loo_precision=loo_precision)
+        features_are_gram=(mapping == "exact"), progress=progress, loo_precision=loo_precision,
+        reliability_cutoffs=cutoffs, extra_targets=extra)
     tables["summary"] = summarize_scores(tables["scores"])
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
@@ -1035,13 +1274,15 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         "parameters": {"metrics": list(metrics), "n_components": int(n_components), "alpha": float(alpha),
                        "threshold": threshold, "mapping": mapping, "seed": int(seed),
                        "gram_precision": gram_precision or {"rdm": "float32", "exact": "float64"},
-                       "loo_precision": loo_precision,
+                       "loo_precision": loo_precision, "reliability_cutoffs": list(cutoffs),
                        "select_kwargs": select_kwargs or {}},
         "dataset": {"path": str(dataset_path) if dataset_path else None,
                     "sha256": file_sha256(dataset_path) if dataset_path and Path(dataset_path).exists() else None,
                     "source": dataset.source, "n_stimuli": int(targets.y.shape[0]),
                     "n_neurons_selected": int(targets.y.shape[1]),
-                    "n_neurons_excluded_nan": n_nan_neurons},
+                    "n_neurons_excluded_nan": n_nan_neurons,
+                    # neurons below the threshold, scored for the reliability cutoffs only
+                    "n_neurons_below_threshold": int(extra.y.shape[1]) if extra is not None else 0},
         "selection": report.to_dict() if hasattr(report, "to_dict") else str(report),
         "n_layers": len(fs.layers), "n_nan_scores": n_nan_scores, "checks": checks,
         "versions": _versions(), "timings": timings,
