@@ -35,7 +35,7 @@ AREA_ORDER = AREAS
 ordered_areas = order_areas
 
 
-TABLES = ("scores", "scores_groups", "neuron_scores", "summary")
+TABLES = ("scores", "scores_groups", "neuron_scores", "summary", "scores_reliability")
 META_COLUMNS = (
     "display_name", "source", "model_class", "task", "task_cluster", "n_parameters", "imagenet_top1"
 )
@@ -61,6 +61,9 @@ class Run:
     left_out : pandas.DataFrame
         Model folders of the results folder that were not read (``folder, reason``): scored on
         another dataset, or without a record of their dataset.
+    scores_reliability : pandas.DataFrame
+        Scores per layer, metric, area and split-half reliability cutoff (paper appendix A.6;
+        see :func:`mbutils.scoring.score_reduced`); empty for folders written without it.
     flagged : pandas.DataFrame
         The penalty-dominated layers (``model, train_type, layer, layer_depth``): SRP-Ridge rows
         whose leave-one-out predictions are the leave-one-out mean (every neuron's r at most
@@ -79,6 +82,7 @@ class Run:
         default_factory=lambda: pd.DataFrame(columns=["model", "train_type", "layer", "layer_depth"]))
     dataset_sha256: str | None = None
     left_out: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["folder", "reason"]))
+    scores_reliability: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def flagged_counts(self) -> pd.DataFrame:
         """Penalty-dominated layers per model: ``model, train_type, n_flagged, n_layers``."""
@@ -120,8 +124,9 @@ def load_model_results(folder) -> dict:
     Returns
     -------
     dict
-        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` (pandas.DataFrame; empty
-        when a table is absent) and ``provenance`` (dict; empty when absent).
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary``, ``scores_reliability``
+        (pandas.DataFrame; empty when a table is absent, as ``scores_reliability`` in folders
+        written before it existed) and ``provenance`` (dict; empty when absent).
 
     Raises
     ------
@@ -266,7 +271,7 @@ def _split_flagged(tables: dict, include_flagged: bool) -> pd.DataFrame:
     mask = s["penalty_dominated"].fillna(False).astype(bool)
     flagged = s.loc[mask, cols].drop_duplicates().reset_index(drop=True)
     if not include_flagged:
-        for name in ("scores", "scores_groups", "neuron_scores"):
+        for name in ("scores", "scores_groups", "neuron_scores", "scores_reliability"):
             t = tables[name]
             if len(t) and "penalty_dominated" in t.columns:
                 tables[name] = t[~t["penalty_dominated"].fillna(False).astype(bool)].reset_index(drop=True)
@@ -320,7 +325,7 @@ def load_run(results, metadata=None, include_flagged=False, metrics=METRICS, dat
     meta = build_meta(sorted(names), registry, _provenance_info(results_dir), metadata)
     flagged = _split_flagged(tables, include_flagged)
     if metrics is not None:
-        for name in ("scores", "scores_groups", "summary"):
+        for name in ("scores", "scores_groups", "summary", "scores_reliability"):
             t = tables[name]
             if len(t) and "metric" in t.columns:
                 tables[name] = t[t["metric"].isin(list(metrics))].reset_index(drop=True)
