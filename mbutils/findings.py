@@ -76,22 +76,6 @@ def _listing(names, limit=6) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _overall(run: Run, family: str, train_type="trained") -> pd.DataFrame:
-    """Per model of one family: each metric's score (mean over areas of the layer-max) and their
-    mean (the paper's overall ranking, section 2.5), sorted best first.
-
-    Returns
-    -------
-    pandas.DataFrame  index ``model``; columns the metrics present and ``overall``.
-    """
-    ms = model_summary(run, family=family, train_type=train_type)
-    if not len(ms):
-        return pd.DataFrame(columns=[*METRICS, "overall"])
-    wide = ms.pivot_table(index="model", columns="metric", values="score")
-    wide["overall"] = wide[[m for m in METRICS if m in wide.columns]].mean(axis=1, skipna=False)
-    return wide.sort_values("overall", ascending=False)
-
-
 # --------------------------------------------------------------------------- introduction
 def run_scope(run: Run) -> str:
     """What the run scored, beside the paper's sample (introduction).
@@ -125,7 +109,8 @@ def trained_vs_random(run: Run) -> str:
     """Trained against randomly initialised ImageNet architectures (section 3.2, Figure 1).
 
     Per metric: the number of architectures whose trained variant beats the random one, and a
-    paired Student's t-test with Cohen's d for paired samples (d_z) across architectures
+    paired Student's t-test with the two paired Cohen's d (d_z: over the standard deviation of the
+    differences; d_av: over the root mean square of the two standard deviations) across architectures
     (:func:`mbutils.stats.trained_vs_random`), when at least :data:`MIN_MODELS` architectures
     have both variants.
 
@@ -158,7 +143,8 @@ def trained_vs_random(run: Run) -> str:
                    else "the paper's advantage of training is not found")
         parts.append(f"on {label} the trained variant beats the random one in {n - k} of {n} architectures "
                      f"(random matches or beats trained in {k}: {_listing(_names(run, res['random_ge_trained']))}); "
-                     f"paired t({n - 1}) = {_f(t.statistic, 2)}, p = {_p(t.pvalue)}, d_z = {_f(t.effect_size, 2)}: "
+                     f"paired t({n - 1}) = {_f(t.statistic, 2)}, p = {_p(t.pvalue)}, d_z = {_f(t.effect_sizes['d_z'], 2)}, "
+                     f"d_av = {_f(t.effect_sizes['d_av'], 2)}: "
                      f"{verdict}.")
     return _summary(paper, "In this run, " + " And ".join(parts))
 
@@ -168,9 +154,10 @@ def architectures(run: Run) -> str:
     """Which architectures predict best (section 3.3).
 
     The best ImageNet-trained architecture by the paper's overall ranking (mean of the two
-    metrics), the Spearman correlation of model depth (number of layers) with each metric
-    (:func:`mbutils.stats.architecture_correlations`), and transformers against all other
-    architectures (:func:`mbutils.stats.class_contrast`, Student's t, Hedges' g).
+    metrics), the Spearman correlation of model depth (number of layers) with each metric over
+    the trained and random variants pooled (:func:`mbutils.stats.architecture_correlations`,
+    ``sample="pooled"``), and transformers against all other trained architectures
+    (:func:`mbutils.stats.class_contrast`, Welch's t, Hedges' g).
 
     Parameters
     ----------
@@ -186,26 +173,28 @@ def architectures(run: Run) -> str:
              "significantly; transformers do slightly worse than other architectures on RSA Max "
              "(t = -3.96, g = -0.913) and moderately better on SRP-Ridge Max (t = 2.45, g = 0.633) "
              "(section 3.3).")
-    overall = _overall(run, "imagenet")
+    overall = stats.taskonomy_ranking(run, family="imagenet")
     n = len(overall)
     if n < MIN_MODELS:
         return _summary(paper, _cannot("ImageNet architectures", f"n = {n} ImageNet-trained architectures", first=True))
-    best = _names(run, [overall.index[0]])[0]
-    corr = stats.architecture_correlations(run).set_index(["predictor", "metric"])
+    best = _names(run, [overall["model"].iloc[0]])[0]
+    corr = stats.architecture_correlations(run, sample="pooled").set_index(["predictor", "metric"])
     depth = "; ".join(f"{METRIC_LABELS[m]} r = {_f(corr.loc[('n_layers', m), 'rho'])} "
                       f"(p = {_p(corr.loc[('n_layers', m), 'p'])}, n = {int(corr.loc[('n_layers', m), 'n'])})"
                       for m in METRICS)
     text = (f"Of {n} ImageNet-trained architectures, {best} ranks first overall (mean of the two metrics, "
-            f"{_f(overall['overall'].iloc[0])}). Depth against score: {depth}.")
-    contrast = stats.class_contrast(run, "Transformer").set_index("metric")
+            f"{_f(overall['mean_score'].iloc[0])}). Depth (number of layers) against score, trained and random "
+            f"variants pooled: {depth}.")
+    contrast = stats.class_contrast(run, "Transformer", equal_var=False).set_index("metric")
     n_t, n_o = int(contrast["n_class"].iloc[0]), int(contrast["n_other"].iloc[0])
     if min(n_t, n_o) < MIN_MODELS:
         text += " Transformers against the others: " + _cannot(
             "transformers against other architectures", f"n = {n_t} transformers and {n_o} others")
     else:
-        text += " Transformers against the others: " + "; ".join(
-            f"{METRIC_LABELS[m]} t = {_f(contrast.loc[m, 't'], 2)}, p = {_p(contrast.loc[m, 'p'])}, "
-            f"g = {_f(contrast.loc[m, 'hedges_g'], 2)}" for m in METRICS) + f" (n = {n_t} and {n_o})."
+        text += " Transformers against the others (Welch's t): " + "; ".join(
+            f"{METRIC_LABELS[m]} t({_f(contrast.loc[m, 'df'], 1)}) = {_f(contrast.loc[m, 't'], 2)}, "
+            f"p = {_p(contrast.loc[m, 'p'])}, g = {_f(contrast.loc[m, 'hedges_g'], 2)}" for m in METRICS
+        ) + f" (n = {n_t} and {n_o})."
     return _summary(paper, text)
 
 
@@ -213,8 +202,9 @@ def architectures(run: Run) -> str:
 def taskonomy(run: Run) -> str:
     """Which Taskonomy tasks predict best (section 3.4, Figure 2).
 
-    The trained encoders ranked by each metric and by their mean (the overall ranking), with
-    the best encoder, its rank per metric, and the cluster of the top encoder per metric.
+    The trained encoders ranked by each metric and by their mean (the overall ranking of
+    section 2.5, :func:`mbutils.stats.taskonomy_ranking`): the best encoder, its rank per
+    metric, and the top three per metric with their clusters.
 
     Parameters
     ----------
@@ -228,21 +218,19 @@ def taskonomy(run: Run) -> str:
              "second on RSA Max; 2D tasks (keypoints, autoencoding, inpainting) dominate SRP-Ridge Max, while "
              "on RSA Max the other 2D tasks fall to the bottom and the semantic tasks (object classification, "
              "semantic segmentation) rise to second and third (section 3.4, Figure 2).")
-    overall = _overall(run, "taskonomy")
-    n = len(overall)
+    ranking = stats.taskonomy_ranking(run)
+    n = len(ranking)
     if n < MIN_MODELS:
         return _summary(paper, _cannot("Taskonomy encoders", f"n = {n} trained Taskonomy encoders", first=True))
-    cluster = run.meta["task_cluster"]
-    best = overall.index[0]
-    ranks = {m: int(overall[m].rank(ascending=False, method="min")[best]) for m in METRICS}
+    best = ranking.iloc[0]
     tops = []
     for m in METRICS:
-        top3 = overall[m].sort_values(ascending=False).index[:3]
-        tops.append(f"{METRIC_LABELS[m]}: " + ", ".join(f"{nm} ({cluster.get(mm)})"
-                                                         for nm, mm in zip(_names(run, top3), top3)))
-    text = (f"Of {n} trained encoders, {_names(run, [best])[0]} ({cluster.get(best)}) ranks first overall "
-            f"(mean of the two metrics, {_f(overall['overall'].iloc[0])}), ranking "
-            + " and ".join(f"{ranks[m]} on {METRIC_LABELS[m]}" for m in METRICS)
+        top3 = ranking.sort_values([f"{m}_rank", "model"]).head(3)
+        tops.append(f"{METRIC_LABELS[m]}: " + ", ".join(f"{nm} ({cl})" for nm, cl in
+                                                         zip(_names(run, top3["model"]), top3["task_cluster"])))
+    text = (f"Of {n} trained encoders, {_names(run, [best['model']])[0]} ({best['task_cluster']}) ranks first "
+            f"overall (mean of the two metrics, {_f(best['mean_score'])}), ranking "
+            + " and ".join(f"{int(best[f'{m}_rank'])} on {METRIC_LABELS[m]}" for m in METRICS)
             + ". Top three: " + "; ".join(tops) + ".")
     return _summary(paper, text)
 
@@ -280,8 +268,9 @@ def baselines(run: Run) -> str:
 def training_vs_architecture(run: Run) -> str:
     """Range of scores across architectures against the range across tasks (section 3.6).
 
-    Uses :func:`mbutils.stats.score_ranges` (its ``subset == "all"`` rows where it reports
-    subsets).
+    Uses :func:`mbutils.stats.score_ranges`: every trained model (``subset == "all"``), and for
+    the ImageNet architectures also the range without the normalizer-free networks where the run
+    has some.
 
     Parameters
     ----------
@@ -295,63 +284,36 @@ def training_vs_architecture(run: Run) -> str:
              "0.575, or 0.111 without the two normalizer-free outliers) is about as large as or slightly larger "
              "than the range across Taskonomy encoders (0.064 and 0.109): architecture seems to matter slightly "
              "more than the task, ambiguously (section 3.6).")
-    ranges = stats.score_ranges(run)
-    if "subset" in ranges.columns:
-        ranges = ranges[ranges["subset"] == "all"]
+    every = stats.score_ranges(run)
+    ranges = every[every["subset"] == "all"]
+    no_nf = every[(every["subset"] == "without normalizer-free") & (every["family"] == "imagenet")]
+    no_nf = no_nf.set_index("metric")
     counts = {fam: int(ranges.loc[ranges["family"] == fam, "n_models"].max()) if (ranges["family"] == fam).any() else 0
               for fam in ("imagenet", "taskonomy")}
     if min(counts.values()) < MIN_MODELS:
         return _summary(paper, _cannot("architecture against task", f"n = {counts['imagenet']} ImageNet-trained "
                                              f"architectures and {counts['taskonomy']} trained Taskonomy encoders", first=True))
     r = ranges.set_index(["family", "metric"])["range"]
-    parts = [f"{METRIC_LABELS[m]}: {_f(r[('imagenet', m)])} across architectures, {_f(r[('taskonomy', m)])} across "
-             f"tasks ({'architecture' if r[('imagenet', m)] > r[('taskonomy', m)] else 'task'} wider)" for m in METRICS]
+    parts = []
+    for m in METRICS:
+        nf = ""
+        if m in no_nf.index and int(no_nf.loc[m, "n_models"]) < counts["imagenet"]:
+            nf = (f" ({_f(no_nf.loc[m, 'range'])} without the {counts['imagenet'] - int(no_nf.loc[m, 'n_models'])} "
+                  "normalizer-free)")
+        parts.append(f"{METRIC_LABELS[m]}: {_f(r[('imagenet', m)])} across architectures{nf}, "
+                     f"{_f(r[('taskonomy', m)])} across tasks "
+                     f"({'architecture' if r[('imagenet', m)] > r[('taskonomy', m)] else 'task'} wider)")
     return _summary(paper, "Ranges (best minus worst): " + "; ".join(parts)
                     + f" (n = {counts['imagenet']} architectures, {counts['taskonomy']} encoders).")
 
 
 # --------------------------------------------------------------------------- section 3.7
-def _peaks(run: Run, family: str, by=None) -> pd.DataFrame:
-    """Relative depth at which the lowess curve of layer scores peaks, per metric (and group).
-
-    As Figure 4 (and :func:`mbutils.stats.depth_profiles`): each trained model's layer score is
-    averaged over areas and placed at the centre of its 1/100 depth bin; the lowess curve (span
-    2/3) through all these points of a group peaks at ``peak_depth``.
-
-    Parameters
-    ----------
-    run : mbutils.results.Run
-    family : str
-    by : str, optional
-        A metadata column that splits the models into groups (default: one group, ``"all"``).
-
-    Returns
-    -------
-    pandas.DataFrame  columns ``metric, group, peak_depth, n_models``.
-    """
-    cols = ["metric", "group", "peak_depth", "n_models"]
-    s = run.scores
-    if not len(s):
-        return pd.DataFrame(columns=cols)
-    meta = run.meta[["family"] + ([by] if by else [])]
-    s = s[s["train_type"] == "trained"].merge(meta, left_on="model", right_index=True)
-    s = s[s["family"] == family]
-    s = s.assign(group=s[by] if by else "all")
-    layer = s.groupby(["metric", "group", "model", "layer", "layer_depth"])["score"].mean().reset_index()
-    rows = []
-    for (metric, group), g in layer.groupby(["metric", "group"]):
-        xs, ys = stats.lowess(stats.depth_bins(g["layer_depth"].to_numpy()), g["score"].to_numpy())
-        if len(ys):
-            rows.append(dict(metric=metric, group=group, peak_depth=float(xs[int(np.argmax(ys))]),
-                             n_models=g["model"].nunique()))
-    return pd.DataFrame(rows, columns=cols)
-
-
 def layer_depth(run: Run) -> str:
     """Relative depth of the most predictive layers (section 3.7, Figure 4).
 
     The peak of the lowess curve through all ImageNet-trained models' layer scores (averaged
-    over areas, 100 depth bins, span 2/3), per metric; and per Taskonomy cluster.
+    over areas, 100 depth bins, span 2/3; :func:`mbutils.stats.depth_peak`), per metric; and per
+    Taskonomy cluster.
 
     Parameters
     ----------
@@ -369,12 +331,12 @@ def layer_depth(run: Run) -> str:
     if n < MIN_MODELS:
         text = _cannot("layer depth", f"n = {n} ImageNet-trained architectures", first=True)
     else:
-        pk = _peaks(run, "imagenet").set_index("metric")["peak_depth"]
+        pk = stats.depth_peak(run, "imagenet").set_index("metric")["peak_depth"]
         text = (f"Over {n} ImageNet-trained architectures the lowess curve peaks at relative depth "
                 + " and ".join(f"{_f(pk[m], 3)} ({METRIC_LABELS[m]})" for m in METRICS if m in pk.index) + ".")
     n_tax = len(run.family("taskonomy", "trained"))
     if n_tax >= MIN_MODELS:
-        pk = _peaks(run, "taskonomy", "task_cluster")
+        pk = stats.depth_peak(run, "taskonomy", by="task_cluster")
         per = []
         for m in METRICS:
             g = pk[pk["metric"] == m].sort_values("peak_depth")
