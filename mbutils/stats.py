@@ -2,17 +2,26 @@
 
 Two layers:
 
-- generic statistics on arrays (:func:`paired_ttest`, :func:`independent_ttest`,
-  :func:`cohens_d_paired`, :func:`hedges_g`, :func:`spearman`, :func:`bootstrap_ci`,
-  :func:`lowess`, :func:`pairwise_ttests`), thin wrappers around scipy and statsmodels;
+- generic statistics on arrays (:func:`paired_ttest`, :func:`independent_ttest` with Student's
+  or Welch's test, :func:`cohens_d_paired`, :func:`cohens_d_av`, :func:`cohens_d`,
+  :func:`hedges_g`, :func:`welch_df`, :func:`spearman`, :func:`bootstrap_ci`, :func:`lowess`,
+  :func:`pairwise_ttests`), thin wrappers around scipy and statsmodels;
 - analyses of a sweep's score tables (a :class:`mbutils.results.Run`), one per paper
   section: :func:`trained_vs_random`, :func:`architecture_correlations`,
-  :func:`depth_profiles`, :func:`best_layer_depths`, :func:`metric_agreement`,
-  :func:`layerwise_agreement`, :func:`scores_by_reliability`, ...
+  :func:`class_contrast`, :func:`training_gain_by_class`, :func:`score_ranges`,
+  :func:`depth_profiles`, :func:`depth_peak`, :func:`best_layer_depths`,
+  :func:`taskonomy_ranking`, :func:`metric_agreement`, :func:`layerwise_agreement`,
+  :func:`explainable_variance`, :func:`scores_by_reliability`, ...
 
-Effect sizes are written from their formulas (Cohen's d for paired samples is d_z, the mean
-difference over the standard deviation of the differences; Hedges' g is Cohen's d with the
-pooled standard deviation, times the small-sample correction ``1 - 3 / (4 (n1 + n2) - 9)``).
+Where the paper's text leaves a test's sample or definition open, the analyses compute every
+reading and label it (``sample``, ``reading``, ``subset`` columns; ``TestResult.effect_sizes``);
+docs/statistics.md says which reading reproduces the paper's own numbers and how that was
+inferred.
+
+Effect sizes are written from their formulas: for paired samples d_z (mean difference over
+the standard deviation of the differences) and d_av (mean difference over the root mean square
+of the two standard deviations, pingouin's paired Cohen's d); for independent samples Cohen's d
+(pooled standard deviation) and Hedges' g (Cohen's d times ``1 - 3 / (4 (n1 + n2) - 9)``).
 """
 from __future__ import annotations
 
@@ -30,27 +39,41 @@ from .results import (METRIC_LABELS, METRICS, Run, as_markdown, dataset_label, l
 __all__ = [
     "Run", "load_run", "dataset_label", "run_banner", "model_summary", "n_layers", "neuron_reliability",
     "as_markdown", "METRICS", "METRIC_LABELS",
-    "TestResult", "cohens_d_paired", "hedges_g", "paired_ttest", "independent_ttest", "spearman",
+    "TestResult", "cohens_d_paired", "cohens_d_av", "cohens_d", "hedges_g", "welch_df", "paired_ttest",
+    "independent_ttest", "spearman",
     "bootstrap_ci", "lowess", "pairwise_ttests", "depth_bins",
     "trained_vs_random", "model_rankings", "architecture_correlations", "class_contrast",
     "training_gain_by_class", "score_ranges", "depth_profiles", "best_layer_depths",
     "group_scores", "metric_agreement", "layerwise_agreement", "scores_by_reliability",
-    "reliability_smooth", "ground_truth_recovery", "best_layers_table", "layer_counts", "penalty_note",
+    "reliability_smooth", "reliability_peaks", "ground_truth_recovery", "best_layers_table", "layer_counts", "penalty_note",
+    "depth_peak", "taskonomy_ranking", "explainable_variance", "explained_fraction", "is_normalizer_free",
+    "CORRELATION_SAMPLES", "GAIN_READINGS", "RANGE_SUBSETS",
 ]
 
 
 @dataclasses.dataclass
 class TestResult:
-    """Result of a two-sample test.
+    """Result of a two-sample t-test.
 
     Attributes
     ----------
-    statistic : float  (t)
+    statistic : float
+        t.
     pvalue : float
-    df : float  degrees of freedom
+        Two-sided p-value.
+    df : float
+        Degrees of freedom (Welch-Satterthwaite for ``test="welch"``).
     effect_size : float
-    effect_name : str  ("cohens_d_paired" or "hedges_g")
-    n : int or tuple  sample size(s)
+        The headline effect size named by ``effect_name``.
+    effect_name : str
+        ``"cohens_d_paired"`` (d_z) for paired tests, ``"hedges_g"`` for independent ones.
+    n : int or tuple of int
+        Number of pairs, or the two sample sizes.
+    test : str
+        ``"paired student"``, ``"student"`` (pooled variance) or ``"welch"``.
+    effect_sizes : dict
+        Every effect size computed: paired ``{"d_z", "d_av"}``; independent
+        ``{"hedges_g", "cohens_d"}``.
     """
 
     statistic: float
@@ -59,6 +82,8 @@ class TestResult:
     effect_size: float
     effect_name: str
     n: object
+    test: str = ""
+    effect_sizes: dict = dataclasses.field(default_factory=dict)
 
 
 def _vec(x, name):
@@ -68,21 +93,80 @@ def _vec(x, name):
     return arr
 
 
+def _paired(a, b, what):
+    a, b = _vec(a, "a"), _vec(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have the same length, got {a.shape[0]} and {b.shape[0]}")
+    if a.shape[0] < 2:
+        raise ValueError(f"need at least 2 pairs for {what}, got {a.shape[0]}")
+    return a, b
+
+
 def cohens_d_paired(a, b) -> float:
     """Cohen's d for paired samples (d_z): ``mean(a - b) / std(a - b, ddof=1)``.
+
+    For a paired t-test ``t = d_z * sqrt(n)``, so d_z and the p-value fix each other.
 
     Parameters
     ----------
     a, b : array of shape (n,)
         Paired values (e.g. trained and random scores of the same architectures).
+
+    Returns
+    -------
+    float
     """
-    a, b = _vec(a, "a"), _vec(b, "b")
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples must have the same length, got {a.shape[0]} and {b.shape[0]}")
-    if a.shape[0] < 2:
-        raise ValueError(f"need at least 2 pairs for Cohen's d, got {a.shape[0]}")
+    a, b = _paired(a, b, "Cohen's d")
     diff = a - b
     return float(diff.mean() / diff.std(ddof=1))
+
+
+def cohens_d_av(a, b) -> float:
+    """Cohen's d_av for paired samples: the mean difference over the root mean square of the two
+    standard deviations, ``mean(a - b) / sqrt((var(a) + var(b)) / 2)`` (``ddof=1``).
+
+    This is the paired Cohen's d of pingouin 0.5.5 (``compute_effsize(paired=True)``, after
+    Cumming 2012). Unlike d_z it does not depend on the correlation between the pairs, so it is
+    not fixed by the paired t-test's p-value.
+
+    Parameters
+    ----------
+    a, b : array of shape (n,)
+        Paired values.
+
+    Returns
+    -------
+    float
+    """
+    a, b = _paired(a, b, "Cohen's d_av")
+    return float((a.mean() - b.mean()) / np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2.0))
+
+
+def _two_samples(a, b, what):
+    a, b = _vec(a, "a"), _vec(b, "b")
+    n1, n2 = a.shape[0], b.shape[0]
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"need at least 2 values per sample for {what}, got {n1} and {n2}")
+    return a, b
+
+
+def cohens_d(a, b) -> float:
+    """Cohen's d of two independent samples: mean difference over the pooled standard deviation
+    ``sqrt(((n1-1) var(a) + (n2-1) var(b)) / (n1 + n2 - 2))`` (``ddof=1`` variances).
+
+    Parameters
+    ----------
+    a : array of shape (n1,)
+    b : array of shape (n2,)
+
+    Returns
+    -------
+    float
+    """
+    a, b = _two_samples(a, b, "Cohen's d")
+    n1, n2 = a.shape[0], b.shape[0]
+    pooled = np.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
+    return float((a.mean() - b.mean()) / pooled)
 
 
 def hedges_g(a, b) -> float:
@@ -96,31 +180,82 @@ def hedges_g(a, b) -> float:
     ----------
     a : array of shape (n1,)
     b : array of shape (n2,)
+
+    Returns
+    -------
+    float
     """
-    a, b = _vec(a, "a"), _vec(b, "b")
+    a, b = _two_samples(a, b, "Hedges' g")
+    correction = 1.0 - 3.0 / (4.0 * (a.shape[0] + b.shape[0]) - 9.0)
+    return float(correction * cohens_d(a, b))
+
+
+def welch_df(a, b) -> float:
+    """Welch-Satterthwaite degrees of freedom of two independent samples.
+
+    ``df = (v1 + v2)^2 / (v1^2 / (n1 - 1) + v2^2 / (n2 - 1))`` with ``v = var(x, ddof=1) / n``.
+
+    Parameters
+    ----------
+    a : array of shape (n1,)
+    b : array of shape (n2,)
+
+    Returns
+    -------
+    float  between ``min(n1, n2) - 1`` and ``n1 + n2 - 2``.
+    """
+    a, b = _two_samples(a, b, "Welch's degrees of freedom")
     n1, n2 = a.shape[0], b.shape[0]
-    if n1 < 2 or n2 < 2:
-        raise ValueError(f"need at least 2 values per sample for Hedges' g, got {n1} and {n2}")
-    pooled = np.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
-    correction = 1.0 - 3.0 / (4.0 * (n1 + n2) - 9.0)
-    return float(correction * (a.mean() - b.mean()) / pooled)
+    v1, v2 = a.var(ddof=1) / n1, b.var(ddof=1) / n2
+    return float((v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1)))
 
 
 def paired_ttest(a, b) -> TestResult:
-    """Paired Student's t-test (``scipy.stats.ttest_rel``) with Cohen's d for paired samples."""
-    a, b = _vec(a, "a"), _vec(b, "b")
+    """Paired Student's t-test (``scipy.stats.ttest_rel``) with both paired Cohen's d.
+
+    ``effect_size`` is d_z (:func:`cohens_d_paired`); ``effect_sizes`` holds d_z and d_av
+    (:func:`cohens_d_av`).
+
+    Parameters
+    ----------
+    a, b : array of shape (n,)
+        Paired values.
+
+    Returns
+    -------
+    TestResult  with ``test="paired student"`` and ``df = n - 1``.
+    """
+    a, b = _paired(a, b, "a paired t-test")
     res = scipy.stats.ttest_rel(a, b)
-    return TestResult(float(res.statistic), float(res.pvalue), float(a.shape[0] - 1),
-                      cohens_d_paired(a, b), "cohens_d_paired", int(a.shape[0]))
+    d_z = cohens_d_paired(a, b)
+    return TestResult(float(res.statistic), float(res.pvalue), float(a.shape[0] - 1), d_z, "cohens_d_paired",
+                      int(a.shape[0]), test="paired student", effect_sizes={"d_z": d_z, "d_av": cohens_d_av(a, b)})
 
 
 def independent_ttest(a, b, equal_var=True) -> TestResult:
-    """Two-sample t-test (``scipy.stats.ttest_ind``; Student's by default) with Hedges' g."""
-    a, b = _vec(a, "a"), _vec(b, "b")
-    res = scipy.stats.ttest_ind(a, b, equal_var=equal_var)
-    df = float(getattr(res, "df", a.shape[0] + b.shape[0] - 2))
-    return TestResult(float(res.statistic), float(res.pvalue), df, hedges_g(a, b), "hedges_g",
-                      (int(a.shape[0]), int(b.shape[0])))
+    """Two-sample t-test: Student's (pooled variance, ``equal_var=True``) or Welch's.
+
+    t and p come from ``scipy.stats.ttest_ind``; the degrees of freedom are ``n1 + n2 - 2`` for
+    Student's test and the Welch-Satterthwaite value (:func:`welch_df`) for Welch's.
+
+    Parameters
+    ----------
+    a : array of shape (n1,)
+    b : array of shape (n2,)
+    equal_var : bool
+        True: Student's t-test; False: Welch's.
+
+    Returns
+    -------
+    TestResult  with ``test`` ``"student"`` or ``"welch"``, ``effect_size`` Hedges' g and
+    ``effect_sizes`` ``{"hedges_g", "cohens_d"}``.
+    """
+    a, b = _two_samples(a, b, "a two-sample t-test")
+    res = scipy.stats.ttest_ind(a, b, equal_var=bool(equal_var))
+    df = float(a.shape[0] + b.shape[0] - 2) if equal_var else welch_df(a, b)
+    g = hedges_g(a, b)
+    return TestResult(float(res.statistic), float(res.pvalue), df, g, "hedges_g", (int(a.shape[0]), int(b.shape[0])),
+                      test="student" if equal_var else "welch", effect_sizes={"hedges_g": g, "cohens_d": cohens_d(a, b)})
 
 
 def spearman(x, y):
@@ -191,32 +326,38 @@ def lowess(x, y, frac=2 / 3):
     return out[:, 0], out[:, 1]
 
 
-def pairwise_ttests(values, groups, correction="bonferroni", alpha=0.05) -> pd.DataFrame:
-    """Student's t-tests between every pair of groups, corrected for multiple comparisons.
+def pairwise_ttests(values, groups, correction="bonferroni", alpha=0.05, equal_var=True) -> pd.DataFrame:
+    """Two-sample t-tests between every pair of groups, corrected for multiple comparisons.
 
     Parameters
     ----------
     values : array of shape (n,)
     groups : array of shape (n,)  group label of each value
-    correction : str  a ``statsmodels.stats.multitest.multipletests`` method
+    correction : str  a ``statsmodels.stats.multitest.multipletests`` method (Bonferroni:
+        ``p_adjusted = min(1, p * m)`` over the ``m`` pairs)
+    alpha : float  family-wise error rate of ``reject``
+    equal_var : bool  Student's t-tests (True) or Welch's (False), see :func:`independent_ttest`
 
     Returns
     -------
-    pandas.DataFrame  columns ``group_a, group_b, n_a, n_b, t, p, p_adjusted, reject, hedges_g``;
-    groups with fewer than 2 values are left out.
+    pandas.DataFrame  columns ``group_a, group_b, n_a, n_b, t, df, p, hedges_g, test, p_adjusted,
+    reject``; groups with fewer than 2 values are left out.
     """
     from statsmodels.stats.multitest import multipletests
 
     values = _vec(values, "values")
     groups = np.asarray(groups)
+    if groups.shape != values.shape:
+        raise ValueError(f"groups must have one label per value, got {groups.shape[0]} labels for "
+                         f"{values.shape[0]} values")
     labels = [g for g in pd.unique(groups) if (groups == g).sum() >= 2]
     rows = []
     for ga, gb in itertools.combinations(sorted(labels, key=str), 2):
         a, b = values[groups == ga], values[groups == gb]
-        res = independent_ttest(a, b)
-        rows.append(dict(group_a=ga, group_b=gb, n_a=len(a), n_b=len(b), t=res.statistic,
-                         p=res.pvalue, hedges_g=res.effect_size))
-    out = pd.DataFrame(rows, columns=["group_a", "group_b", "n_a", "n_b", "t", "p", "hedges_g"])
+        res = independent_ttest(a, b, equal_var=equal_var)
+        rows.append(dict(group_a=ga, group_b=gb, n_a=len(a), n_b=len(b), t=res.statistic, df=res.df,
+                         p=res.pvalue, hedges_g=res.effect_size, test=res.test))
+    out = pd.DataFrame(rows, columns=["group_a", "group_b", "n_a", "n_b", "t", "df", "p", "hedges_g", "test"])
     if len(out):
         reject, padj, _, _ = multipletests(out["p"].to_numpy(), alpha=alpha, method=correction)
         out["p_adjusted"], out["reject"] = padj, reject
@@ -298,92 +439,334 @@ def trained_vs_random(run: Run, family="imagenet", tolerance=0.0) -> dict:
     return out
 
 
-def architecture_correlations(run: Run, family="imagenet", train_type="trained") -> pd.DataFrame:
+#: the two readings of the section 3.3 correlations (see docs/statistics.md)
+CORRELATION_SAMPLES = ("imagenet_trained", "pooled")
+
+
+def architecture_correlations(run: Run, family="imagenet", train_type="trained",
+                              sample=CORRELATION_SAMPLES) -> pd.DataFrame:
     """Spearman correlations of model depth (number of layers), parameter count and ImageNet
-    top-1 with each metric's score, over the models of one family.
+    top-1 with each metric's score (section 3.3), in one or both samples.
+
+    Samples (the ``sample`` column):
+
+    - ``"imagenet_trained"``: the models of ``family`` scored with ``train_type`` (one row
+      per architecture);
+    - ``"pooled"``: the models of ``family``, every train type together (trained and random
+      variants of each architecture, two rows per architecture). The paper's (rho, p) pairs
+      imply 196-223 models, i.e. this sample (the paper's table lists 2 x 111 ImageNet rows).
+      ImageNet top-1 is the trained variant's accuracy, so it is left out of this sample.
+
+    Parameters
+    ----------
+    run : Run
+    family : str
+    train_type : str  the train type of the ``"imagenet_trained"`` sample
+    sample : str or sequence of str  among :data:`CORRELATION_SAMPLES`
 
     Returns
     -------
-    pandas.DataFrame  columns ``predictor, metric, rho, p, n``.
+    pandas.DataFrame  columns ``predictor, metric, rho, p, n, sample``.
     """
+    samples = (sample,) if isinstance(sample, str) else tuple(sample)
+    bad = [s for s in samples if s not in CORRELATION_SAMPLES]
+    if bad:
+        raise ValueError(f"sample={bad[0]!r}; expected one of {list(CORRELATION_SAMPLES)}")
     depth = n_layers(run)
     rows = []
-    for metric in METRICS:
-        ms = model_summary(run, metric=metric, family=family, train_type=train_type).set_index("model")
-        predictors = {"n_layers": depth.reindex(ms.index), "n_parameters": ms["n_parameters"],
-                      "imagenet_top1": ms["imagenet_top1"]}
-        for name, x in predictors.items():
-            rho, p, n = spearman(x.to_numpy(dtype=float), ms["score"].to_numpy(dtype=float))
-            rows.append(dict(predictor=name, metric=metric, rho=rho, p=p, n=n))
-    return pd.DataFrame(rows, columns=["predictor", "metric", "rho", "p", "n"])
+    for name in samples:
+        tt = train_type if name == "imagenet_trained" else None
+        for metric in METRICS:
+            ms = model_summary(run, metric=metric, family=family, train_type=tt)
+            predictors = {"n_layers": ms["model"].map(depth), "n_parameters": ms["n_parameters"]}
+            if name == "imagenet_trained":
+                predictors["imagenet_top1"] = ms["imagenet_top1"]
+            for pred, x in predictors.items():
+                rho, p, n = spearman(pd.to_numeric(x, errors="coerce").to_numpy(dtype=float),
+                                     ms["score"].to_numpy(dtype=float))
+                rows.append(dict(predictor=pred, metric=metric, rho=rho, p=p, n=n, sample=name))
+    return pd.DataFrame(rows, columns=["predictor", "metric", "rho", "p", "n", "sample"])
 
 
-def class_contrast(run: Run, model_class="Transformer", family="imagenet", train_type="trained") -> pd.DataFrame:
-    """Student's t-test and Hedges' g of one model class against all others, per metric.
+def class_contrast(run: Run, model_class="Transformer", family="imagenet", train_type="trained",
+                   equal_var=False) -> pd.DataFrame:
+    """t-test and Hedges' g of one model class against all others, per metric (section 3.3).
+
+    Welch's test by default: the paper's pairs (t = -3.96, p = 0.004) and (t = 2.45, p = 0.023)
+    hold at about 8 and 21 degrees of freedom, not at the 90 of a pooled-variance test on 92
+    architectures.
+
+    Parameters
+    ----------
+    run : Run
+    model_class : str
+    family, train_type : str  the models compared
+    equal_var : bool  Student's pooled-variance test (True) or Welch's (False)
 
     Returns
     -------
-    pandas.DataFrame  columns ``metric, model_class, n_class, n_other, t, p, hedges_g``
+    pandas.DataFrame  columns ``metric, model_class, n_class, n_other, t, df, p, hedges_g, test``
     (NaN where either side has fewer than 2 models).
     """
+    test = "student" if equal_var else "welch"
     rows = []
     for metric in METRICS:
         ms = model_summary(run, metric=metric, family=family, train_type=train_type)
         a = ms.loc[ms["model_class"] == model_class, "score"].to_numpy(dtype=float)
         b = ms.loc[ms["model_class"] != model_class, "score"].to_numpy(dtype=float)
         row = dict(metric=metric, model_class=model_class, n_class=len(a), n_other=len(b),
-                   t=np.nan, p=np.nan, hedges_g=np.nan)
+                   t=np.nan, df=np.nan, p=np.nan, hedges_g=np.nan, test=test)
         if len(a) >= 2 and len(b) >= 2:
-            res = independent_ttest(a, b)
-            row.update(t=res.statistic, p=res.pvalue, hedges_g=res.effect_size)
+            res = independent_ttest(a, b, equal_var=equal_var)
+            row.update(t=res.statistic, df=res.df, p=res.pvalue, hedges_g=res.effect_size)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["metric", "model_class", "n_class", "n_other", "t", "df", "p", "hedges_g",
+                                       "test"])
 
 
-def training_gain_by_class(run: Run, family="imagenet", correction="bonferroni"):
+#: the two readings of section 3.3's Bonferroni-corrected pairwise tests of the training gain
+GAIN_READINGS = ("between classes", "within class")
+
+
+def training_gain_by_class(run: Run, family="imagenet", correction="bonferroni", equal_var=False,
+                           reading=GAIN_READINGS, alpha=0.05):
     """Trained-minus-random score differences by model class, and corrected pairwise tests.
+
+    Section 3.3: "transformers and MLP-Mixers boast the largest differences between
+    ImageNet-trained and randomly initialized variants [...] with all pairwise t-tests
+    significant at alpha = 0.05 after Bonferroni correction". Two readings (``reading`` column):
+
+    - ``"between classes"``: the differences of every two classes compared with a two-sample
+      t-test (Welch's by default, as in :func:`class_contrast`), Bonferroni over the class pairs;
+    - ``"within class"``: trained against random within each class (paired t-test),
+      Bonferroni over the classes; ``group_b`` is ``"random"``.
 
     Returns
     -------
     (differences, tests) : pandas.DataFrame, pandas.DataFrame
-        ``differences``: model, model_class, metric, difference; ``tests``: per metric the
-        :func:`pairwise_ttests` table between classes.
+        ``differences``: model, model_class, metric, difference; ``tests``: per reading and
+        metric, columns ``reading, metric, group_a, group_b, n_a, n_b, t, df, p, hedges_g,
+        d_av, test, p_adjusted, reject`` (``hedges_g`` between classes, ``d_av`` within).
     """
+    from statsmodels.stats.multitest import multipletests
+
+    readings = (reading,) if isinstance(reading, str) else tuple(reading)
+    bad = [r for r in readings if r not in GAIN_READINGS]
+    if bad:
+        raise ValueError(f"reading={bad[0]!r}; expected one of {list(GAIN_READINGS)}")
+    cols = ["reading", "metric", "group_a", "group_b", "n_a", "n_b", "t", "df", "p", "hedges_g", "d_av", "test",
+            "p_adjusted", "reject"]
     tvr = trained_vs_random(run, family=family)
     diffs, tests = [], []
     for metric, res in tvr.items():
         t = res["table"].merge(run.meta[["model_class"]], left_on="model", right_index=True, how="left")
+        t["model_class"] = t["model_class"].fillna("unknown")
         t["metric"] = metric
         diffs.append(t[["model", "model_class", "metric", "difference"]])
-        if len(t):
-            pw = pairwise_ttests(t["difference"].to_numpy(), t["model_class"].fillna("unknown").to_numpy(),
-                                 correction=correction)
+        if not len(t):
+            continue
+        if "between classes" in readings:
+            pw = pairwise_ttests(t["difference"].to_numpy(dtype=float), t["model_class"].to_numpy(),
+                                 correction=correction, alpha=alpha, equal_var=equal_var)
             pw.insert(0, "metric", metric)
+            pw.insert(0, "reading", "between classes")
             tests.append(pw)
-    diffs = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame()
-    tests = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
+        if "within class" in readings:
+            rows = []
+            for cls, g in t.groupby("model_class"):
+                if len(g) < 2:
+                    continue
+                r = paired_ttest(g["trained"].to_numpy(dtype=float), g["random"].to_numpy(dtype=float))
+                rows.append(dict(reading="within class", metric=metric, group_a=cls, group_b="random", n_a=len(g),
+                                 n_b=len(g), t=r.statistic, df=r.df, p=r.pvalue, d_av=r.effect_sizes["d_av"],
+                                 test=r.test))
+            if rows:
+                w = pd.DataFrame(rows)
+                reject, padj, _, _ = multipletests(w["p"].to_numpy(), alpha=alpha, method=correction)
+                w["p_adjusted"], w["reject"] = padj, reject
+                tests.append(w)
+    diffs = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame(
+        columns=["model", "model_class", "metric", "difference"])
+    tests = pd.concat(tests, ignore_index=True).reindex(columns=cols) if tests else pd.DataFrame(columns=cols)
     return diffs, tests
 
 
-def score_ranges(run: Run, families=("imagenet", "taskonomy"), train_type="trained") -> pd.DataFrame:
-    """Best-minus-worst model score per family and metric (section 3.6).
+def is_normalizer_free(name) -> bool:
+    """Whether a model name is a normalization-free network (``nf_resnet50``, ``nfnet_l0``,
+    ``eca_nfnet_l1``, ``dm_nfnet_f0``, ...).
+
+    Parameters
+    ----------
+    name : str
 
     Returns
     -------
-    pandas.DataFrame  columns ``family, metric, best_model, best, worst_model, worst, range, n_models``.
+    bool
     """
+    n = str(name).lower()
+    return n.startswith("nf") or "_nf" in n
+
+
+RANGE_SUBSETS = ("all", "without normalizer-free")
+
+
+def score_ranges(run: Run, families=("imagenet", "taskonomy"), train_type="trained",
+                 subsets=RANGE_SUBSETS) -> pd.DataFrame:
+    """Best-minus-worst model score per family and metric (section 3.6), over all models and
+    without the normalization-free networks (:func:`is_normalizer_free`), which the paper
+    calls outliers of the ImageNet RSA range ("0.458 to 0.347 (0.111)" without them).
+
+    Parameters
+    ----------
+    run : Run
+    families : sequence of str
+    train_type : str
+    subsets : sequence of str  among :data:`RANGE_SUBSETS`
+
+    Returns
+    -------
+    pandas.DataFrame  columns ``family, metric, best_model, best, worst_model, worst, range,
+    n_models, subset``; a (family, metric, subset) with fewer than 2 models has no row.
+    """
+    subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
+    bad = [s for s in subsets if s not in RANGE_SUBSETS]
+    if bad:
+        raise ValueError(f"subset {bad[0]!r}; expected among {list(RANGE_SUBSETS)}")
+    cols = ["family", "metric", "best_model", "best", "worst_model", "worst", "range", "n_models", "subset"]
     rows = []
-    for fam in families:
-        for metric in METRICS:
-            ms = model_summary(run, metric=metric, family=fam, train_type=train_type)
-            if len(ms) < 2:
-                continue
-            hi, lo = ms.loc[ms["score"].idxmax()], ms.loc[ms["score"].idxmin()]
-            rows.append(dict(family=fam, metric=metric, best_model=hi["model"], best=hi["score"],
-                             worst_model=lo["model"], worst=lo["score"], range=hi["score"] - lo["score"],
-                             n_models=len(ms)))
-    return pd.DataFrame(rows, columns=["family", "metric", "best_model", "best", "worst_model", "worst",
-                                       "range", "n_models"])
+    for subset in subsets:
+        for fam in families:
+            for metric in METRICS:
+                ms = model_summary(run, metric=metric, family=fam, train_type=train_type)
+                if subset != "all":
+                    ms = ms[~ms["model"].map(is_normalizer_free).astype(bool)]
+                ms = ms[np.isfinite(ms["score"].to_numpy(dtype=float))]
+                if len(ms) < 2:
+                    continue
+                hi, lo = ms.loc[ms["score"].idxmax()], ms.loc[ms["score"].idxmin()]
+                rows.append(dict(family=fam, metric=metric, best_model=hi["model"], best=hi["score"],
+                                 worst_model=lo["model"], worst=lo["score"], range=hi["score"] - lo["score"],
+                                 n_models=len(ms), subset=subset))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def depth_peak(run: Run, family="imagenet", train_type="trained", by=None, frac=2 / 3, n_bins=100) -> pd.DataFrame:
+    """Relative depth at the peak of the lowess curve of layer scores against depth (section 3.7,
+    Figure 4): where the most predictive layers lie, as the paper reads it.
+
+    The curve is :func:`depth_profiles`'s (each layer's score averaged over areas, depths in
+    ``n_bins`` bins, lowess of span ``frac`` through every layer); its peak is the bin where
+    the smoothed score is highest.
+
+    Parameters
+    ----------
+    run : Run
+    family, train_type : str  the models pooled
+    by : str, optional  a metadata column to split by (``"task_cluster"`` for the Taskonomy
+        clusters, ``"model_class"``); None pools every model of the family (group ``"all"``)
+    frac : float  lowess span
+    n_bins : int
+
+    Returns
+    -------
+    pandas.DataFrame  columns ``metric, group, peak_depth, n_models``.
+    """
+    cols = ["metric", "group", "peak_depth", "n_models"]
+    key = "_all" if by is None else by
+    if by is None:  # one group holding every model of the family
+        run = dataclasses.replace(run, meta=run.meta.assign(_all="all"))
+    prof = depth_profiles(run, by=key, family=family, train_type=train_type, n_bins=n_bins, frac=frac)
+    if not len(prof):
+        return pd.DataFrame(columns=cols)
+    m = run.models
+    m = m[(m["family"] == family) & (m["train_type"] == train_type)]
+    counts = m.groupby(key)["model"].nunique()
+    rows = []
+    for (metric, group), g in prof.groupby(["metric", "group"]):
+        g = g.dropna(subset=["smooth"])
+        if not len(g):
+            continue
+        rows.append(dict(metric=metric, group=group,
+                         peak_depth=float(g.loc[g["smooth"].idxmax(), "depth_bin"]),
+                         n_models=int(counts.get(group, 0))))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def taskonomy_ranking(run: Run, family="taskonomy", train_type="trained") -> pd.DataFrame:
+    """The overall model ranking of section 2.5: the mean of the SRP-Ridge Max and RSA Max
+    scores (each the mean over areas of the layer-max score), highest first.
+
+    Parameters
+    ----------
+    run : Run
+    family, train_type : str  the models ranked (the Taskonomy encoders by default)
+
+    Returns
+    -------
+    pandas.DataFrame  columns ``model, srp_ridge, rsa, mean_score, rank, srp_ridge_rank,
+    rsa_rank, task_cluster`` sorted by ``mean_score`` (rank 1 the best; per-metric ranks
+    likewise); models lacking either metric are left out.
+    """
+    cols = ["model", "srp_ridge", "rsa", "mean_score", "rank", "srp_ridge_rank", "rsa_rank", "task_cluster"]
+    ms = model_summary(run, family=family, train_type=train_type)
+    if not len(ms):
+        return pd.DataFrame(columns=cols)
+    wide = ms.pivot_table(index="model", columns="metric", values="score")
+    if not set(METRICS) <= set(wide.columns):
+        return pd.DataFrame(columns=cols)
+    wide = wide[list(METRICS)].dropna()
+    wide["mean_score"] = wide[list(METRICS)].mean(axis=1)
+    wide["rank"] = wide["mean_score"].rank(ascending=False, method="min")
+    for metric in METRICS:
+        wide[f"{metric}_rank"] = wide[metric].rank(ascending=False, method="min")
+    wide = wide.reset_index().merge(run.meta[["task_cluster"]], left_on="model", right_index=True, how="left")
+    return wide.sort_values(["mean_score", "model"], ascending=[False, True]).reset_index(drop=True)[cols]
+
+
+def explainable_variance(rdm_reliability):
+    """Explainable variance of RSA scores as section 4 defines it: the square of the neural
+    RDM's split-half reliability (the paper: R^2 = 0.773 in VISal).
+
+    This differs from the noise ceiling of :func:`mbutils.reliability.noise_ceiling`
+    (``sqrt(reliability)``, the highest r a score can reach): the paper compares the squared
+    score (R^2) with the squared reliability.
+
+    Parameters
+    ----------
+    rdm_reliability : float or array of shape (n,)
+        Split-half RDM reliability (:func:`mbutils.reliability.splithalf_rdm_reliability`).
+
+    Returns
+    -------
+    float or numpy.ndarray of shape (n,)  NaN where the reliability is not positive.
+    """
+    rel = np.asarray(rdm_reliability, dtype=float)
+    with np.errstate(invalid="ignore"):
+        out = np.where(rel > 0, rel**2, np.nan)
+    return out if out.ndim else float(out)
+
+
+def explained_fraction(score, rdm_reliability) -> dict:
+    """An RSA score against its area's explainable variance (section 4).
+
+    Parameters
+    ----------
+    score : float  RSA Max (Pearson r)
+    rdm_reliability : float  split-half reliability of the area's neural RDM
+
+    Returns
+    -------
+    dict  ``r2`` (score squared), ``explainable`` (:func:`explainable_variance`), ``fraction``
+    (``r2 / explainable``), ``ceiling`` (``sqrt(reliability)``) and ``normalized`` (score over
+    the ceiling).
+    """
+    from .reliability import noise_ceiling
+
+    r2 = float(score) ** 2
+    ev = explainable_variance(rdm_reliability)
+    ceiling = noise_ceiling(rdm_reliability)
+    return dict(r2=r2, explainable=ev, fraction=r2 / ev if np.isfinite(ev) else np.nan, ceiling=ceiling,
+                normalized=float(score) / ceiling if np.isfinite(ceiling) else np.nan)
 
 
 def depth_profiles(run: Run, by="model_class", family="imagenet", train_type="trained", n_bins=100,
@@ -519,33 +902,56 @@ def layerwise_agreement(run: Run, families=("imagenet", "taskonomy"), confidence
     return per, pd.DataFrame(means)
 
 
-def scores_by_reliability(neuron_scores: pd.DataFrame, reliability, thresholds) -> pd.DataFrame:
-    """SRP-Ridge Max recomputed at several reliability cutoffs from per-neuron scores.
+def scores_by_reliability(table: pd.DataFrame, reliability=None, thresholds=None, include_flagged=False) -> pd.DataFrame:
+    """Max scores (mean over areas of the best layer's score) at several reliability cutoffs.
 
-    Per-neuron scores do not depend on which other neurons are kept (each neuron has its own
-    ridge fit), so the area means at a stricter cutoff are the means over the neurons whose
-    reliability passes it -- no rescoring needed. Cutoffs below the sweep's own threshold need
-    neurons the sweep did not score, and give no rows.
+    Two sources:
+
+    - a ``scores_reliability`` table (``Run.scores_reliability``, written by
+      :func:`mbutils.scoring.score_model`; it has a ``cutoff`` column): both metrics, every
+      cutoff scored (down to 0.5 by default), RSA from the neural RDM of the neurons passing
+      each cutoff. ``reliability`` is not used.
+    - a ``neuron_scores`` table with ``reliability`` (SRP-Ridge only): per-neuron scores do not
+      depend on which other neurons are kept (each neuron has its own ridge fit), so the area
+      means at a stricter cutoff are the means over the neurons whose reliability passes it.
+      Cutoffs below the scoring threshold need neurons that were not scored, and give no rows.
 
     Parameters
     ----------
-    neuron_scores : pandas.DataFrame
-        The ``neuron_scores`` table (model, train_type, layer, cell_specimen_id, area, score).
-    reliability : pandas.Series
-        Split-half reliability indexed by ``cell_specimen_id``.
-    thresholds : sequence of float
+    table : pandas.DataFrame
+        A ``scores_reliability`` table (columns ``model, train_type, layer, metric, area,
+        cutoff, score, n_neurons``) or a ``neuron_scores`` table (``model, train_type, layer,
+        cell_specimen_id, area, score``).
+    reliability : pandas.Series, optional
+        Split-half reliability indexed by ``cell_specimen_id`` (``neuron_scores`` only).
+    thresholds : sequence of float, optional
+        Cutoffs to keep; default every cutoff of a ``scores_reliability`` table (required
+        with ``neuron_scores``).
+    include_flagged : bool, default False
+        Let penalty-dominated layers (column ``penalty_dominated``) compete for the maximum.
 
     Returns
     -------
-    pandas.DataFrame  columns ``model, train_type, threshold, score, n_neurons``: the mean over
-    areas of the max over layers of the area-mean score.
+    pandas.DataFrame
+        Columns ``model, train_type, metric, threshold, score, n_neurons, n_areas``: per
+        model, metric and cutoff the mean over areas of the max over layers of the area score.
+        From a ``scores_reliability`` table, the areas are those with a score at every kept
+        cutoff of that model and metric (so that a curve does not change its areas along the
+        way), ``n_neurons`` the neurons of those areas passing the cutoff.
     """
+    cols = ["model", "train_type", "metric", "threshold", "score", "n_neurons", "n_areas"]
+    if "cutoff" in table.columns:
+        return _curves_from_cutoff_table(table, thresholds, include_flagged, cols)
     if not isinstance(reliability, pd.Series):
-        raise TypeError(f"reliability must be a pandas Series indexed by cell_specimen_id, got {type(reliability).__name__}")
-    cols = ["model", "train_type", "threshold", "score", "n_neurons"]
-    if not len(neuron_scores):
+        raise TypeError(f"reliability must be a pandas Series indexed by cell_specimen_id, got {type(reliability).__name__}"
+                        " (or pass a scores_reliability table, which has a cutoff column)")
+    if thresholds is None:
+        raise ValueError("thresholds=None; give the cutoffs to compute from neuron_scores, e.g. [0.8, 0.85, 0.9]")
+    if not len(table):
         return pd.DataFrame(columns=cols)
-    ns = neuron_scores.assign(reliability=reliability.reindex(neuron_scores["cell_specimen_id"]).to_numpy())
+    ns = table.assign(reliability=reliability.reindex(table["cell_specimen_id"]).to_numpy())
+    if not include_flagged and "penalty_dominated" in ns.columns:
+        ns = ns[~ns["penalty_dominated"].fillna(False).astype(bool)]
     rows = []
     for thr in thresholds:
         sel = ns[ns["reliability"] >= thr]
@@ -553,32 +959,105 @@ def scores_by_reliability(neuron_scores: pd.DataFrame, reliability, thresholds) 
             continue
         area = sel.groupby(["model", "train_type", "layer", "area"])["score"].mean()
         best = area.groupby(level=["model", "train_type", "area"]).max()
-        per_model = best.groupby(level=["model", "train_type"]).mean()
+        per_model = best.groupby(level=["model", "train_type"])
         n = sel.groupby(["model", "train_type"])["cell_specimen_id"].nunique()
-        for (model, tt), v in per_model.items():
-            rows.append(dict(model=model, train_type=tt, threshold=float(thr), score=float(v),
-                             n_neurons=int(n.loc[(model, tt)])))
+        for (model, tt), v in per_model.mean().items():
+            rows.append(dict(model=model, train_type=tt, metric="srp_ridge", threshold=float(thr), score=float(v),
+                             n_neurons=int(n.loc[(model, tt)]), n_areas=int(per_model.count().loc[(model, tt)])))
     return pd.DataFrame(rows, columns=cols)
+
+
+def _curves_from_cutoff_table(table, thresholds, include_flagged, cols) -> pd.DataFrame:
+    """:func:`scores_by_reliability` from a ``scores_reliability`` table."""
+    t = table
+    if thresholds is not None:
+        t = t[np.isin(t["cutoff"].to_numpy(dtype=float), np.asarray(thresholds, dtype=float))]
+    if not include_flagged and "penalty_dominated" in t.columns:
+        t = t[~t["penalty_dominated"].fillna(False).astype(bool)]
+    t = t[np.isfinite(t["score"].to_numpy(dtype=float))]
+    if not len(t):
+        return pd.DataFrame(columns=cols)
+    keys = ["model", "train_type", "metric"]
+    best = (t.groupby(keys + ["cutoff", "area"], sort=True)
+            .agg(score=("score", "max"), n_neurons=("n_neurons", "max")).reset_index())
+    n_cut = best.groupby(keys)["cutoff"].transform("nunique")
+    n_cut_area = best.groupby(keys + ["area"])["cutoff"].transform("nunique")
+    best = best[n_cut_area == n_cut]  # the areas scored at every cutoff of the model and metric
+    out = (best.groupby(keys + ["cutoff"], sort=True)
+           .agg(score=("score", "mean"), n_neurons=("n_neurons", "sum"), n_areas=("area", "nunique")).reset_index()
+           .rename(columns={"cutoff": "threshold"}))
+    out["n_neurons"] = out["n_neurons"].astype(np.int64)
+    out["n_areas"] = out["n_areas"].astype(np.int64)
+    return out[cols]
 
 
 def reliability_smooth(curves: pd.DataFrame, frac=2 / 3, confidence_level=0.95, seed=0) -> pd.DataFrame:
     """Across-model mean, bootstrapped CI and lowess smoother of :func:`scores_by_reliability` curves.
 
+    Per metric (one group when ``curves`` has no ``metric`` column): at each cutoff the mean
+    over models and its percentile bootstrap CI (:func:`bootstrap_ci`); the lowess smoother
+    (:func:`lowess`, span ``frac``) is fitted to every model's points at once, as the paper's
+    smoother across all models (appendix A.6, Figure 6).
+
     Returns
     -------
-    pandas.DataFrame  columns ``threshold, mean, ci_low, ci_high, smooth, n_models``.
+    pandas.DataFrame
+        Columns ``metric, threshold, mean, ci_low, ci_high, smooth, n_models``, one row per
+        metric and cutoff.
     """
-    cols = ["threshold", "mean", "ci_low", "ci_high", "smooth", "n_models"]
+    cols = ["metric", "threshold", "mean", "ci_low", "ci_high", "smooth", "n_models"]
     if not len(curves):
         return pd.DataFrame(columns=cols)
+    if "metric" not in curves.columns:
+        curves = curves.assign(metric="srp_ridge")
+    out = []
+    for metric, cm in curves.groupby("metric", sort=False):
+        rows = []
+        for thr, g in cm.groupby("threshold"):
+            lo, hi = bootstrap_ci(g["score"].to_numpy(), confidence_level=confidence_level, seed=seed)
+            rows.append(dict(metric=metric, threshold=thr, mean=g["score"].mean(), ci_low=lo, ci_high=hi,
+                             n_models=len(g)))
+        part = pd.DataFrame(rows)
+        xs, ys = lowess(cm["threshold"].to_numpy(dtype=float), cm["score"].to_numpy(dtype=float), frac=frac)
+        part["smooth"] = pd.Series(ys, index=xs).groupby(level=0).mean().reindex(part["threshold"]).to_numpy()
+        out.append(part)
+    return pd.concat(out, ignore_index=True)[cols]
+
+
+def reliability_peaks(smooth: pd.DataFrame, threshold=0.8) -> pd.DataFrame:
+    """Where the across-model mean of :func:`reliability_smooth` peaks, beside the threshold.
+
+    Parameters
+    ----------
+    smooth : pandas.DataFrame
+        From :func:`reliability_smooth`.
+    threshold : float, default 0.8
+        The selection threshold of the main analysis.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric: ``peak_cutoff`` and ``peak_score`` (the largest across-model mean),
+        ``smooth_peak_cutoff`` (the largest lowess value), ``score_at_threshold`` (the mean at
+        the cutoff nearest ``threshold``), ``gain`` (``peak_score - score_at_threshold``),
+        ``n_models`` (at the peak), ``cutoffs`` (number of cutoffs).
+    """
+    cols = ["metric", "peak_cutoff", "peak_score", "smooth_peak_cutoff", "score_at_threshold", "gain", "n_models",
+            "cutoffs"]
     rows = []
-    for thr, g in curves.groupby("threshold"):
-        lo, hi = bootstrap_ci(g["score"].to_numpy(), confidence_level=confidence_level, seed=seed)
-        rows.append(dict(threshold=thr, mean=g["score"].mean(), ci_low=lo, ci_high=hi, n_models=len(g)))
-    out = pd.DataFrame(rows)
-    xs, ys = lowess(curves["threshold"].to_numpy(), curves["score"].to_numpy(), frac=frac)
-    out["smooth"] = pd.Series(ys, index=xs).groupby(level=0).mean().reindex(out["threshold"]).to_numpy()
-    return out[cols]
+    for metric, g in smooth.groupby("metric", sort=False):
+        g = g[np.isfinite(g["mean"].to_numpy(dtype=float))]
+        if not len(g):
+            continue
+        top = g.loc[g["mean"].idxmax()]
+        sm = g["smooth"].to_numpy(dtype=float)
+        at = g.iloc[int(np.argmin(np.abs(g["threshold"].to_numpy(dtype=float) - float(threshold))))]
+        rows.append(dict(metric=metric, peak_cutoff=float(top["threshold"]), peak_score=float(top["mean"]),
+                         smooth_peak_cutoff=float(g["threshold"].iloc[int(np.nanargmax(sm))])
+                         if np.isfinite(sm).any() else np.nan,
+                         score_at_threshold=float(at["mean"]), gain=float(top["mean"] - at["mean"]),
+                         n_models=int(top["n_models"]), cutoffs=len(g)))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _ground_truth_areas(ground_truth: dict) -> dict:
