@@ -5,7 +5,8 @@ The file schema is in docs/dataset.md. Main entry points:
 - :class:`NeuralDataset` / :func:`load_dataset` -- load, validate, subset, save;
 - :func:`select_neurons` -- the paper's neuron selection, with a :class:`SelectionReport`;
 - :func:`make_synthetic` -- the synthetic mouse (the embedded default dataset);
-- :func:`make_stimuli` -- 118 natural grayscale scenes + a blank, from scikit-image photographs.
+- :func:`make_stimuli` -- 118 natural grayscale scenes + a blank, from scikit-image photographs;
+- :func:`make_image_set` -- more crops of the same photographs, disjoint from the stimuli (to fit PCA on).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ __all__ = [
     "is_excitatory",
     "make_synthetic",
     "make_stimuli",
+    "make_image_set",
 ]
 
 
@@ -36,4 +38,8 @@ def __getattr__(name):
         from .stimuli import make_stimuli
 
         return make_stimuli
+    if name == "make_image_set":
+        from ._imageset import make_image_set
+
+        return make_image_set
     raise AttributeError(f"module 'mbutils.data' has no attribute {name!r}")

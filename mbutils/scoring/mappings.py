@@ -1,14 +1,23 @@
 """Alternative neural-regression mappings, for the speed/accuracy comparison (paper A.5, Fig. 5).
 
-Each mapping is a reduction (PCA, sparse random projection or a random subset of features,
-at several sizes) crossed with a regression (ridge by GCV, ridge by k-fold, PLS with 10 or 25
-components by k-fold). :func:`compare_mappings` times each pair and scores it the same way:
-Pearson r per neuron between cross-validated predictions and responses, averaged.
+Each mapping is a reduction (PCA, sparse random projection, a random subset of features, or
+none: all features) at several sizes, crossed with a regression (ridge by GCV, ridge by k-fold,
+PLS with 10 or 25 components by k-fold). :func:`compare_mappings` times each pair and scores it
+the same way: Pearson r per neuron between cross-validated predictions and responses, averaged.
+
+As in the paper, PCA can be fitted on features of an auxiliary image set rather than on the
+stimuli (:func:`fitted_pca_scores`; the image set of :func:`mbutils.data.make_image_set`), so
+that it has more components than stimuli. :func:`mapping_validation_data` picks the layers
+that carry signal (:func:`screen_layers`) and extracts their features for the stimuli and the
+image set.
 """
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,8 +25,10 @@ import pandas as pd
 from .correlation import pearson_columns
 from .ridge import ridge_gcv_predictions
 
-__all__ = ["REDUCTIONS", "REGRESSIONS", "MAPPINGS", "reduce_features", "cv_predictions", "compare_mappings",
-           "summarize_mappings", "mapping_validation_data", "mapping_agreement"]
+__all__ = ["REDUCTIONS", "REGRESSIONS", "MAPPINGS", "reduce_features", "cv_predictions", "mapping_scores",
+           "fitted_pca_scores", "compare_mappings", "summarize_mappings", "describe_mappings", "layer_signal",
+           "screen_layers",
+           "MappingData", "mapping_validation_data", "mapping_agreement", "MIN_EFFECTIVE_DF"]
 
 
 def _reduce_pca(x, k, seed):
@@ -41,8 +52,13 @@ def _reduce_subset(x, k, seed):
     return x[:, np.sort(rng.choice(x.shape[1], size=k, replace=False))]
 
 
-#: reduction name -> function(features, n_components, seed)
-REDUCTIONS = {"pca": _reduce_pca, "srp": _reduce_srp, "subset": _reduce_subset}
+def _reduce_none(x, k, seed):
+    return x
+
+
+#: reduction name -> function(features, n_components, seed); "none" keeps all features (the
+#: reference point of the paper's Figure 5)
+REDUCTIONS = {"pca": _reduce_pca, "srp": _reduce_srp, "subset": _reduce_subset, "none": _reduce_none}
 
 
 def _kfold_predictions(x, y, make, n_splits, seed):
@@ -86,7 +102,9 @@ def reduce_features(features, reduction="srp", n_components=4096, seed=0) -> np.
     Parameters
     ----------
     features : array of shape (n_stimuli, n_features)
-    reduction : {"pca", "srp", "subset"}
+    reduction : {"pca", "srp", "subset", "none"}
+        ``"pca"`` here is fitted on the features themselves (at most ``n_stimuli - 1``
+        components); :func:`fitted_pca_scores` fits it on other images.
     n_components : int
     seed : int
 
@@ -100,16 +118,108 @@ def reduce_features(features, reduction="srp", n_components=4096, seed=0) -> np.
 
 
 def cv_predictions(x, y, regression="ridge_gcv", alpha=1.0, n_splits=5, seed=0) -> np.ndarray:
-    """Cross-validated predictions of ``y`` (n_stimuli, n_targets) from ``x`` (n_stimuli, k)."""
+    """Cross-validated predictions of ``y`` (n_stimuli, n_targets) from ``x`` (n_stimuli, k).
+
+    Returns
+    -------
+    ndarray of shape (n_stimuli, n_targets), float64
+        Leave-one-out predictions for ``"ridge_gcv"``, ``n_splits``-fold ones otherwise.
+    """
     if regression not in REGRESSIONS:
         raise ValueError(f"regression={regression!r}; expected one of {list(REGRESSIONS)}")
     y = np.asarray(y, dtype=np.float64)
     return REGRESSIONS[regression](np.asarray(x, dtype=np.float64), y, alpha, n_splits, seed)
 
 
+def mapping_scores(features, responses, reduction="srp", n_components=4096, regression="ridge_gcv", alpha=1.0,
+                   n_splits=5, seed=0) -> np.ndarray:
+    """Per-neuron Pearson r of one mapping (the values :func:`compare_mappings` averages).
+
+    Parameters
+    ----------
+    features : array of shape (n_stimuli, n_features)
+    responses : array of shape (n_stimuli, n_neurons)
+    reduction, n_components, regression, alpha, n_splits, seed
+        As in :func:`compare_mappings`.
+
+    Returns
+    -------
+    ndarray of shape (n_neurons,), float64
+        NaN for constant neurons or constant predictions.
+    """
+    z = reduce_features(features, reduction, n_components, seed)
+    y = np.asarray(responses, dtype=np.float64)
+    return pearson_columns(cv_predictions(z, y, regression, alpha=alpha, n_splits=n_splits, seed=seed), y)
+
+
+def _reference_pca(reference, features, chunk=8192):
+    """PCA fitted on ``reference`` (N, p), applied to ``features`` (n, p).
+
+    The covariance's eigenvectors are ``Ac^T U / sqrt(s)`` for the eigendecomposition
+    ``Ac Ac^T = U diag(s) U^T`` of the reference's centered Gram (``Ac``: reference centered
+    over images), so the scores of the features are ``(X - mean) Ac^T U / sqrt(s)``: both
+    products are sums over features, accumulated over column blocks of ``chunk`` features
+    (the reference may be a memory map; at most ``(N + n) * chunk`` values in memory).
+
+    Returns ``(C, U, root)``: ``C = (X - mean) Ac^T`` (n, N), eigenvectors ``U`` (N, r) and
+    ``root = sqrt(s)`` (r,) in decreasing order, for the ``r`` eigenvalues above 1e-12 of
+    the largest (at most ``N - 1``).
+    """
+    N, p = reference.shape
+    if np.shape(features)[1] != p:
+        raise ValueError(f"the reference has {p} features per image but the features have {np.shape(features)[1]}; "
+                         "pass the same layer's features for both")
+    G = np.zeros((N, N))
+    C = np.zeros((np.shape(features)[0], N))
+    for c0 in range(0, p, chunk):
+        A = np.array(reference[:, c0:c0 + chunk], dtype=np.float64)
+        mu = A.mean(0)
+        A -= mu
+        X = np.asarray(features[:, c0:c0 + chunk], dtype=np.float64) - mu
+        G += A @ A.T
+        C += X @ A.T
+    s, U = np.linalg.eigh((G + G.T) / 2)
+    order = np.argsort(s)[::-1]
+    s, U = s[order], U[:, order]
+    keep = s > max(s[0], 0.0) * 1e-12 if s[0] > 0 else np.zeros(s.shape, bool)
+    s, U = s[keep], U[:, keep]
+    # deterministic signs: the largest-magnitude entry of each eigenvector positive
+    sign = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])])
+    sign[sign == 0] = 1
+    return C, U * sign, np.sqrt(s)
+
+
+def fitted_pca_scores(reference, features, n_components) -> dict:
+    """Principal component scores of ``features`` on components fitted on ``reference``.
+
+    As Brain-Score (and the paper's Figure 5) do: the principal components of a layer's
+    features for an auxiliary image set, then the stimuli's features projected on them. Equal
+    (up to each component's sign) to ``sklearn.decomposition.PCA(k).fit(reference).transform(features)``.
+
+    Parameters
+    ----------
+    reference : array of shape (n_images, n_features)
+        The layer's features for the auxiliary images (a memory map is read in column blocks).
+    features : array of shape (n_stimuli, n_features)
+        The same layer's features for the stimuli.
+    n_components : int or sequence of int
+        Components kept; at most the reference's rank (``n_images - 1`` at most).
+
+    Returns
+    -------
+    dict int -> ndarray of shape (n_stimuli, min(k, rank)), float64
+        One entry per requested size.
+    """
+    sizes = [int(k) for k in np.atleast_1d(n_components)]
+    if any(k < 1 for k in sizes):
+        raise ValueError(f"n_components={n_components!r}; expected positive integers")
+    C, U, root = _reference_pca(reference, features)
+    return {k: (C @ U[:, :k]) / root[:k] for k in sizes}
+
+
 def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "subset"),
                      n_components=(1024, 2048, 4096, 8192), regressions=("ridge_gcv", "ridge_kfold", "pls10", "pls25"),
-                     alpha=1.0, n_splits=5, seed=0, progress=None) -> pd.DataFrame:
+                     alpha=1.0, n_splits=5, seed=0, reference=None, progress=None) -> pd.DataFrame:
     """Score and time every (reduction, size, regression) mapping on every layer.
 
     Parameters
@@ -117,22 +227,32 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
     features_per_layer : dict name -> array (n_stimuli, n_features), or list of arrays
     responses : array of shape (n_stimuli, n_neurons)
     reductions, n_components, regressions : sequences
+        ``"none"`` (all features) is done once per layer and regression, whatever the sizes.
     alpha : float
         Ridge penalty.
     n_splits : int
         Folds of the k-fold regressions.
     seed : int
+    reference : dict name -> array (n_images, n_features), optional
+        Per layer, its features for an auxiliary image set: PCA is fitted on them
+        (:func:`fitted_pca_scores`) instead of on the stimuli. Layers missing from it are
+        fitted on the stimuli.
+    progress : bool, optional
 
     Returns
     -------
     pandas.DataFrame
         One row per (layer, reduction, n_components, regression): ``score`` (mean Pearson r over
         neurons), ``n_nan``, ``n_unconverged`` (fits of an iterative regression, PLS, that
-        stopped at their iteration limit), ``reduce_s``, ``regress_s``, ``total_s``, ``n_features_used``,
-        ``penalty_dominated`` (ridge by GCV on features so small against ``alpha`` that every
-        neuron's leave-one-out r is at most -0.87; see
-        :func:`mbutils.scoring._loo.penalty_deviation`; False for the other regressions).
-        Means over layers should leave such rows out (:func:`summarize_mappings`).
+        stopped at their iteration limit), ``fit_s`` (fitting the reduction on the reference
+        images: one eigendecomposition per layer serves every PCA size, and each PCA row
+        carries its full time), ``reduce_s`` (``fit_s`` plus reducing the stimuli),
+        ``regress_s``, ``total_s``, ``n_features_used``, ``fitted_on`` (``"reference"``,
+        ``"stimuli"`` or ``""`` for reductions that fit nothing), ``penalty_dominated``
+        (ridge by GCV on features so small against ``alpha`` that every neuron's leave-one-out
+        r is at most -0.87; see :func:`mbutils.scoring._loo.penalty_deviation`; False for the
+        other regressions). Means over layers should leave such rows out
+        (:func:`summarize_mappings`).
     """
     if not isinstance(features_per_layer, dict):
         features_per_layer = {f"layer{i + 1}": f for i, f in enumerate(features_per_layer)}
@@ -142,25 +262,43 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
     for g in regressions:
         if g not in REGRESSIONS:
             raise ValueError(f"regression={g!r}; expected one of {list(REGRESSIONS)}")
+    reference = reference or {}
     y = np.asarray(responses, dtype=np.float64)
     if progress is None:
         from ..config import get_config
 
         progress = get_config().progress
-    jobs = [(name, r, k) for name in features_per_layer for r in reductions for k in n_components]
+    jobs = [(name, r, k) for name in features_per_layer for r in reductions
+            for k in ((None,) if r == "none" else n_components)]
     if progress:
         from tqdm import tqdm
 
         jobs = tqdm(jobs, desc="mappings")
     rows = []
+    pca_fits = {}
     for name, r, k in jobs:
         x = np.asarray(features_per_layer[name])
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"layer {name!r} has {x.shape[0]} stimuli but responses have {y.shape[0]}")
         constant = not np.any(np.ptp(x, axis=0) > 0)
+        fitted_on = ""
+        fit_s = 0.0
         t0 = time.perf_counter()
-        z = x[:, :0] if constant else reduce_features(x, r, k, seed)
-        t_red = time.perf_counter() - t0
+        if constant:
+            z = x[:, :0]
+        elif r == "pca" and name in reference:
+            if name not in pca_fits:
+                t_fit = time.perf_counter()
+                fit = _reference_pca(reference[name], x)
+                pca_fits[name] = (fit, time.perf_counter() - t_fit)
+            (C, U, root), fit_s = pca_fits[name]
+            t0 = time.perf_counter()
+            z = (C @ U[:, :k]) / root[:k]
+            fitted_on = "reference"
+        else:
+            z = reduce_features(x, r, x.shape[1] if k is None else k, seed)
+            fitted_on = "stimuli" if r == "pca" else ""
+        t_red = fit_s + time.perf_counter() - t0
         for g in regressions:
             t1 = time.perf_counter()
             n_unconverged = 0
@@ -180,12 +318,11 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 rr = pearson_columns(pred, y)
             t_reg = time.perf_counter() - t1
-            rows.append(dict(layer=name, reduction=r, n_components=int(k), regression=g,
-                             mapping=f"{r}+{g}", n_features_used=int(z.shape[1]),
+            rows.append(dict(layer=name, reduction=r, n_components=int(x.shape[1] if k is None else k), regression=g,
+                             mapping=f"{r}+{g}", n_features_used=int(z.shape[1]), fitted_on=fitted_on,
                              score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
                              n_nan=int(np.isnan(rr).sum()), n_unconverged=int(n_unconverged),
-                             reduce_s=t_red, regress_s=t_reg,
-                             total_s=t_red + t_reg,
+                             fit_s=fit_s, reduce_s=t_red, regress_s=t_reg, total_s=t_red + t_reg,
                              penalty_dominated=bool(g == "ridge_gcv" and not constant and _dominated(z, alpha))))
     return pd.DataFrame(rows)
 
@@ -211,9 +348,13 @@ def summarize_mappings(comparison: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by ``reduction, n_components, regression``: ``score``, ``total_s`` (means over
-        the layers kept), ``n_layers`` (kept), ``n_flagged`` (left out).
+        the layers kept), ``n_layers`` (kept), ``n_flagged`` (left out). Rows of the reduction
+        ``"none"`` (whose size is each layer's feature count) have ``n_components`` 0.
     """
     keys = ["reduction", "n_components", "regression"]
+    comparison = comparison.copy()
+    if "reduction" in comparison:
+        comparison.loc[comparison["reduction"] == "none", "n_components"] = 0
     flagged = comparison["penalty_dominated"].astype(bool) if "penalty_dominated" in comparison else \
         pd.Series(False, index=comparison.index)
     kept = comparison[~flagged]
@@ -223,12 +364,218 @@ def summarize_mappings(comparison: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, threshold=0.8, n_splits=10,
-                            seed=0):
-    """Features of a few evenly spaced layers and the responses of reliable neurons.
+def _label(reduction, k):
+    return "all features" if reduction == "none" else f"{reduction.upper()}-{int(k)}"
 
-    Input of the speed/accuracy comparison of mappings (paper A.5). Only the chosen layers
-    are kept in memory (the model streams its layers through a callback).
+
+def describe_mappings(comparison: pd.DataFrame, paper_choice=("srp", 4096, "ridge_gcv")) -> str:
+    """Closing summary of a comparison, in words: the best mapping, PCA against SRP, time ratios.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        From :func:`compare_mappings`.
+    paper_choice : (reduction, n_components, regression)
+        The mapping the others are timed against (the paper's SRP-4096 + ridge GCV).
+
+    Returns
+    -------
+    str
+        Two sentences computed from ``comparison`` (means over the layers kept by
+        :func:`summarize_mappings`).
+    """
+    summ = summarize_mappings(comparison).dropna(subset=["score"])
+    if summ.empty:
+        return "No mapping produced a finite score."
+    (r, k, g), best = summ["score"].idxmax(), summ.loc[summ["score"].idxmax()]
+    n_layers = int(summ["n_layers"].max())
+    text = (f"Over {n_layers} layer{'s' if n_layers != 1 else ''}, the best mapping was {_label(r, k)} + {g} "
+            f"(mean r = {best['score']:.3f}, {best['total_s']:.2g} s per layer)")
+    if tuple(paper_choice) in summ.index:
+        ref = summ.loc[tuple(paper_choice)]
+        text += (f"; the paper's {_label(*paper_choice[:2])} + {paper_choice[2]} scored {ref['score']:.3f} in "
+                 f"{ref['total_s']:.2g} s")
+        others = [(f"{gg}", summ.loc[(paper_choice[0], paper_choice[1], gg)]) for gg in ("ridge_kfold", "pls10", "pls25")
+                  if (paper_choice[0], paper_choice[1], gg) in summ.index]
+        if others:
+            text += ", " + ", ".join(f"{o['total_s'] / ref['total_s']:.1f} times faster than {gg} "
+                                     f"(r = {o['score']:.3f})" for gg, o in others)
+    text += "."
+    reg = paper_choice[2] if paper_choice[2] in summ.index.get_level_values("regression") else \
+        summ.index.get_level_values("regression")[0]
+    pairs = []
+    for kk in sorted(set(summ.index.get_level_values("n_components"))):
+        if ("pca", kk, reg) in summ.index and ("srp", kk, reg) in summ.index:
+            p, s = summ.loc[("pca", kk, reg)], summ.loc[("srp", kk, reg)]
+            pairs.append(f"{kk}: r = {p['score']:.3f} against {s['score']:.3f}, "
+                         f"{p['total_s'] / s['total_s']:.2g} times the time")
+    if pairs:
+        fitted = set(comparison.loc[comparison["reduction"] == "pca", "fitted_on"]) if "fitted_on" in comparison else set()
+        where = " (fitted on the image set)" if fitted == {"reference"} else ""
+        text += f" With {reg}, PCA{where} against SRP of the same size: " + "; ".join(pairs) + "."
+    return text
+
+
+#: a layer whose ridge fit at the paper's alpha has fewer effective degrees of freedom than this
+#: (``sum s / (s + alpha)`` over the eigenvalues ``s`` of its centered Gram) is nearly constant
+#: against the penalty: its predictions are mostly the leave-one-out mean
+MIN_EFFECTIVE_DF = 1.0
+
+
+def layer_signal(features, alpha=1.0) -> dict:
+    """Whether one layer's features carry signal for ridge regression with ``alpha``.
+
+    Parameters
+    ----------
+    features : array of shape (n_stimuli, n_features)
+    alpha : float
+
+    Returns
+    -------
+    dict
+        ``relative_spread`` (centered sum of squares over the sum of squares), ``effective_df``
+        (``sum s / (s + alpha)`` over the centered Gram's eigenvalues ``s``),
+        ``penalty_deviation`` (:func:`mbutils.scoring._loo.penalty_deviation`), ``constant`` (the
+        pipeline's rule: centered sum of squares at most 1e-10 of the sum of squares),
+        ``penalty_dominated``, ``carries_signal`` and ``reason`` (empty when it carries signal).
+    """
+    from ._loo import PENALTY_DOMINATED, _operator_from_eig, penalty_deviation
+    from .ridge import centered_eigh
+
+    x = np.asarray(features, dtype=np.float64)
+    ss = float(np.einsum("ij,ij->", x, x))
+    xc = x - x.mean(0)
+    kc = xc @ xc.T
+    spread = float(np.trace(kc))
+    rel = spread / ss if ss > 0 else 0.0
+    out = dict(relative_spread=rel, effective_df=0.0, penalty_deviation=np.nan, constant=False,
+               penalty_dominated=False, carries_signal=False, reason="")
+    if not np.isfinite(spread) or spread <= 1e-10 * max(ss, np.finfo(float).tiny):
+        out.update(constant=True, reason=f"constant across stimuli (centered sum of squares {rel:.2g} of the sum "
+                                         "of squares)")
+        return out
+    s, V = centered_eigh(kc)
+    df = float(np.sum(s / (s + alpha)))
+    dev = penalty_deviation(_operator_from_eig(s, V, alpha))
+    out.update(effective_df=df, penalty_deviation=dev, penalty_dominated=dev <= PENALTY_DOMINATED)
+    if out["penalty_dominated"]:
+        out["reason"] = (f"penalty-dominated at alpha = {alpha:g}: leave-one-out predictions within {dev:.2g} of "
+                         "the leave-one-out mean (every r at most -0.87)")
+    elif df < MIN_EFFECTIVE_DF:
+        out["reason"] = (f"nearly constant against alpha = {alpha:g}: ridge has {df:.2g} effective degrees of "
+                         f"freedom (below {MIN_EFFECTIVE_DF:g}; centered sum of squares {rel:.2g} of the sum of "
+                         "squares)")
+    out["carries_signal"] = not out["reason"]
+    return out
+
+
+def screen_layers(net, stimuli, alpha=1.0) -> pd.DataFrame:
+    """:func:`layer_signal` of every layer of a model for the stimuli (one forward pass).
+
+    Parameters
+    ----------
+    net : mbutils.models.FeatureModel
+        A loaded model (:func:`mbutils.models.load_model`).
+    stimuli : uint8 array of shape (n_stimuli, height, width)
+    alpha : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer in network order: ``layer, index, depth, n_features`` and the
+        columns of :func:`layer_signal`.
+    """
+    rows = []
+
+    def look(layer, feats):
+        rows.append(dict(layer=layer.name, index=layer.index, depth=layer.depth, n_features=layer.n_features,
+                         **layer_signal(feats.detach().cpu().numpy(), alpha)))
+
+    net.run(stimuli, look, progress=False)
+    return pd.DataFrame(rows)
+
+
+@dataclasses.dataclass
+class MappingData:
+    """Input of the speed/accuracy comparison of mappings (:func:`mapping_validation_data`).
+
+    Attributes
+    ----------
+    features : dict of str -> ndarray of shape (n_stimuli, n_features), float32
+        The chosen layers' features for the stimuli.
+    responses : ndarray of shape (n_stimuli, n_neurons), float64
+        Trial-averaged responses of the selected neurons.
+    layers : pandas.DataFrame
+        :func:`screen_layers` of every layer, with ``chosen``.
+    reference : dict of str -> array of shape (n_images, n_features), float32, or None
+        The chosen layers' features for the auxiliary image set (memory maps of unlinked
+        temporary files: their disk space is freed with them).
+    n_reference : int
+        Images of the auxiliary set (0: none).
+    reference_s : float
+        Seconds of the forward passes over the auxiliary set.
+    """
+
+    features: dict
+    responses: np.ndarray
+    layers: pd.DataFrame
+    reference: dict | None = None
+    n_reference: int = 0
+    reference_s: float = 0.0
+
+    @property
+    def skipped(self) -> pd.DataFrame:
+        """The layers that do not carry signal, with the reason."""
+        cols = ["layer", "index", "n_features", "relative_spread", "effective_df", "reason"]
+        return self.layers.loc[~self.layers["carries_signal"], cols].reset_index(drop=True)
+
+
+def _choose_layers(screen: pd.DataFrame, n_layers: int) -> list:
+    ok = screen.index[screen["carries_signal"]].to_numpy()
+    if len(ok) == 0:
+        return []
+    picks = np.unique(np.linspace(0, len(ok) - 1, max(1, int(n_layers))).round().astype(int))
+    return screen.loc[ok[picks], "layer"].tolist()
+
+
+def _reference_features(net, images, layers, batch_size=64, progress=False) -> dict:
+    """The named layers' features (float32) for ``images``, in batches, into unlinked temporary files."""
+    import mbutils
+
+    n = images.shape[0]
+    root = Path(mbutils.get_config().cache_dir) / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = set(layers)
+    out = {}
+    starts = range(0, n, batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="image set", unit="batch")
+    for start in starts:
+        def keep(layer, feats, start=start):
+            if layer.name not in wanted:
+                return
+            if layer.name not in out:
+                fh = tempfile.TemporaryFile(dir=root, prefix=".imageset-")  # unlinked on POSIX
+                out[layer.name] = np.memmap(fh, dtype=np.float32, mode="w+", shape=(n, layer.n_features))
+                fh.close()  # the map keeps its own descriptor
+            block = feats.detach().cpu().numpy()
+            out[layer.name][start:start + block.shape[0]] = block
+
+        net.run(images[start:start + batch_size], keep, progress=False)
+    return {name: out[name] for name in layers if name in out}
+
+
+def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, threshold=0.8, n_splits=10,
+                            seed=0, n_reference=2048, alpha=1.0, batch_size=64, progress=None) -> MappingData:
+    """Features of layers that carry signal, for the stimuli and an image set, and neuron responses.
+
+    Input of the speed/accuracy comparison of mappings (paper A.5). Every layer is screened
+    on the stimuli (:func:`screen_layers`); ``n_layers`` are chosen evenly spaced among those
+    that carry signal, and only they are kept. Their features for ``n_reference`` images of
+    :func:`mbutils.data.make_image_set` (crops disjoint from the stimuli, at the stimuli's
+    size) are extracted batch by batch into temporary files, to fit PCA on.
 
     Parameters
     ----------
@@ -238,41 +585,63 @@ def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, 
     dataset : str or pathlib.Path
         Dataset file.
     n_layers : int
-        Layers kept, evenly spaced over the network's depth.
+        Layers kept, evenly spaced over the layers that carry signal.
     n_neurons : int
         At most this many selected neurons (a random subset, seeded).
     threshold, n_splits : float, int
         Neuron selection (reliability threshold, random splits).
     seed : int
+    n_reference : int, default 2048
+        Images of the auxiliary set (0: none; PCA is then fitted on the stimuli).
+    alpha : float
+        Ridge penalty of the screen.
+    batch_size : int
+        Images per forward pass over the auxiliary set.
+    progress : bool, optional
 
     Returns
     -------
-    features : dict of str -> ndarray of shape (n_scenes, n_features), float32
-    responses : ndarray of shape (n_scenes, n_neurons), float64
-        Trial-averaged responses of the selected neurons.
+    MappingData
     """
-    from ..data import load_dataset, select_neurons
+    from ..data import load_dataset, make_image_set, select_neurons
     from ..models import load_model
 
+    if progress is None:
+        from ..config import get_config
+
+        progress = get_config().progress
     data = load_dataset(dataset).scenes()
     selected, _ = select_neurons(data, threshold=threshold, n_splits=n_splits, seed=seed, progress=False)
     if selected.n_neurons == 0:
-        raise ValueError(f"no neuron passes the reliability threshold {threshold} in {str(dataset)!r}")
+        raise ValueError(f"no neuron passes the reliability threshold {threshold} in {str(dataset)!r}; "
+                         "lower the threshold or use a dataset with reliable neurons")
     avg = selected.trial_average().transpose("stimulus", "neuron").values.astype(np.float64)
     if avg.shape[1] > n_neurons:
         rng = np.random.default_rng(seed)
         avg = avg[:, np.sort(rng.choice(avg.shape[1], size=n_neurons, replace=False))]
     net = load_model(model, weights=weights, device="cpu")
+    stimuli = data.stimuli.values
+    screen = screen_layers(net, stimuli, alpha=alpha)
+    chosen = _choose_layers(screen, n_layers)
+    if not chosen:
+        raise ValueError(f"no layer of {model!r} ({weights}) carries signal for ridge with alpha={alpha}; "
+                         "see screen_layers for the reasons")
+    screen["chosen"] = screen["layer"].isin(chosen)
     kept = {}
 
     def keep(layer, feats):
-        n_total = max(1, int(round(layer.index / layer.depth))) if layer.depth else layer.index
-        picks = set(np.unique(np.linspace(1, n_total, n_layers).round().astype(int)).tolist())
-        if layer.index in picks:
+        if layer.name in chosen:
             kept[layer.name] = feats.detach().cpu().numpy().astype(np.float32, copy=True)
 
-    net.run(data.stimuli.values, keep, progress=False)
-    return kept, avg
+    net.run(stimuli, keep, progress=False)
+    reference, t_ref = None, 0.0
+    if n_reference:
+        images, _crops = make_image_set(int(n_reference), shape=stimuli.shape[1:])
+        t0 = time.perf_counter()
+        reference = _reference_features(net, images, chosen, batch_size=batch_size, progress=progress)
+        t_ref = time.perf_counter() - t0
+    return MappingData(features={name: kept[name] for name in chosen}, responses=avg, layers=screen,
+                       reference=reference, n_reference=int(n_reference), reference_s=t_ref)
 
 
 def mapping_agreement(features, responses, n_components=4096, alpha=1.0, seed=0) -> pd.DataFrame:
