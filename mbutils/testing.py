@@ -54,10 +54,12 @@ FAKE_MODELS = {
 RANDOM_BEATS_TRAINED = ("vgg16", "alexnet")
 
 
-def fake_metadata() -> pd.DataFrame:
-    """Metadata of :data:`FAKE_MODELS` indexed by name (pass to ``load_run(..., metadata=)``)."""
+def fake_metadata(specs=None) -> pd.DataFrame:
+    """Metadata of :data:`FAKE_MODELS` (or of ``specs``, same layout) indexed by name (pass to
+    ``load_run(..., metadata=)``)."""
     cols = ["source", "model_class", "task", "task_cluster", "n_parameters", "imagenet_top1"]
-    meta = pd.DataFrame({k: dict(zip(cols, v[:6])) for k, v in FAKE_MODELS.items()}).T
+    specs = FAKE_MODELS if specs is None else specs
+    meta = pd.DataFrame({k: dict(zip(cols, v[:6])) for k, v in specs.items()}).T
     meta["display_name"] = meta.index
     meta.index.name = "model"
     return meta
@@ -69,7 +71,7 @@ def _layer_scores(n_layers, base, peak, amp, rng):
     return depth, base - amp / 2 + bump + rng.normal(0, 0.002, n_layers)
 
 
-def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset=None):
+def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset=None, specs=None):
     """Write a fake sweep under ``folder/models/<model>__<train_type>/``.
 
     Parameters
@@ -81,6 +83,9 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset
     dataset : str or pathlib.Path, optional
         A dataset file (e.g. :func:`make_fake_dataset`'s) recorded as the tables' dataset in
         each ``provenance.json`` (path and SHA-256), as :func:`mbutils.scoring.score_model` does.
+    specs : dict, optional
+        Model specs in the layout of :data:`FAKE_MODELS` (default that table); a spec may add
+        two values, the random variant's SRP-Ridge and RSA levels, in place of the fixed drops.
 
     Returns
     -------
@@ -88,10 +93,11 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset
     """
     rng = np.random.default_rng(seed)
     folder = Path(folder)
-    models = list(FAKE_MODELS) if models is None else list(models)
-    unknown = sorted(set(models) - set(FAKE_MODELS))
+    specs = FAKE_MODELS if specs is None else specs
+    models = list(specs) if models is None else list(models)
+    unknown = sorted(set(models) - set(specs))
     if unknown:
-        raise ValueError(f"unknown fake models {unknown}; valid: {sorted(FAKE_MODELS)}")
+        raise ValueError(f"unknown fake models {unknown}; valid: {sorted(specs)}")
     neurons = []
     cid = 1000
     for area in AREAS:
@@ -101,12 +107,15 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset
             cid += 1
     neurons = pd.DataFrame(neurons)
     for name in models:
-        source, mclass, task, cluster, n_params, top1, n_layers, srp, rsa = FAKE_MODELS[name]
+        source, mclass, task, cluster, n_params, top1, n_layers, srp, rsa = specs[name][:9]
+        random_levels = specs[name][9:11]
         train_types = ["trained"] if source == "baselines" else ["trained", "random"]
         for tt in train_types:
             scores, nscores, groups = [], [], []
             for metric, base in (("srp_ridge", srp), ("rsa", rsa)):
-                if tt == "random":
+                if tt == "random" and len(random_levels) == 2:
+                    base = random_levels[0] if metric == "srp_ridge" else random_levels[1]
+                elif tt == "random":
                     drop = 0.15 if metric == "rsa" else (-0.01 if name in RANDOM_BEATS_TRAINED else 0.05)
                     base = base - drop
                 for area, peak in AREAS.items():
@@ -212,3 +221,94 @@ def make_fake_dataset(path, n_neurons_per_area=8, n_stimuli=12, n_trials=6, seed
     with atomic_write(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
     return path
+
+
+#: the planted effects of :func:`paper_sized_specs` (checked by the claims tests)
+PAPER_EFFECTS = dict(
+    gain_srp_conv=0.03,            # trained minus random, SRP-Ridge, convolutional nets
+    gain_srp_attention=0.09,       # the same for transformers and MLP-Mixers
+    gain_rsa=0.15,                 # trained minus random, RSA, every class
+    transformer_srp=+0.04,         # transformers against the others (trained), mean shift
+    transformer_rsa=-0.06,
+    transformer_sd=0.04,           # transformers vary more than the others (sd 0.01): Welch df ~ 10
+    other_sd=0.01,
+    depth_slope=0.0015,            # score per layer (pooled trained and random)
+    params_rsa=-0.02,              # RSA per decade of trainable parameters
+)
+
+
+def paper_sized_specs(n_imagenet=90, n_transformers=10, n_mixers=2, seed=0) -> dict:
+    """Specs of a paper-sized fake zoo (layout of :data:`FAKE_MODELS` plus the random levels),
+    named after the paper's models (:func:`mbutils.claims.paper_models`).
+
+    ``n_imagenet`` ImageNet architectures (``n_transformers`` transformers, ``n_mixers``
+    MLP-Mixers, the rest convolutional; ``inception_resnet_v2`` the best in both metrics), the
+    24 Taskonomy encoders (``segment_unsup2d`` the best) and the 3 baselines, with the effects of
+    :data:`PAPER_EFFECTS` planted: trained beats random, by more for transformers and
+    MLP-Mixers (SRP-Ridge); transformers score higher on SRP-Ridge and lower on RSA, with a
+    larger spread than the others; deeper models (more layers) score higher; models with more
+    parameters score lower on RSA; ImageNet top-1 is unrelated to the scores.
+
+    Returns
+    -------
+    dict  name -> (source, model_class, task, task_cluster, n_parameters, imagenet_top1,
+    n_layers, srp, rsa, srp_random, rsa_random)
+    """
+    from .claims import paper_models
+
+    e = PAPER_EFFECTS
+    rng = np.random.default_rng(seed)
+    pm = paper_models()
+    im = pm[pm["family"] == "imagenet"]
+    tr = im[im["model_class"] == "Transformer"]["model"].tolist()[:n_transformers]
+    mx = im[im["model_class"] == "MLP-Mixer"]["model"].tolist()[:n_mixers]
+    conv = [m for m in im[im["model_class"] == "Convolutional"]["model"] if m != "inception_resnet_v2"]
+    conv = ["inception_resnet_v2"] + conv[: n_imagenet - len(tr) - len(mx) - 1]
+    if len(tr) < n_transformers or len(mx) < n_mixers or len(conv) + len(tr) + len(mx) < n_imagenet:
+        raise ValueError(f"the paper's model set has too few models for n_imagenet={n_imagenet}, "
+                         f"n_transformers={n_transformers}, n_mixers={n_mixers}")
+    specs = {}
+    for name in conv + tr + mx:
+        cls = "Transformer" if name in tr else "MLP-Mixer" if name in mx else "Convolutional"
+        n_layers = int(rng.integers(8, 31))
+        depth_term = e["depth_slope"] * (n_layers - 19)
+        sd = e["transformer_sd"] if cls == "Transformer" else e["other_sd"]
+        srp = 0.16 + depth_term + (e["transformer_srp"] if cls == "Transformer" else 0) + rng.normal(0, sd)
+        n_params = float(10 ** rng.uniform(6.5, 8.3))
+        rsa = (0.38 + depth_term + e["params_rsa"] * (np.log10(n_params) - 7.4)
+               + (e["transformer_rsa"] if cls == "Transformer" else 0) + rng.normal(0, sd))
+        gain = e["gain_srp_conv"] if cls == "Convolutional" else e["gain_srp_attention"]
+        srp_r = srp - gain + rng.normal(0, 0.005)
+        rsa_r = rsa - e["gain_rsa"] + rng.normal(0, 0.01)
+        specs[name] = ("timm", cls, "imagenet", "Semantic", n_params,
+                       float(rng.uniform(60, 85)), n_layers, srp, rsa, srp_r, rsa_r)
+    best = max(v[7] for v in specs.values()), max(v[8] for v in specs.values())
+    v = specs["inception_resnet_v2"]
+    specs["inception_resnet_v2"] = v[:7] + (best[0] + 0.01, best[1] + 0.01) + v[9:]
+    tk = pm[(pm["family"] == "taskonomy") & (pm["model"] != "random_weights")]
+    for r in tk.itertuples():
+        srp, rsa = 0.15 + rng.normal(0, 0.01), 0.35 + rng.normal(0, 0.02)
+        if r.model == "segment_unsup2d":
+            srp, rsa = 0.22, 0.46
+        cluster = "2D" if r.task_cluster == "Other" else r.task_cluster
+        specs[r.model] = ("taskonomy", "Convolutional", "taskonomy", cluster, 23e6, np.nan, 16, srp, rsa,
+                          srp - 0.03, rsa - 0.15)
+    for k in ("gabor", "gist", "random_fourier"):
+        specs[k] = FAKE_MODELS[k]
+    return specs
+
+
+def make_paper_results(folder, n_imagenet=90, n_transformers=10, n_mixers=2, n_neurons_per_area=2, seed=0,
+                       dataset=None):
+    """Write a paper-sized fake sweep (:func:`paper_sized_specs`) under ``folder``.
+
+    Every ImageNet architecture and Taskonomy encoder is scored trained and random, the
+    baselines once; about 210 model folders.
+
+    Returns
+    -------
+    dict  the specs written (pass ``fake_metadata(specs)`` to ``load_run``).
+    """
+    specs = paper_sized_specs(n_imagenet=n_imagenet, n_transformers=n_transformers, n_mixers=n_mixers, seed=seed)
+    make_fake_results(folder, n_neurons_per_area=n_neurons_per_area, seed=seed, dataset=dataset, specs=specs)
+    return specs

@@ -10,6 +10,7 @@
 - :mod:`mbutils.cli._score` -- ``mbutils score``
 - :mod:`mbutils.cli._build` -- ``mbutils sweep``, ``mbutils book``
 - :mod:`mbutils.cli._cache` -- ``mbutils cache``
+- :mod:`mbutils.cli._claims` -- ``mbutils claims``
 
 Heavy imports happen inside ``func`` only, so that ``mbutils --help`` stays fast.
 
@@ -39,6 +40,7 @@ _COMMAND_MODULES = [
     "mbutils.cli._score",
     "mbutils.cli._build",
     "mbutils.cli._cache",
+    "mbutils.cli._claims",
 ]
 
 #: namespace attributes that hold the chosen command and subcommand names
@@ -58,6 +60,7 @@ examples:
   mbutils sweep --config smoke
   mbutils book --config smoke
   mbutils cache --clear --stale
+  mbutils claims --results results/default --dataset data/synthetic.nc
 
 `mbutils COMMAND --help` describes a command. The global options are accepted before or
 after the command."""
