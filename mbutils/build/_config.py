@@ -78,13 +78,15 @@ class SweepConfig:
     include_cached_trained : bool
         Also score every model whose trained weights are already in the local caches.
     all_models : bool
-        Also score every registered model with each of its train types (the paper's zoo).
+        Also score every registered model with each of its train types.
     jobs : int or None
         Parallel notebooks (default: the CPU count).
     parameters : dict
         Notebook parameters (sizes, e.g. ``n_bootstrap``); each notebook gets those it declares.
     score : dict
-        Keyword arguments for :func:`mbutils.scoring.score_model`.
+        Keyword arguments for :func:`mbutils.scoring.score_model`, but for ``model_params``:
+        model name -> keyword arguments its model is built with (the ``paper`` config's
+        ``{"random_fourier": {"n_draws": 600}}``; see :func:`mbutils.build.score_entry`).
     path : pathlib.Path or None
         File the config was read from.
     """
@@ -205,6 +207,17 @@ def validate_config(raw, valid_models=None, source="config") -> SweepConfig:
             entry = ModelEntry(name, w)
             if entry not in entries:
                 entries.append(entry)
+    model_params = (raw.get("score") or {}).get("model_params")
+    if model_params is not None:
+        if not isinstance(model_params, dict):
+            raise ValueError(f"{source}: score.model_params={model_params!r}; expected a mapping of model names to "
+                             "the keyword arguments their model is built with")
+        for name, params in model_params.items():
+            if not _is_spec(name) and name not in valid_models:
+                raise _unknown("model", name, valid_models)
+            if not isinstance(params, dict):
+                raise ValueError(f"{source}: score.model_params.{name}={params!r}; expected a mapping of keyword "
+                                 "arguments, such as {n_draws: 600}")
     kwargs = {k: v for k, v in raw.items() if k != "models"}
     return SweepConfig(models=entries, **kwargs)
 

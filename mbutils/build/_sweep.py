@@ -70,7 +70,11 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     results : str or pathlib.Path
         Sweep results folder.
     score_kwargs : dict, optional
-        Extra keyword arguments for ``score_model``.
+        Extra keyword arguments for ``score_model``, but for ``model_params``: a mapping of model
+        names to the keyword arguments their model is built with (``{"random_fourier":
+        {"n_draws": 600}}``; :func:`mbutils.models.load_model`'s ``**params``). A model named
+        there is built here and handed to the scorer built, and its parameters enter the
+        ``_scored.json`` marker (other models' markers do not record them).
     progress : bool, optional
         Progress bars of the scoring.
     scorer : callable, optional
@@ -88,15 +92,24 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     dataset, results = _absolute(dataset), _absolute(results)
     out_dir = results / "models" / ModelEntry(model, weights).key
     score_kwargs = dict(score_kwargs or {})
+    model_params = dict((score_kwargs.pop("model_params", None) or {}).get(model) or {})
     stamp = {"model": model, "weights": weights, "dataset_sha256": file_sha256(dataset), "scores": SCORES_VERSION,
              "score_kwargs": json.loads(json.dumps(score_kwargs, sort_keys=True, default=str))}
+    if model_params:
+        stamp["model_params"] = json.loads(json.dumps(model_params, sort_keys=True, default=str))
     marker = out_dir / SCORED_MARKER
     with folder_lock(out_dir, f"scoring {model} ({weights}) on {dataset.name}"):
         if _stamp_matches(out_dir, stamp):
             return out_dir
         marker.unlink(missing_ok=True)
         (out_dir / DONE_MARKER).unlink(missing_ok=True)
-        scorer(model, dataset, out_dir, weights=weights, progress=progress, **score_kwargs)
+        if model_params:
+            from ..models import load_model
+
+            built = load_model(model, weights=weights, device=score_kwargs.get("device"), **model_params)
+            scorer(built, dataset, out_dir, weights=weights, progress=progress, **score_kwargs)
+        else:
+            scorer(model, dataset, out_dir, weights=weights, progress=progress, **score_kwargs)
         with atomic_write(marker) as tmp:
             tmp.write_text(json.dumps(stamp, indent=1))
     return out_dir

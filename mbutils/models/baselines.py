@@ -13,7 +13,8 @@ like any model (paper sections 2.6 and 3.5). They have no trained variant: the o
   Gabor-like filters, amplitude averaged over a 4 x 4 grid: one layer of 512 features.
 - ``random_fourier``: 4096 random Fourier features (Rahimi & Recht, 2007) of the downsampled,
   flattened pixels, ``n_draws`` independent draws, each one "layer" so that the scoring's max
-  over layers is the paper's max over draws (the paper used 600 draws: ``n_draws=600``).
+  over layers is the paper's max over draws (the paper used 600 draws: ``n_draws=600``, which
+  the ``paper`` sweep config passes through its ``score.model_params``; other configs keep 10).
 
 Images are first resized (anti-aliased, ``skimage.transform.resize``) to a fixed working size so
 that the cost does not depend on the stimulus resolution.
