@@ -144,18 +144,29 @@ def test_model_rankings_ci_contains_mean(fake):
 
 def test_architecture_correlations_match_scipy(fake):
     run = fake[0]
-    c = stats.architecture_correlations(run).set_index(["predictor", "metric"])
+    c = stats.architecture_correlations(run).set_index(["sample", "predictor", "metric"])
     ms = stats.model_summary(run, metric="rsa", family="imagenet", train_type="trained").set_index("model")
     depth = run.scores.groupby("model")["layer"].nunique().reindex(ms.index)
     ref = scipy.stats.spearmanr(depth, ms["score"])
-    assert c.loc[("n_layers", "rsa"), "rho"] == pytest.approx(ref.correlation)
-    assert c.loc[("n_layers", "rsa"), "n"] == 11
+    assert c.loc[("imagenet_trained", "n_layers", "rsa"), "rho"] == pytest.approx(ref.correlation)
+    assert c.loc[("imagenet_trained", "n_layers", "rsa"), "n"] == 11
+    # pooled: trained and random variants of every ImageNet architecture
+    pooled = stats.model_summary(run, metric="rsa", family="imagenet")
+    ref = scipy.stats.spearmanr(pooled["model"].map(run.scores.groupby("model")["layer"].nunique()), pooled["score"])
+    assert c.loc[("pooled", "n_layers", "rsa"), "rho"] == pytest.approx(ref.correlation)
+    assert c.loc[("pooled", "n_layers", "rsa"), "n"] == 22
+    assert ("pooled", "imagenet_top1", "rsa") not in c.index  # a random variant has no ImageNet accuracy
+    with pytest.raises(ValueError, match="sample='everything'"):
+        stats.architecture_correlations(run, sample="everything")
 
 
 def test_class_contrast_planted_transformer_effect(fake):
     c = stats.class_contrast(fake[0], "Transformer").set_index("metric")
     assert c.loc["srp_ridge", "t"] > 0 and c.loc["rsa", "t"] < 0
     assert c.loc["rsa", "n_class"] == 3 and c.loc["rsa", "n_other"] == 8
+    assert (c["test"] == "welch").all() and (c["df"] < 9).all()  # Welch df below Student's n1 + n2 - 2 = 9
+    s = stats.class_contrast(fake[0], "Transformer", equal_var=True).set_index("metric")
+    assert (s["test"] == "student").all() and (s["df"] == 9).all()
 
 
 def test_best_layer_depths_recover_area_gradient(fake):
@@ -235,7 +246,9 @@ def test_group_scores_and_ranges(fake):
     gs = stats.group_scores(run, grouping="cre_line", family="taskonomy")
     assert {"2D", "3D", "Geometric", "Semantic", "Random"} == set(gs["label"])  # Other merged into 2D
     assert not len(stats.group_scores(run, grouping="nonexistent"))
-    r = stats.score_ranges(run).set_index(["family", "metric"])
+    r = stats.score_ranges(run)
+    assert set(r["subset"]) == {"all", "without normalizer-free"}
+    r = r[r["subset"] == "all"].set_index(["family", "metric"])
     assert r.loc[("taskonomy", "rsa"), "best_model"] == "segment_unsup2d"
     assert r["range"].gt(0).all()
 

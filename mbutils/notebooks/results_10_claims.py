@@ -53,9 +53,9 @@ display(table)
 # ## Summary
 
 # %%
-counts = claims.claim_counts(table)
+counts = claims.claim_counts(table[table["claim_id"] != "model_coverage"])
 total = cov.set_index("family").loc["all"]
-compared = table[table["status"].isin(["reproduced", "not_reproduced"])]
+compared = table[table["status"].isin(["reproduced", "not_reproduced"]) & (table["claim_id"] != "model_coverage")]
 display(Markdown(
     f"This run scored {total['scored_variants']} of the {total['paper_variants']} model variants of the paper's set "
     f"({total['fraction']:.0%}). Of {len(table) - 1} claims, {counts['reproduced']} are reproduced and "
