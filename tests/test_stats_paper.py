@@ -35,7 +35,7 @@ def test_paired_effect_sizes_match_pingouin(samples):
     assert res.effect_sizes["d_av"] == pytest.approx(ref["cohen-d"].iloc[0])
     # d_z is fixed by t; d_av is not
     assert res.statistic == pytest.approx(res.effect_sizes["d_z"] * np.sqrt(40))
-    assert res.effect_sizes["d_z"] > 2 * res.effect_sizes["d_av"]
+    assert res.effect_sizes["d_z"] > 1.5 * res.effect_sizes["d_av"]
 
 
 def test_independent_effect_sizes_match_pingouin(samples):
