@@ -414,6 +414,50 @@ def _rdm_ceiling(trials, n_splits=10, seed=0) -> float:
         return float("nan")
 
 
+def _split_half_means(trials_list, n_splits=10, seed=0):
+    """Per split of the trials (:func:`mbutils.reliability.trial_splits`), the mean responses of
+    each half, for the neurons of several trial arrays stacked.
+
+    ``trials_list``: arrays (n_neurons_k, n_stimuli, n_trials) with the same stimuli and trials.
+    Returns a list of ``(first, second)`` arrays (n_neurons, n_stimuli), one pair per split:
+    the means :func:`mbutils.reliability.splithalf_rdm_reliability` takes for any subset of
+    these neurons (its splits depend only on the number of trials and ``seed``).
+    """
+    from ..reliability import trial_splits
+
+    first, second = trial_splits(trials_list[0].shape[2], n_splits, seed)
+    out = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Mean of empty slice")
+        for k in range(n_splits):
+            out.append(tuple(np.concatenate([np.nanmean(t[:, :, half[k]], axis=2) for t in trials_list])
+                             for half in (first, second)))
+    return out
+
+
+def _rdm_ceiling_of(halves, mask) -> float:
+    """:func:`_rdm_ceiling` of the neurons ``mask`` (bool, over the rows of ``halves``) from
+    :func:`_split_half_means`: the same splits, RDMs and Spearman-Brown correction as
+    :func:`mbutils.reliability.splithalf_rdm_reliability`, without recomputing the half means."""
+    from ..reliability import _rdm_upper, noise_ceiling, spearman_brown
+
+    if mask.sum() < 2:
+        return float("nan")
+    values = np.empty(len(halves))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, (first, second) in enumerate(halves):
+            a, b = _rdm_upper(first[mask]), _rdm_upper(second[mask])
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.sum() < 2:
+                return float("nan")  # (as the reliability that cannot be computed)
+            a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+            denom = np.sqrt(np.dot(a, a) * np.dot(b, b))
+            r = float(np.clip(np.dot(a, b) / denom, -1.0, 1.0)) if denom > 0 else float("nan")
+            values[k] = spearman_brown(r)
+        return float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else float("nan")
+
+
 def _check_cutoffs(cutoffs) -> tuple:
     """The reliability cutoffs as a sorted tuple of distinct floats in [-1, 1] (empty for None)."""
     if cutoffs is None:
@@ -500,7 +544,6 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
     from ..reliability import noise_ceiling
 
     parts = [targets] + ([extra] if extra is not None else [])
-    n_main = targets.y.shape[1]
     rel = np.concatenate([t.neurons["reliability"].to_numpy(dtype=np.float64) for t in parts])
     area = np.concatenate([t.neurons["area"].to_numpy().astype(str) for t in parts])
     areas = np.array(list(pd.unique(area)), dtype=str)
@@ -552,15 +595,15 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
         y = np.concatenate([t.y for t in parts], axis=1)
         tri = np.full((len(flat), W.shape[1]), np.nan)
         ceiling = np.full(W.shape[1], np.nan)
-        have_trials = all(t.trials is not None for t in parts)
+        have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
+        halves = _split_half_means([t.trials for t in parts]) if have_trials else None
         for j in keep:
             m = W[:, j]
             if m.sum() < 2:
                 continue
             tri[:, j] = rdm(y[:, m]).ravel()[flat]
             if have_trials:
-                pooled = [targets.trials[m[:n_main]]] + ([extra.trials[m[n_main:]]] if extra is not None else [])
-                ceiling[j] = _rdm_ceiling(np.concatenate(pooled) if len(pooled) > 1 else pooled[0])
+                ceiling[j] = _rdm_ceiling_of(halves, m)
         values = _pearson_between_columns(layer_tri, tri)
         values[np.asarray(rsa_constant, dtype=bool)] = np.nan
         frames.append(frame("rsa", values, np.isnan(values).astype(np.int64), ceiling,
