@@ -515,14 +515,20 @@ def _rank_corr(which):
 
 def _layer_corr(which):
     def fn(c):
-        t = c.get("lagree", lambda: stats.layerwise_agreement(c.run)[1]).set_index("models")
-        if which not in t.index:
+        per, means = c.get("lagree", lambda: stats.layerwise_agreement(c.run))
+        means = means.set_index("models")
+        if which not in means.index:
             raise Unsupported("needs models scored with both metrics; this run has none")
-        t = t.loc[which]
+        t = means.loc[which]
         if not np.isfinite(t["mean_rho"]):
             raise Unsupported(f"needs models with at least 3 layers scored with both metrics ({which})")
-        return Outcome(t["mean_rho"], bool(t["mean_rho"] > 0 and t["ci_low"] > 0), int(t["n"]),
-                       f"95% CI [{t['ci_low']:.3g} {t['ci_high']:.3g}] over (model, area) pairs")
+        per = per.dropna(subset=["rho"])
+        if which == "without random":
+            per = per[per["train_type"] != "random"]
+        n_models = len(per[["model", "train_type"]].drop_duplicates())
+        return Outcome(t["mean_rho"], bool(t["mean_rho"] > 0 and t["ci_low"] > 0), n_models,
+                       f"95% CI [{t['ci_low']:.3g} {t['ci_high']:.3g}] over {int(t['n'])} (model, area) pairs of "
+                       f"{n_models} model variants")
     return fn
 
 

@@ -587,6 +587,7 @@ def training_gain_by_class(run: Run, family="imagenet", correction="bonferroni",
                 tests.append(w)
     diffs = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame(
         columns=["model", "model_class", "metric", "difference"])
+    tests = [x.astype({"reject": object}) for x in tests]
     tests = pd.concat(tests, ignore_index=True).reindex(columns=cols) if tests else pd.DataFrame(columns=cols)
     return diffs, tests
 

@@ -1,10 +1,15 @@
-"""mbutils.claims: a computed value for every claim the fake run supports, a reason otherwise."""
+"""mbutils.claims: a computed value for every claim the fake run supports, a reason otherwise, and
+a status that never compares a sample smaller than the paper's rule allows."""
 import pandas as pd
+import pingouin as pg
 import pytest
 import scipy.stats
 
 from mbutils import claims, stats
 from mbutils.testing import fake_metadata, make_fake_dataset, make_fake_results
+
+EXTERNAL = {"bs_alexnet_v4", "bs_alexnet_it", "bs_gain_v4_mean", "bs_gain_it_mean", "bs_gain_max",
+            "ridge_vs_pls_time", "gcv_vs_kfold_time"}
 
 
 @pytest.fixture(scope="module")
@@ -13,23 +18,39 @@ def full(tmp_path_factory):
     make_fake_results(folder, n_neurons_per_area=4)
     make_fake_dataset(folder / "ds.nc", n_neurons_per_area=4)
     run = stats.load_run(folder, metadata=fake_metadata())
-    return run, folder, claims.compute_claims(run, folder / "ds.nc").set_index("id")
+    return run, folder, claims.compute_claims(run, folder / "ds.nc").set_index("claim_id")
 
 
 def test_packaged_claims_table():
     t = claims.paper_claims()
-    assert len(t) == 39 and t["id"].is_unique
+    assert len(t) == 44 and t["id"].is_unique
     assert set(t["id"]) == set(claims.CLAIMS)
+    assert set(t["kind"]) == {"test", "named", "data", "parameter", "external"}
+    # every claim that can be compared states what reproducing it means
+    assert set(t.loc[t["kind"] != "external", "id"]) <= set(claims.CRITERIA)
 
 
-def test_every_claim_has_value_or_reason(full):
+def test_paper_models_match_the_registry():
+    from mbutils.models import list_models
+
+    pm = claims.paper_models()
+    assert pm["model"].is_unique
+    assert pm["family"].value_counts().to_dict() == {"imagenet": 109, "taskonomy": 25, "other": 8, "baseline": 3}
+    registry = set(list_models()["name"])
+    assert set(pm.loc[pm["family"] != "baseline", "model"]) <= registry
+    assert (pm["model_class"] == "Transformer").sum() == 27
+
+
+def test_every_claim_has_a_status_and_reason(full):
     _, _, t = full
-    has_value, has_reason = t["run_value"] != "", t["reason"] != ""
-    assert (has_value ^ has_reason).all()
-    not_supported = set(t.index[has_reason])
-    assert not_supported == {"bs_alexnet_v4", "bs_alexnet_it", "bs_gain_v4_mean", "bs_gain_it_mean", "bs_gain_max",
-                             "ridge_vs_pls_time", "gcv_vs_kfold_time"}
-    assert t["dataset"].str.startswith("synthetic").all()
+    assert list(t.reset_index().columns) == claims.COLUMNS
+    assert set(t["status"]) <= set(claims.STATUSES)
+    assert (t["reason"] != "").all()
+    # a value exactly where the claim was computed
+    assert ((t["run_value"] == "") == (t["status"] == "not_computable")).all()
+    # the fake zoo has one MLP-Mixer: no between-class test for it
+    assert set(t.index[t["status"] == "not_computable"]) == EXTERNAL | {"training_gain_transformer_mixer"}
+    assert t.index[0] == "model_coverage"
 
 
 def test_claim_values_are_computed(full):
@@ -39,31 +60,62 @@ def test_claim_values_are_computed(full):
     assert t.loc["taskonomy_best_overall", "run_value"] == "segment_unsup2d"
     assert t.loc["neurons_total", "run_value"] == "24"
     assert t.loc["srp_components", "run_value"] == "4096"
+    assert t.loc["srp_components", "status"] == "reproduced"
     tvr = stats.trained_vs_random(run)["rsa"]["table"]
-    d = (tvr["trained"] - tvr["random"]).mean() / (tvr["trained"] - tvr["random"]).std(ddof=1)
-    assert float(t.loc["trained_vs_random_rsa_d", "run_value"]) == pytest.approx(d, rel=1e-2)
-    ms = stats.model_summary(run, metric="rsa", family="imagenet", train_type="trained")
+    d_av = pg.compute_effsize(tvr["trained"], tvr["random"], paired=True, eftype="cohen")
+    assert float(t.loc["trained_vs_random_rsa_d", "run_value"]) == pytest.approx(d_av, rel=1e-2)
+    ms = stats.model_summary(run, metric="rsa", family="imagenet")  # pooled: trained and random
     rho = scipy.stats.spearmanr(ms["n_parameters"], ms["score"]).correlation
     assert float(t.loc["params_rsa_spearman", "run_value"]) == pytest.approx(rho, abs=1e-3)
+    assert t.loc["params_rsa_spearman", "n"] == "22"
+
+
+def test_status_rules_on_the_small_fake_run(full):
+    _, _, t = full
+    # the fake dataset is synthetic: measurements of the data are not held against the Allen data
+    for cid in ("neurons_total", "baseline_gabor", "range_imagenet_rsa", "visal_best_rsa", "best_layer_depth"):
+        assert t.loc[cid, "status"] == "not_comparable"
+        assert "Allen Brain Observatory" in t.loc[cid, "reason"]
+    # 3 transformers: fewer than the 9 the paper's Welch df allows, with both n in the reason
+    assert t.loc["transformer_rsa_t", "status"] == "not_comparable"
+    assert "n = 3 vs 8" in t.loc["transformer_rsa_t", "reason"] and "9 vs 83" in t.loc["transformer_rsa_t", "reason"]
+    # 6 Taskonomy encoders: the named best is not compared
+    assert t.loc["taskonomy_best_overall", "status"] == "not_comparable"
+    # 11 trained-random pairs: compared, and the planted trained > random holds
+    assert t.loc["trained_vs_random_rsa_p", "status"] == "reproduced"
+    assert t.loc["compute_reported", "status"] == "not_comparable"
+
+
+def test_coverage_counts_variants(full):
+    run, _, t = full
+    cov = claims.coverage(run).set_index("family")
+    # fake imagenet models of the paper's set: 10 architectures, trained and random (efficientnet_lite0 is not)
+    assert cov.loc["imagenet", "scored_variants"] == 20 and cov.loc["imagenet", "paper_variants"] == 218
+    assert cov.loc["baseline", "scored_variants"] == 3
+    assert "efficientnet_lite0 (trained)" in cov.loc["all", "extra"]
+    assert t.loc["model_coverage", "n"] == str(cov.loc["all", "scored_variants"])
+    assert t.loc["model_coverage", "status"] == "not_comparable"
 
 
 def test_reasons_when_models_are_absent(tmp_path):
     make_fake_results(tmp_path, models=["segment_unsup2d", "class_object", "autoencoding"], n_neurons_per_area=3)
     run = stats.load_run(tmp_path, metadata=fake_metadata())
-    t = claims.compute_claims(run, tmp_path / "missing.nc").set_index("id")
+    t = claims.compute_claims(run, tmp_path / "missing.nc").set_index("claim_id")
     assert "ImageNet" in t.loc["trained_vs_random_srp_p", "reason"]
     assert "this run has none" in t.loc["best_architecture", "reason"]
     assert "baselines" in t.loc["baseline_gabor", "reason"]
     assert "dataset file" in t.loc["neurons_total", "reason"]
     assert t.loc["taskonomy_best_overall", "run_value"] == "segment_unsup2d"
-    assert ((t["run_value"] != "") ^ (t["reason"] != "")).all()
+    assert t.loc["taskonomy_best_overall", "status"] == "not_comparable"
+    assert (t["reason"] != "").all()
 
 
 def test_write_claims_atomic_roundtrip(full, tmp_path):
     _, _, t = full
     path = claims.write_claims(t.reset_index(), tmp_path)
     back = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert path.name == "claims.csv" and len(back) == 39
+    assert path.name == "claims.csv" and len(back) == 45
+    assert list(back.columns) == claims.COLUMNS
     assert list(tmp_path.iterdir()) == [path]
     with pytest.raises(ValueError, match="lacks columns"):
         claims.write_claims(pd.DataFrame({"id": [1]}), tmp_path)
