@@ -13,7 +13,7 @@ import pandas as pd
 from .results import METRIC_LABELS, METRICS, ordered_areas
 
 __all__ = [
-    "plot_rankings", "plot_taskonomy_rankings", "plot_architecture_correlations",
+    "plot_rankings", "plot_all_rankings", "ranking_sample", "plot_taskonomy_rankings", "plot_architecture_correlations",
     "plot_training_gain_by_class", "plot_baselines", "plot_score_ranges", "plot_depth_profiles",
     "plot_best_layer_depths", "plot_group_scores", "plot_metric_agreement",
     "plot_reliability_curves", "plot_ground_truth", "plot_layer_profile", "plot_reliability_distributions",
@@ -51,8 +51,51 @@ def _metric_axes(n_rows=1, height=4.0, width=5.5, sharey=False):
     return fig, axes
 
 
+def _ranking_order(rankings: pd.DataFrame, order_by="trained") -> list:
+    """Models best first by the paper's overall ranking (section 2.5): the mean over metrics of
+    the ``order_by`` variant's score (every row's when that train type is absent); models without
+    an ``order_by`` row follow in their order of appearance."""
+    if not len(rankings):
+        return []
+    has_key = order_by is not None and (rankings["train_type"] == order_by).any()
+    key = rankings[rankings["train_type"] == order_by] if has_key else rankings
+    per_metric = key.groupby(["model", "metric"])["score"].max().unstack("metric")
+    order = per_metric.mean(axis=1).sort_values(ascending=False, kind="mergesort").index.tolist()
+    return order + [m for m in rankings["model"].unique() if m not in order]
+
+
+def ranking_sample(rankings: pd.DataFrame, n_models: int, order_by="trained") -> list:
+    """An evenly spaced sample of ``n_models`` models along the overall ranking (Figure 1's 40).
+
+    The models are ranked by the mean over metrics of their ``order_by`` variant's score (the
+    paper's overall ranking, section 2.5); the sample takes ranks ``floor(i (N - 1) / (n - 1) +
+    1/2)`` for ``i = 0 .. n - 1`` (0-based), so the best and the worst model are always in it.
+
+    Parameters
+    ----------
+    rankings : pandas.DataFrame
+        :func:`mbutils.stats.model_rankings` output.
+    n_models : int
+        Sample size; all models when the run has no more.
+    order_by : str or None
+
+    Returns
+    -------
+    list of str  model names, best first.
+    """
+    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or n_models < 1:
+        raise ValueError(f"n_models={n_models!r}; expected a positive integer")
+    order = _ranking_order(rankings, order_by)
+    if len(order) <= n_models:
+        return order
+    if n_models == 1:
+        return order[:1]
+    idx = np.floor(np.arange(n_models) * (len(order) - 1) / (n_models - 1) + 0.5).astype(int)
+    return [order[i] for i in idx]
+
+
 def plot_rankings(rankings: pd.DataFrame, hue="train_type", order_by="trained", palette=None, title=None,
-                  max_models=None):
+                  max_models=None, sample="even"):
     """Model rankings with bootstrapped 95% CIs across areas (Figures 1, 2 and 8).
 
     Parameters
@@ -65,19 +108,31 @@ def plot_rankings(rankings: pd.DataFrame, hue="train_type", order_by="trained", 
     order_by : str or None
         Sort models by the score of this train type (``None``: by each row's score).
     max_models : int, optional
-        Show only the top ``max_models`` models per metric.
+        Show at most ``max_models`` models (the same ones on every axis).
+    sample : {"even", "top"}
+        Which models when there are more than ``max_models``: ``"even"`` an evenly spaced
+        sample along the overall ranking (:func:`ranking_sample`; the paper's Figure 1 shows 40
+        of its 92 architectures, sampled to show their variety), ``"top"`` the best ones.
 
     Returns
     -------
-    matplotlib.figure.Figure  one axis per metric.
+    matplotlib.figure.Figure  one axis per metric; on each, the models sorted by that metric.
     """
+    if sample not in ("even", "top"):
+        raise ValueError(f"sample={sample!r}; expected 'even' or 'top'")
+    shown = None
+    if max_models and len(rankings):
+        shown = (ranking_sample(rankings, int(max_models), order_by) if sample == "even"
+                 else _ranking_order(rankings, order_by)[:int(max_models)])
     n = rankings["model"].nunique() if len(rankings) else 1
-    n_show = min(n, max_models) if max_models else n
+    n_show = len(shown) if shown is not None else n
     fig, axes = _metric_axes(height=max(3.0, 0.22 * n_show + 1.2))
     palette = _color_cycle(sorted(rankings[hue].dropna().astype(str).unique()) if len(rankings) else [],
                            palette or (TRAIN_COLORS if hue == "train_type" else CLUSTER_COLORS))
     for ax, metric in zip(axes[0], METRICS):
         r = rankings[rankings["metric"] == metric] if len(rankings) else rankings
+        if shown is not None and len(r):
+            r = r[r["model"].isin(shown)]
         if not len(r):
             _no_data(ax)
             ax.set_title(METRIC_LABELS[metric])
@@ -85,11 +140,9 @@ def plot_rankings(rankings: pd.DataFrame, hue="train_type", order_by="trained", 
         key = r[r["train_type"] == order_by] if order_by is not None and (r["train_type"] == order_by).any() else r
         order = key.groupby("model")["score"].max().sort_values(ascending=False).index.tolist()
         order += [m for m in r["model"].unique() if m not in order]
-        if max_models:
-            order = order[:max_models]
         ypos = {m: i for i, m in enumerate(order)}
         labels = r.drop_duplicates("model").set_index("model")["display_name"].reindex(order).fillna(pd.Series(order, index=order))
-        for lab, g in r[r["model"].isin(order)].groupby(hue):
+        for lab, g in r.groupby(hue):
             y = g["model"].map(ypos).to_numpy()
             err = np.vstack([g["score"] - g["ci_low"], g["ci_high"] - g["score"]]).clip(min=0)
             err = np.nan_to_num(err)
@@ -105,6 +158,29 @@ def plot_rankings(rankings: pd.DataFrame, hue="train_type", order_by="trained", 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_all_rankings(rankings: pd.DataFrame, hue="train_type", order_by="trained", palette=None, title=None):
+    """Every model's ranking (the appendix's full set behind Figure 1's sample).
+
+    :func:`plot_rankings` without a sample: one row per model on each metric's axis, sorted
+    by that metric, trained red and random blue. The title says how many models it shows.
+
+    Parameters
+    ----------
+    rankings : pandas.DataFrame
+        :func:`mbutils.stats.model_rankings` output.
+    hue, order_by, palette : see :func:`plot_rankings`
+    title : str, optional
+        Prefix of the title (followed by "all N models").
+
+    Returns
+    -------
+    matplotlib.figure.Figure  one axis per metric with ``N`` tick labels each.
+    """
+    n = rankings["model"].nunique() if len(rankings) else 0
+    head = f"{title}: all {n} models" if title else f"All {n} models"
+    return plot_rankings(rankings, hue=hue, order_by=order_by, palette=palette, title=head, max_models=None)
 
 
 def plot_taskonomy_rankings(rankings: pd.DataFrame, title="Taskonomy encoders"):

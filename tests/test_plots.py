@@ -38,6 +38,34 @@ def test_rankings_two_axes_one_errorbar_per_train_type(fake):
     assert len(fig.axes[0].get_yticks()) == 2
 
 
+def test_rankings_even_sample_along_the_overall_ranking(tmp_path):
+    """Figure 1's sample: evenly spaced ranks (best and worst included) of the overall ranking, the
+    mean of the two metrics' trained scores; the same models on both axes; the appendix shows all."""
+    make_fake_results(tmp_path, n_neurons_per_area=2)
+    run = stats.load_run(tmp_path, metadata=fake_metadata())
+    r = stats.model_rankings(run, family="imagenet")
+    s = run.summary[run.summary["train_type"] == "trained"]
+    s = s[s["model"].isin(r["model"].unique())]
+    overall = s.groupby(["model", "metric"])["max_score"].mean().unstack().mean(axis=1).sort_values(ascending=False)
+    ranked = overall.index.tolist()  # 11 architectures
+    expected = [ranked[i] for i in (0, 3, 5, 8, 10)]  # round(i * 10 / 4) for i = 0..4, halves up: 0, 2.5, 5, 7.5, 10
+    assert plots.ranking_sample(r, 5) == expected
+    fig = plots.plot_rankings(r, max_models=5)
+    for ax, metric in zip(fig.axes, ("srp_ridge", "rsa")):
+        shown = [t.get_text() for t in ax.get_yticklabels()]
+        by_metric = s[s["model"].isin(expected) & (s["metric"] == metric)].groupby("model")["max_score"].mean()
+        assert shown == by_metric.sort_values(ascending=False).index.tolist()  # sorted by that metric
+    top = plots.plot_rankings(r, max_models=5, sample="top")
+    assert {t.get_text() for t in top.axes[0].get_yticklabels()} == set(ranked[:5])
+    everything = plots.plot_all_rankings(r, title="ImageNet")
+    assert len(everything.axes[0].get_yticklabels()) == 11 and everything._suptitle.get_text() == "ImageNet: all 11 models"
+    assert plots.ranking_sample(r, 40) == ranked
+    with pytest.raises(ValueError, match="n_models=0"):
+        plots.ranking_sample(r, 0)
+    with pytest.raises(ValueError, match="sample='random'"):
+        plots.plot_rankings(r, max_models=3, sample="random")
+
+
 def test_taskonomy_rankings_coloured_by_cluster(fake):
     r = stats.model_rankings(fake[0], family="taskonomy")
     fig = plots.plot_taskonomy_rankings(r)

@@ -11,6 +11,10 @@
 # %% [markdown]
 # # Non-neural baselines (section 3.5)
 #
+# **The paper's finding.** The non-neural baselines fail to predict cortical activity: on
+# SRP-Ridge Max the Gabor filter bank scores 0.032, the GIST descriptors 0.026 and the random
+# Fourier features (the max over 600 draws of 4096 features) -0.014.
+#
 # The Gabor filter bank, GIST descriptors and random Fourier features, scored like the models,
 # beside the scores of the neural networks.
 
@@ -25,7 +29,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import pages, plots, stats
+from mbutils import findings, pages, plots, stats
 
 run, label = pages.header(dataset, results)
 
@@ -40,3 +44,9 @@ fig = plots.plot_baselines(ms)
 display(fig)
 plt.close(fig)
 display(ms[ms["family"] == "baseline"][["model", "metric", "score", "n_areas"]].round(4))
+
+# %% [markdown]
+# ## What the paper found, and what this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(findings.baselines(run)))

@@ -11,6 +11,14 @@
 # %% [markdown]
 # # Differences across cortical areas (section 3.8, Figures 3 and 9)
 #
+# **The paper's finding.** The depth of the best layer loosely follows the anatomical hierarchy:
+# earlier layers best predict the primary visual area (VISp), later ones the anteromedial and
+# posteromedial areas (VISam, VISpm). Taskonomy does not separate the areas: the clusters'
+# scores are about the same across areas, with the semantic tasks on top in all but VISrl
+# (where the randomly initialised Taskonomy architecture leads, in the area with the lowest
+# scores), which suggests a functionally more homogeneous mouse visual cortex than the primate's
+# (RSA Max, Figure 3).
+#
 # Left: the mean relative depth of the best layer per area over ImageNet-trained models (a
 # hierarchy would put VISp earliest). Right: Taskonomy cluster scores per area.
 
@@ -25,7 +33,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import pages, plots, stats
+from mbutils import findings, pages, plots, stats
 
 run, label = pages.header(dataset, results)
 
@@ -53,3 +61,9 @@ if taskonomy_ok:
     display(fig)
     plt.close(fig)
     display(gs.groupby(["metric", "group", "label"])["score"].mean().unstack("label").round(3))
+
+# %% [markdown]
+# ## What the paper found, and what this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(findings.areas(run)))

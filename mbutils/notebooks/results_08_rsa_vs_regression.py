@@ -11,6 +11,11 @@
 # %% [markdown]
 # # RSA vs neural regression (section 3.9)
 #
+# **The paper's finding.** The two methods agree: the Spearman correlation between the
+# SRP-Ridge Max and RSA Max model rankings is 0.56 with the random models and 0.59 without
+# them, and layer by layer, per model and area, the mean Spearman is 0.468 [0.447, 0.489] with
+# and 0.626 [0.613, 0.639] without them. The regression scores are lower than the RSA scores.
+#
 # Spearman correlation between the SRP-Ridge Max and RSA Max model rankings, with and without
 # the random models; layer-wise Spearman between the two metrics per (model, area), averaged
 # with a bootstrapped 95% CI.
@@ -26,7 +31,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import pages, plots, stats
+from mbutils import findings, pages, plots, stats
 
 run, label = pages.header(dataset, results)
 
@@ -44,3 +49,9 @@ display(means.round(4))
 fig = plots.plot_metric_agreement(ms, per_pair)
 display(fig)
 plt.close(fig)
+
+# %% [markdown]
+# ## What the paper found, and what this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(findings.rsa_vs_regression(run)))

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mbutils import pages, plots, stats
+from mbutils import findings, pages, plots, stats
 
 run, label = pages.header(dataset, results)
 
@@ -51,3 +51,9 @@ display(Markdown("Exact layer recovered in "
                  + ", ".join(f"{stats.METRIC_LABELS.get(m, m)}: {int(g['exact'].sum())} of {len(g)} areas "
                              f"(mean |depth error| {g['depth_error'].abs().mean():.3f})"
                              for m, g in recovery.groupby("metric"))))
+
+# %% [markdown]
+# ## What the paper found, and what this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(findings.ground_truth(run, gt)))
