@@ -362,7 +362,7 @@ def pairwise_ttests(values, groups, correction="bonferroni", alpha=0.05, equal_v
         reject, padj, _, _ = multipletests(out["p"].to_numpy(), alpha=alpha, method=correction)
         out["p_adjusted"], out["reject"] = padj, reject
     else:
-        out["p_adjusted"], out["reject"] = [], []
+        out["p_adjusted"], out["reject"] = np.array([], dtype=float), np.array([], dtype=bool)
     return out
 
 
@@ -587,7 +587,7 @@ def training_gain_by_class(run: Run, family="imagenet", correction="bonferroni",
                 tests.append(w)
     diffs = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame(
         columns=["model", "model_class", "metric", "difference"])
-    tests = [x.astype({"reject": object}) for x in tests]
+    tests = [x for x in tests if len(x)]
     tests = pd.concat(tests, ignore_index=True).reindex(columns=cols) if tests else pd.DataFrame(columns=cols)
     return diffs, tests
 
