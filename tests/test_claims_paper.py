@@ -98,3 +98,16 @@ def test_claims_cli_writes_the_csv(tmp_path, capsys):
     assert main(["claims", "--results", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0] and "results folder" in err[0]
+
+
+def test_claims_help_lists_examples(capsys):
+    import re
+
+    assert main(["--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (i,) = [i for i, line in enumerate(lines) if re.match(r"^    claims +\S", line)]
+    assert not lines[i + 1].startswith(" " * 6)
+    assert main(["claims", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^examples:\n  mbutils claims --results", out, re.M)
+    assert "global options:" in out

@@ -37,7 +37,7 @@ def add_parser(subparsers, parents) -> None:
         Parsers holding the global options.
     """
     p = subparsers.add_parser(
-        "claims", help="the paper's claims beside a sweep's values (claims.csv)", parents=parents,
+        "claims", help="the paper's claims beside a sweep's values", parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compute every quantitative claim of the paper on a sweep's score tables, with the\n"
                     "paper's tests and samples, and write the table (claim_id, section, statement,\n"
