@@ -156,7 +156,8 @@ def architectures(run: Run) -> str:
     The best ImageNet-trained architecture by the paper's overall ranking (mean of the two
     metrics), the Spearman correlation of model depth (number of layers) with each metric over
     the trained and random variants pooled (:func:`mbutils.stats.architecture_correlations`,
-    ``sample="pooled"``), and transformers against all other trained architectures
+    ``sample="pooled"``), that of ImageNet top-1 accuracy over the trained architectures, and
+    transformers against all other trained architectures
     (:func:`mbutils.stats.class_contrast`, Welch's t, Hedges' g).
 
     Parameters
@@ -182,9 +183,16 @@ def architectures(run: Run) -> str:
     depth = "; ".join(f"{METRIC_LABELS[m]} r = {_f(corr.loc[('n_layers', m), 'rho'])} "
                       f"(p = {_p(corr.loc[('n_layers', m), 'p'])}, n = {int(corr.loc[('n_layers', m), 'n'])})"
                       for m in METRICS)
+    top1 = stats.architecture_correlations(run, sample="imagenet_trained").set_index(["predictor", "metric"])
+    top1 = top1.loc["imagenet_top1"]
+    if int(top1["n"].min()) < MIN_MODELS:
+        acc = _cannot("ImageNet top-1 accuracy", f"n = {int(top1['n'].min())} architectures with a known top-1")
+    else:
+        acc = "; ".join(f"{METRIC_LABELS[m]} r = {_f(top1.loc[m, 'rho'])} (p = {_p(top1.loc[m, 'p'])}, "
+                        f"n = {int(top1.loc[m, 'n'])})" for m in METRICS)
     text = (f"Of {n} ImageNet-trained architectures, {best} ranks first overall (mean of the two metrics, "
             f"{_f(overall['mean_score'].iloc[0])}). Depth (number of layers) against score, trained and random "
-            f"variants pooled: {depth}.")
+            f"variants pooled: {depth}. ImageNet top-1 accuracy against the trained score: {acc}.")
     contrast = stats.class_contrast(run, "Transformer", equal_var=False).set_index("metric")
     n_t, n_o = int(contrast["n_class"].iloc[0]), int(contrast["n_other"].iloc[0])
     if min(n_t, n_o) < MIN_MODELS:

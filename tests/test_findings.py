@@ -112,6 +112,10 @@ def test_architectures_numbers(full):
     for metric in METRICS:
         rho, p = scipy.stats.spearmanr(depth, pooled[metric])
         assert f"r = {rho:.3f} (p = {p:.3g}, n = {len(pooled)})" in text
+    top1 = run.meta["imagenet_top1"].reindex(m.index).astype(float)
+    for metric in METRICS:
+        rho, p = scipy.stats.spearmanr(top1, m[metric])
+        assert f"r = {rho:.3f} (p = {p:.3g}, n = {len(m)})" in text.split("top-1")[1]
     # 3 transformers: the contrast is not printed
     assert "n = 3 transformers and 8 others" in text and "g =" not in text
 
