@@ -412,22 +412,51 @@ def plot_metric_agreement(model_scores: pd.DataFrame, per_pair: pd.DataFrame):
 
 
 def plot_reliability_curves(curves: pd.DataFrame, smooth: pd.DataFrame | None = None, threshold=0.8):
-    """Scores vs reliability cutoff (Figure 6, SRP-Ridge): one thin line per model, the
-    smoother and its bootstrapped CI across models (``smooth``: threshold, mean, ci_low,
-    ci_high, smooth), and the main analysis' cutoff dotted."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if not len(curves):
-        _no_data(ax)
+    """Max scores vs split-half reliability cutoff (paper appendix A.6, Figure 6).
+
+    One panel per metric (RSA Max left, SRP-Ridge Max right, as the paper): one thin line per
+    model, the across-model mean (points) with its bootstrapped CI (vertical bars), the lowess
+    smoother across all models (thick line) and the main analysis' threshold (dotted).
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        :func:`mbutils.stats.scores_by_reliability` (``model, train_type, threshold, score``;
+        ``metric``, SRP-Ridge when absent).
+    smooth : pandas.DataFrame, optional
+        :func:`mbutils.stats.reliability_smooth` (``threshold, mean, ci_low, ci_high, smooth``;
+        ``metric``).
+    threshold : float, default 0.8
+        The selection threshold, marked dotted.
+    """
+    if len(curves) and "metric" not in curves.columns:
+        curves = curves.assign(metric="srp_ridge")
+    if smooth is not None and len(smooth) and "metric" not in smooth.columns:
+        smooth = smooth.assign(metric="srp_ridge")
+    present = list(curves["metric"].unique()) if len(curves) else []
+    order = [m for m in ("rsa", "srp_ridge") if m in present] + sorted(m for m in present if m not in METRICS)
+    fig, axes = plt.subplots(1, max(1, len(order)), figsize=(5.5 * max(1, len(order)), 4), squeeze=False)
+    axes = axes[0]
+    if not order:
+        _no_data(axes[0])
         return fig
-    for (_, _), g in curves.groupby(["model", "train_type"]):
-        ax.plot(g["threshold"], g["score"], color="gray", alpha=0.3, lw=0.8)
-    if smooth is not None and len(smooth):
-        ax.fill_between(smooth["threshold"], smooth["ci_low"], smooth["ci_high"], color="tab:red", alpha=0.2)
-        ax.plot(smooth["threshold"], smooth["smooth"], color="tab:red", lw=2.2, label="lowess (all models)")
-        ax.legend(fontsize=7)
-    ax.axvline(threshold, color="k", ls=":", lw=1)
-    ax.set_xlabel("split-half reliability cutoff")
-    ax.set_ylabel(METRIC_LABELS["srp_ridge"])
+    for ax, metric in zip(axes, order):
+        cm = curves[curves["metric"] == metric]
+        for _, g in cm.groupby(["model", "train_type"]):
+            g = g.sort_values("threshold")
+            ax.plot(g["threshold"], g["score"], color="gray", alpha=0.3, lw=0.8)
+        sm = smooth[smooth["metric"] == metric].sort_values("threshold") if smooth is not None and len(smooth) \
+            else None
+        if sm is not None and len(sm):
+            ax.vlines(sm["threshold"], sm["ci_low"], sm["ci_high"], color="tab:red", lw=1.5,
+                      label="95% CI across models")
+            ax.scatter(sm["threshold"], sm["mean"], color="tab:red", s=18, zorder=3, label="mean across models")
+            ax.plot(sm["threshold"], sm["smooth"], color="tab:red", lw=2.2, label="lowess (all models)")
+            ax.legend(fontsize=7)
+        ax.axvline(threshold, color="k", ls=":", lw=1)
+        ax.set_xlabel("split-half reliability cutoff")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(METRIC_LABELS.get(metric, metric))
     fig.tight_layout()
     return fig
 
@@ -559,30 +588,71 @@ def plot_selection_funnel(steps: pd.DataFrame):
     return fig
 
 
+def _mapping_panel(ax, rows, markers, colors, title):
+    """One panel of :func:`plot_mapping_tradeoff`: points per (reduction, size, regression),
+    dashed lines at the all-features reference of each regression."""
+    keys = ["reduction", "n_components", "regression"]
+    agg = rows.groupby(keys, as_index=False)[["score", "total_s"]].mean()
+    points = agg[agg["reduction"] != "none"]
+    for (red, reg), r in points.groupby(["reduction", "regression"]):
+        ax.scatter(r["total_s"], r["score"], marker=markers[red], color=colors[reg], s=14 + 10 * np.log2(r["n_components"] / 256).clip(0),
+                   label=f"{red} + {reg}", alpha=0.8)
+    for _, r in agg[agg["reduction"] == "none"].iterrows():
+        ax.axhline(r["score"], color=colors[r["regression"]], ls="--", lw=0.8, alpha=0.7)
+        ax.axvline(r["total_s"], color=colors[r["regression"]], ls="--", lw=0.8, alpha=0.7)
+    if len(agg):
+        ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
 def plot_mapping_tradeoff(comparison: pd.DataFrame):
-    """Score against compute time for each mapping (paper Figure 5), averaged over layers.
+    """Score against compute time for each mapping (paper Figure 5): over layers and per layer.
+
+    The first panel shows the means over layers (the model), then one panel per layer. Each
+    point is a reduction at one size (marker: reduction; area grows with the size) followed by
+    a regression (color). As in the paper's figure, dashed horizontal and vertical lines mark
+    the reference of each regression on all of a layer's features (rows of the reduction
+    ``"none"``). Rows flagged ``penalty_dominated`` are left out.
 
     Parameters
     ----------
     comparison : pandas.DataFrame
         From :func:`mbutils.scoring.compare_mappings` (``reduction``, ``n_components``,
-        ``regression``, ``score``, ``total_s``).
+        ``regression``, ``score``, ``total_s``; ``layer`` for the per-layer panels).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    agg = comparison.groupby(["reduction", "n_components", "regression"], as_index=False)[["score", "total_s"]].mean()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = dict(zip(sorted(agg["reduction"].unique()), "osD^v"))
-    colors = dict(zip(sorted(agg["regression"].unique()), plt.get_cmap("tab10").colors))
-    for (red, reg), rows in agg.groupby(["reduction", "regression"]):
-        ax.scatter(rows["total_s"], rows["score"], marker=markers[red], color=colors[reg], s=20 + rows["n_components"] / 100,
-                   label=f"{red} + {reg}", alpha=0.8)
-    ax.set_xscale("log")
-    ax.set(xlabel="compute time per layer (s, log scale)", ylabel="mean Pearson r over neurons",
-           title="Speed and accuracy of neural regression mappings")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    if "penalty_dominated" in comparison:
+        comparison = comparison[~comparison["penalty_dominated"].astype(bool)]
+    comparison = comparison.copy()
+    comparison.loc[comparison["reduction"] == "none", "n_components"] = 0
+    layers = list(dict.fromkeys(comparison["layer"])) if "layer" in comparison else []
+    n_panels = 1 + (len(layers) if len(layers) > 1 else 0)
+    ncols = min(n_panels, 2)
+    nrows = int(np.ceil(n_panels / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols + 2.2, 3.8 * nrows), squeeze=False)
+    axes = axes.ravel()
+    markers = dict(zip(sorted(comparison["reduction"].unique()), "osD^v"))
+    colors = dict(zip(sorted(comparison["regression"].unique()), plt.get_cmap("tab10").colors))
+    title = f"mean over {len(layers)} layers" if len(layers) > 1 else (layers[0] if layers else "all rows")
+    _mapping_panel(axes[0], comparison, markers, colors, title)
+    for ax, name in zip(axes[1:n_panels], layers if len(layers) > 1 else []):
+        _mapping_panel(ax, comparison[comparison["layer"] == name], markers, colors, f"layer {name}")
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    for ax in axes[:n_panels]:
+        ax.set_xlabel("compute time per layer (s, log scale)", fontsize=8)
+        ax.set_ylabel("mean Pearson r over neurons", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if (comparison["reduction"] == "none").any():
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="gray", ls="--", lw=0.8))
+        labels.append("all features (per regression color)")
+    fig.legend(handles, labels, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0.99, 0.97))
+    fig.suptitle("Speed and accuracy of neural regression mappings (paper Figure 5)", fontsize=10)
     fig.tight_layout()
     return fig
