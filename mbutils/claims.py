@@ -462,12 +462,17 @@ def _range(fam, metric, paper, subset="all"):
     def fn(c):
         c.family(fam)
         r = c.get("ranges", lambda: stats.score_ranges(c.run))
-        r = r[(r["family"] == fam) & (r["metric"] == metric) & (r["subset"] == subset)]
+        r = r[(r["family"] == fam) & (r["metric"] == metric)]
+        note = subset
+        if subset != "all" and not (r["subset"] == subset).any():
+            note = "no normalization-free model scored, so the same as all"
+            subset = "all"
+        r = r[r["subset"] == subset]
         if not len(r):
-            raise Unsupported(f"needs at least 2 trained {fam} models" + ("" if subset == "all" else f" ({subset})"))
+            raise Unsupported(f"needs at least 2 trained {fam} models")
         r = r.iloc[0]
         return Outcome(r["range"], _near(r["range"], paper, 0.02), int(r["n_models"]),
-                       f"{r['best']:.3g} ({r['best_model']}) to {r['worst']:.3g} ({r['worst_model']}), {subset}")
+                       f"{r['best']:.3g} ({r['best_model']}) to {r['worst']:.3g} ({r['worst_model']}), {note}")
     return fn
 
 

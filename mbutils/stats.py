@@ -627,7 +627,9 @@ def score_ranges(run: Run, families=("imagenet", "taskonomy"), train_type="train
     Returns
     -------
     pandas.DataFrame  columns ``family, metric, best_model, best, worst_model, worst, range,
-    n_models, subset``; a (family, metric, subset) with fewer than 2 models has no row.
+    n_models, subset``; a (family, metric, subset) with fewer than 2 models has no row, and a
+    ``"without normalizer-free"`` row is written only where the family has normalization-free
+    models (otherwise it would repeat the ``"all"`` row).
     """
     subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
     bad = [s for s in subsets if s not in RANGE_SUBSETS]
@@ -640,7 +642,10 @@ def score_ranges(run: Run, families=("imagenet", "taskonomy"), train_type="train
             for metric in METRICS:
                 ms = model_summary(run, metric=metric, family=fam, train_type=train_type)
                 if subset != "all":
-                    ms = ms[~ms["model"].map(is_normalizer_free).astype(bool)]
+                    nf = ms["model"].map(is_normalizer_free).astype(bool)
+                    if not nf.any():  # nothing to leave out: the "all" row says it
+                        continue
+                    ms = ms[~nf]
                 ms = ms[np.isfinite(ms["score"].to_numpy(dtype=float))]
                 if len(ms) < 2:
                     continue
