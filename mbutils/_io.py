@@ -69,17 +69,28 @@ class FolderLockedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def folder_lock(folder, what="writing"):
+def folder_lock(folder, what="writing", wait=0.0):
     """Hold the lock of ``folder`` (one writer at a time) for the duration of the block.
 
     The lock is an advisory ``flock`` on ``<folder>/.lock``: the operating system releases it
-    when its holder exits, however it exits, so a dead process never holds it. The file
-    records the holder (pid, host, start time, what it does) for the error message.
+    when its holder exits, however it exits, so a dead process never holds it (on NFS, Linux
+    maps it to a POSIX lock that the server releases when the client dies). The file records
+    the holder (pid, host, start time, what it does) for the error message.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+    what : str
+        What the holder does (recorded for others' error messages).
+    wait : float
+        Seconds to wait for another holder to finish (polled every half second); 0 refuses at
+        once.
 
     Raises
     ------
     FolderLockedError
-        At once, when another process (or another thread of this one) holds the lock.
+        When another process (or another thread of this one) still holds the lock after
+        ``wait`` seconds.
     """
     import fcntl
     import json
@@ -91,9 +102,15 @@ def folder_lock(folder, what="writing"):
     path = folder / ".lock"
     fh = open(path, "a+")
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + max(0.0, float(wait))
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             raise FolderLockedError(

@@ -179,7 +179,7 @@ class BookResult:
 
 
 def build_book(config, dataset=DEFAULT_DATASET, results=None, book="book", jobs=None, browser_check=True,
-               progress=None) -> BookResult:
+               progress=None, cluster=None) -> BookResult:
     """Run the sweep and the section notebooks, then assemble, build and check the HTML book.
 
     Parameters
@@ -195,6 +195,8 @@ def build_book(config, dataset=DEFAULT_DATASET, results=None, book="book", jobs=
         Book folder: executed pages in ``<book>/generated/``, HTML in ``<book>/_build/html``.
     jobs : int, optional
         Models scored and notebooks executed at once.
+    cluster : str or dict, optional
+        Where the models run (see :func:`mbutils.build.run_sweep`).
     browser_check : bool
         Open every built page in headless Chromium (see :func:`mbutils.build.check_book`);
         skipped, and said so in ``browser_skipped``, on a machine without Chromium.
@@ -216,7 +218,7 @@ def build_book(config, dataset=DEFAULT_DATASET, results=None, book="book", jobs=
     results = _absolute(results or Path("results") / config.name)
     book = _absolute(book)
     dataset = ensure_dataset(dataset, config.neurons, config.seed)
-    models = run_sweep(config, dataset, results, book=book, jobs=jobs, progress=progress)
+    models = run_sweep(config, dataset, results, book=book, jobs=jobs, progress=progress, cluster=cluster)
     sections = run_sections(config, dataset, results, book=book, jobs=jobs, model_runs=models.runs,
                             progress=progress)
     _copy_site(book)

@@ -38,6 +38,7 @@ _CONFIG_KEYS = {
     "jobs": (int, type(None)),
     "parameters": dict,
     "score": dict,
+    "cluster": (dict, type(None)),
 }
 _ENTRY_KEYS = {"model", "weights"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -87,6 +88,10 @@ class SweepConfig:
         Keyword arguments for :func:`mbutils.scoring.score_model`, but for ``model_params``:
         model name -> keyword arguments its model is built with (the ``paper`` config's
         ``{"random_fourier": {"n_draws": 600}}``; see :func:`mbutils.build.score_entry`).
+    cluster : dict or None
+        A batch cluster to run the models on (``type: slurm|pbs|sge``, ``cores``, ``memory``,
+        ``jobs``, ``queue``, ``walltime``, ...; see :mod:`mbutils.build._cluster`); None runs
+        them on this machine.
     path : pathlib.Path or None
         File the config was read from.
     """
@@ -101,6 +106,7 @@ class SweepConfig:
     jobs: int | None = None
     parameters: dict = dataclasses.field(default_factory=dict)
     score: dict = dataclasses.field(default_factory=dict)
+    cluster: dict | None = None
     path: Path | None = None
 
 
@@ -207,6 +213,13 @@ def validate_config(raw, valid_models=None, source="config") -> SweepConfig:
             entry = ModelEntry(name, w)
             if entry not in entries:
                 entries.append(entry)
+    if raw.get("cluster") is not None:
+        from ._cluster import _check_section
+
+        try:
+            _check_section(raw["cluster"])
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
     model_params = (raw.get("score") or {}).get("model_params")
     if model_params is not None:
         if not isinstance(model_params, dict):

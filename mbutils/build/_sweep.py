@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing
 import time
 from pathlib import Path
 
@@ -50,7 +49,8 @@ def _absolute(path) -> Path:
 
 
 # --------------------------------------------------------------------------- scores
-def score_entry(model, weights, dataset, results, score_kwargs=None, progress=None, scorer=None) -> Path:
+def score_entry(model, weights, dataset, results, score_kwargs=None, progress=None, scorer=None,
+                wait=0.0) -> Path:
     """Score one model into ``<results>/models/<model>__<weights>/`` unless already done.
 
     Cached scores are reused when the folder holds the score files and a ``_scored.json``
@@ -80,6 +80,9 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     scorer : callable, optional
         Called as ``scorer(model, dataset, out_dir, weights=..., progress=..., **score_kwargs)``
         to write the tables; default :func:`mbutils.scoring.score_model`.
+    wait : float
+        Seconds to wait for another writer of the folder (another sweep scoring the same
+        model) before failing; once it is done, its scores are reused when they match.
 
     Returns
     -------
@@ -98,7 +101,7 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     if model_params:
         stamp["model_params"] = json.loads(json.dumps(model_params, sort_keys=True, default=str))
     marker = out_dir / SCORED_MARKER
-    with folder_lock(out_dir, f"scoring {model} ({weights}) on {dataset.name}"):
+    with folder_lock(out_dir, f"scoring {model} ({weights}) on {dataset.name}", wait=wait):
         if _stamp_matches(out_dir, stamp):
             return out_dir
         marker.unlink(missing_ok=True)
@@ -126,13 +129,26 @@ def _stamp_matches(out_dir: Path, stamp: dict) -> bool:
         return False
 
 
-def _score_job(model, weights, dataset, results, score_kwargs, scorer=None):
-    """One model scored (in a worker process): ``(seconds, error or "")``."""
+def _score_job(model, weights, dataset, results, score_kwargs, scorer=None, wait=0.0):
+    """One model scored (here or in a worker): ``(seconds, error or "")``.
+
+    A failure's traceback is written to ``<results>/logs/<model>__<weights>.log``, whose path
+    the error names."""
+    import traceback
+
     start = time.perf_counter()
     try:
-        score_entry(model, weights, dataset, results, score_kwargs, progress=False, scorer=scorer)
+        score_entry(model, weights, dataset, results, score_kwargs, progress=False, scorer=scorer, wait=wait)
     except Exception as err:  # reported per model; the sweep goes on
-        return time.perf_counter() - start, f"{type(err).__name__}: {err}"
+        log = _absolute(results) / "logs" / f"{ModelEntry(model, weights).key}.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(log) as tmp:
+                tmp.write_text(traceback.format_exc())
+            where = f" (log: {log})"
+        except OSError:
+            where = ""
+        return time.perf_counter() - start, f"{type(err).__name__}: {err}{where}"
     return time.perf_counter() - start, ""
 
 
@@ -188,36 +204,102 @@ def _progress_bar(total, desc, progress, unit="model"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled)
 
 
-def _score_all(todo, dataset, results, score_kwargs, jobs, progress, scorer=None) -> dict:
-    """Score the entries of ``todo`` (``jobs`` worker processes; in this process when 1).
+def _render_card(entry, notebook, output_dir, results, dataset, parameters, config_name, timeout, dataset_sha,
+                 notebook_sha, seconds=0.0) -> NotebookRun:
+    """Render one model's card from its stored scores, and mark the model finished."""
+    output = Path(output_dir) / f"{entry.key}.ipynb"
+    folder = Path(results) / "models" / entry.key
+    params = dict(parameters, model=entry.model, weights=entry.weights, dataset=str(dataset), scores=str(folder),
+                  config=config_name)
+    run = run_notebook(notebook, output, params, timeout=timeout, title=_model_title(entry))
+    run.name = entry.key
+    run.seconds += seconds
+    if run.status == "done" and _scored_dataset(folder) != dataset_sha:
+        output.unlink(missing_ok=True)  # the tables changed under the card: it shows another dataset
+        run.status, run.error = "failed", ("the model's folder was rescored on another dataset while its "
+                                           "card was drawn (another sweep into the same results folder)")
+    if run.status == "done":
+        with atomic_write(folder / DONE_MARKER) as tmp:
+            tmp.write_text(json.dumps(_done_stamp(entry, dataset_sha, notebook_sha, output), indent=1))
+    return run
 
-    Returns ``{key: (seconds, error)}``.
-    """
-    out = {}
+
+def _model_task(entry, dataset, results, score_kwargs, scorer, card, wait) -> NotebookRun:
+    """One model of a sweep, as one task: score it, then render its card (``card``: the
+    keyword arguments of :func:`_render_card` but the entry and the seconds)."""
+    seconds, error = _score_job(entry.model, entry.weights, dataset, results, score_kwargs, scorer, wait)
+    if error:
+        return NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed", seconds,
+                           f"scoring: {error}")
+    try:
+        return _render_card(entry, seconds=seconds, **card)
+    except Exception as err:  # infrastructure errors (kernel died, ...)
+        return NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed", seconds,
+                           f"card: {type(err).__name__}: {err}")
+
+
+#: seconds a sweep waits for another sweep that scores the same model folder
+LOCK_WAIT = 6 * 3600.0
+
+
+def _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, wait) -> list:
+    """Score the entries in this process, one after another, then render their cards."""
+    runs = []
     with _progress_bar(len(todo), "scoring", progress) as bar:
-        if jobs == 1 or len(todo) <= 1:
-            for entry in todo:
-                out[entry.key] = _score_job(entry.model, entry.weights, dataset, results, score_kwargs, scorer)
-                bar.update(1)
-            return out
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process with thread pools
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_score_job, e.model, e.weights, str(dataset), str(results), score_kwargs, scorer): e
-                       for e in todo}
-            for fut in cf.as_completed(futures):
-                entry = futures[fut]
-                try:
-                    out[entry.key] = fut.result()
-                except Exception as err:  # the worker died (out of memory, a crash in native code)
-                    out[entry.key] = (0.0, f"{type(err).__name__}: {err}")
-                bar.set_postfix_str(f"{entry.key}: {'failed' if out[entry.key][1] else 'scored'}")
-                bar.update(1)
+        for entry in todo:
+            seconds, error = _score_job(entry.model, entry.weights, dataset, results, score_kwargs, scorer, wait)
+            if error:
+                runs.append(NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
+                                        seconds, f"scoring: {error}"))
+            else:
+                runs.append((entry, seconds))
+            bar.set_postfix_str(f"{entry.key}: {'failed' if error else 'scored'}")
+            bar.update(1)
+    out = [r for r in runs if isinstance(r, NotebookRun)]
+    pending = [r for r in runs if not isinstance(r, NotebookRun)]
+    with _progress_bar(len(pending), "model cards", progress) as bar:
+        for entry, seconds in pending:
+            try:
+                out.append(_render_card(entry, seconds=seconds, **card))
+            except Exception as err:  # infrastructure errors (kernel died, ...)
+                out.append(NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
+                                       seconds, f"card: {type(err).__name__}: {err}"))
+            bar.update(1)
     return out
 
 
+def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs) -> list:
+    """One Dask task per entry (score, then card) on ``cluster`` (see :func:`sweep_client`);
+    a task whose worker dies is retried on another worker."""
+    import uuid
+
+    from distributed import as_completed
+
+    from ._cluster import sweep_client
+
+    runs = []
+    with sweep_client(cluster, n_tasks=len(todo), n_workers=jobs) as client:
+        futures = {client.submit(_model_task, entry, str(dataset), str(results), score_kwargs, scorer, card, wait,
+                                 key=f"{entry.key}-{uuid.uuid4().hex[:8]}", pure=False, retries=2): entry
+                   for entry in todo}
+        desc = "models" if not client.dashboard_link else f"models (dashboard {client.dashboard_link})"
+        with _progress_bar(len(todo), desc, progress) as bar:
+            for fut in as_completed(futures):
+                entry = futures[fut]
+                try:
+                    run = fut.result()
+                except Exception as err:  # the task failed on every try (worker killed each time, ...)
+                    run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
+                                      error=f"{type(err).__name__}: {err}")
+                runs.append(run)
+                bar.set_postfix_str(f"{entry.key}: {run.status}")
+                bar.update(1)
+    return runs
+
+
 def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, models=None, progress=None,
-              timeout=None, scorer=None) -> SweepSummary:
-    """Score every model of a config, then render one model card per model.
+              timeout=None, scorer=None, cluster=None) -> SweepSummary:
+    """Score every model of a config, and render one model card per model from its scores.
 
     Parameters
     ----------
@@ -232,11 +314,11 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
     notebook : str or pathlib.Path, optional
         Model card notebook (default the packaged ``model_card.py``).
     jobs : int, optional
-        Models scored at once, each in a worker process, and cards rendered at once (default:
-        config ``jobs``, else the CPU count); each gets ``max(1, n_cpus // jobs)`` threads.
-        With 1, models are scored in this process (models registered with
-        :func:`mbutils.models.register_model` are known only here; a parallel sweep names
-        a user model ``package.module:callable``).
+        Models run at once (default: config ``jobs``, else as many as the cores and memory
+        allow, see :func:`~mbutils.build._cluster.local_layout`). With 1 and no ``cluster``,
+        models are scored in this process (models registered with
+        :func:`mbutils.models.register_model` are known only here; a parallel sweep names a
+        user model ``package.module:callable``).
     models : list of ModelEntry, optional
         Override the config's model list.
     progress : bool, optional
@@ -245,18 +327,25 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
         Per-cell timeout of the cards, seconds.
     scorer : callable, optional
         Writes one model's tables (see :func:`score_entry`); default
-        :func:`mbutils.scoring.score_model`. With ``jobs > 1`` it must be a module-level
-        function (worker processes import it by name).
+        :func:`mbutils.scoring.score_model`. On a cluster it must be importable by the workers
+        (a module-level function).
+    cluster : str or dict, optional
+        Where the models run, each as one Dask task (score, then card): ``"local"`` (a
+        LocalCluster of ``jobs`` workers; the default when ``jobs`` is not 1), a scheduler
+        address ``"tcp://HOST:PORT"``, or a cluster section (default: the config's ``cluster``;
+        see :mod:`mbutils.build._cluster`).
 
     Returns
     -------
     SweepSummary
         One :class:`NotebookRun` per model: ``done``, ``skipped`` (finished earlier) or
-        ``failed`` (scoring or card, with the error).
+        ``failed`` (scoring or card, with the error and, for scoring, the path of its log).
 
     Notes
     -----
     Relative paths are resolved against the working directory of the caller, once, here.
+    Another sweep scoring the same model folder is waited for (up to :data:`LOCK_WAIT`), and
+    its scores reused when they are of the same dataset and settings.
     """
     if not isinstance(config, SweepConfig):
         config = load_config(config)
@@ -267,9 +356,10 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
     output_dir = book / "generated" / "models"
     notebook = _absolute(notebook) if notebook else NOTEBOOKS / "model_card.py"
     entries = list(models) if models is not None else resolve_models(config)
-    jobs = jobs or config.jobs or default_jobs()
-    if jobs < 1:
+    jobs = jobs or config.jobs
+    if jobs is not None and jobs < 1:
         raise ValueError(f"jobs={jobs!r}; expected a positive integer")
+    cluster = cluster if cluster is not None else getattr(config, "cluster", None)
     dataset_sha = file_sha256(dataset)
     notebook_sha = _text_sha256(notebook.read_text())
     summary = SweepSummary()
@@ -280,50 +370,23 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
             summary.runs.append(NotebookRun(entry.key, output, "skipped"))
         else:
             todo.append(entry)
-    threads = max(1, default_jobs() // jobs)
-    old_env = _set_kernel_env(threads)
+    card = dict(notebook=notebook, output_dir=output_dir, results=results, dataset=dataset,
+                parameters=dict(config.parameters), config_name=config.name, timeout=timeout,
+                dataset_sha=dataset_sha, notebook_sha=notebook_sha)
+    score_kwargs = dict(config.score)
+    serial = cluster is None and (jobs == 1 or len(todo) <= 1)
+    old_env = _set_kernel_env(default_jobs() if serial else max(1, default_jobs() // (jobs or default_jobs())))
     try:
-        scored = _score_all(todo, dataset, results, dict(config.score), min(jobs, max(1, len(todo))), progress,
-                            scorer)
-        cards = []
-        for entry in todo:
-            seconds, error = scored[entry.key]
-            if error:
-                summary.runs.append(NotebookRun(entry.key, output_dir / f"{entry.key}.ipynb", "failed", seconds,
-                                                f"scoring: {error}"))
-            else:
-                cards.append(entry)
-
-        def card(entry):
-            output = output_dir / f"{entry.key}.ipynb"
-            params = dict(config.parameters, model=entry.model, weights=entry.weights, dataset=str(dataset),
-                          scores=str(results / "models" / entry.key), config=config.name)
-            run = run_notebook(notebook, output, params, timeout=timeout, title=_model_title(entry))
-            run.name = entry.key
-            run.seconds += scored[entry.key][0]
-            if run.status == "done" and _scored_dataset(results / "models" / entry.key) != dataset_sha:
-                output.unlink(missing_ok=True)  # the tables changed under the card: it shows another dataset
-                run.status, run.error = "failed", ("the model's folder was rescored on another dataset while its "
-                                                   "card was drawn (another sweep into the same results folder)")
-            if run.status == "done":
-                with atomic_write(results / "models" / entry.key / DONE_MARKER) as tmp:
-                    tmp.write_text(json.dumps(_done_stamp(entry, dataset_sha, notebook_sha, output), indent=1))
-            return run
-
-        with _progress_bar(len(cards), "model cards", progress) as bar:
-            with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(card, e): e for e in cards}
-                for fut in cf.as_completed(futures):
-                    entry = futures[fut]
-                    try:
-                        run = fut.result()
-                    except Exception as err:  # infrastructure errors (kernel died, ...)
-                        run = NotebookRun(entry.key, output_dir / f"{entry.key}.ipynb", "failed",
-                                          error=f"{type(err).__name__}: {err}")
-                    summary.runs.append(run)
-                    bar.update(1)
+        if not todo:
+            runs = []
+        elif serial:
+            runs = _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, LOCK_WAIT)
+        else:
+            runs = _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, LOCK_WAIT,
+                             cluster or "local", jobs)
     finally:
         _restore_env(old_env)
+    summary.runs += runs
     order = {e.key: i for i, e in enumerate(entries)}
     summary.runs.sort(key=lambda r: order.get(r.name, len(order)))
     return summary

@@ -17,7 +17,12 @@ def _common_options(p) -> None:
     p.add_argument("--results", default=None, help="results folder (default: results/<config name>)")
     p.add_argument("--book", default="book",
                    help="book folder: executed notebooks under <book>/generated (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: CPU count)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="models and notebooks run at once (default: as the cores and memory allow)")
+    p.add_argument("--cluster", default=None, metavar="local|tcp://HOST:PORT",
+                   help="where the models run, one Dask task each: 'local' (a Dask LocalCluster; the default "
+                        "unless --jobs 1) or the address of a running Dask scheduler; a batch cluster is a "
+                        "'cluster:' section of the config")
 
 
 def add_parser(subparsers, parents) -> None:
@@ -36,10 +41,15 @@ def add_parser(subparsers, parents) -> None:
                     "finished models are skipped.",
         epilog="examples:\n"
                "  mbutils sweep --config smoke\n"
-               "  mbutils sweep --config configs/my_models.yml --dataset data/allen.nc --jobs 4")
+               "  mbutils sweep --config configs/my_models.yml --dataset data/allen.nc --jobs 4\n"
+               "  mbutils sweep --config smoke --cluster tcp://10.0.0.5:8786\n"
+               "  mbutils sweep --config configs/slurm.yml --dry-run   # print the batch job script")
     p.add_argument("--config", required=True,
                    help="sweep config: a YAML file or the name of a packaged config (smoke, default, paper)")
     _common_options(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the models to run and, for a config with a 'cluster:' section, the batch job "
+                        "script it would submit; run nothing")
     p.set_defaults(func=_sweep)
 
     b = subparsers.add_parser(
@@ -60,8 +70,11 @@ def _sweep(args) -> int:
     from ..build import ensure_dataset, load_config, run_sweep
 
     cfg = load_config(args.config)
+    if args.dry_run:
+        return _dry_run(cfg, args)
     dataset = ensure_dataset(args.dataset, cfg.neurons, cfg.seed)
-    summary = run_sweep(cfg, dataset, args.results or f"results/{cfg.name}", book=args.book, jobs=args.jobs)
+    summary = run_sweep(cfg, dataset, args.results or f"results/{cfg.name}", book=args.book, jobs=args.jobs,
+                        cluster=args.cluster)
     print(summary)
     if summary.failed:
         print(f"mbutils sweep: {len(summary.failed)} model(s) failed; executed notebooks with the error "
@@ -70,12 +83,25 @@ def _sweep(args) -> int:
     return 0
 
 
+def _dry_run(cfg, args) -> int:
+    from ..build import resolve_models
+    from ..build._cluster import job_script
+
+    entries = resolve_models(cfg)
+    print(f"{len(entries)} model(s) of config {cfg.name!r}: " + ", ".join(e.key for e in entries))
+    where = args.cluster or ("a batch cluster" if cfg.cluster else "local")
+    print(f"they would run on: {where}")
+    if cfg.cluster and not args.cluster:
+        print(job_script(cfg.cluster))
+    return 0
+
+
 def _book(args) -> int:
     from ..build import build_book, load_config
 
     cfg = load_config(args.config)
     result = build_book(cfg, args.dataset, args.results, book=args.book, jobs=args.jobs,
-                        browser_check=not args.no_browser_check)
+                        browser_check=not args.no_browser_check, cluster=args.cluster)
     print("models:\n" + str(result.models))
     print("sections:\n" + str(result.sections))
     if result.browser is not None:

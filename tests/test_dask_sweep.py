@@ -1,0 +1,203 @@
+"""The sweep on Dask: a LocalCluster gives the serial sweep's scores, survives a killed worker,
+shares a results folder with a second sweep, and a batch cluster section becomes a job script."""
+import os
+import pathlib
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from mbutils.build import ModelEntry, SweepConfig, load_config, run_sweep
+from mbutils.testing import make_fake_dataset
+
+pytest.importorskip("distributed")
+
+# a card that only reads the stored tables (the packaged model card takes seconds per model)
+CARD = '''# %% tags=["parameters"]
+model = "x"
+weights = "random"
+dataset = "d.nc"
+scores = "s"
+
+# %%
+import pathlib
+print("card of", model, sorted(p.name for p in pathlib.Path(scores).iterdir()))
+'''
+
+
+def counting_scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
+    """score_model, counting its calls in <results>/calls/<model>.<pid>.<time> (module level:
+    Dask workers import it by name)."""
+    from mbutils.scoring import score_model
+
+    calls = pathlib.Path(out_dir).parent.parent / "calls"
+    calls.mkdir(exist_ok=True)
+    (calls / f"{model}.{os.getpid()}.{time.monotonic_ns()}").write_text("")
+    if model == "alexnet":  # long enough for the test to kill its worker while it runs
+        time.sleep(float(os.environ.get("MBUTILS_TEST_SLEEP", "0")))
+    return score_model(model, dataset, out_dir, weights=weights, progress=False, n_components=256, **kwargs)
+
+
+MODELS = [ModelEntry("gabor", "random"), ModelEntry("alexnet", "random"), ModelEntry("squeezenet1_1", "random")]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dask")
+    path = make_fake_dataset(tmp / "d.nc", n_neurons_per_area=12, n_stimuli=24, image_size=(32, 32))
+    card = tmp / "card.py"
+    card.write_text(CARD)
+    return tmp, path, card
+
+
+def _tables(results):
+    out = {}
+    for folder in sorted((results / "models").iterdir()):
+        for name in ("scores.parquet", "summary.parquet"):
+            out[(folder.name, name)] = pd.read_parquet(folder / name)
+    return out
+
+
+def _calls(results):
+    return sorted(p.name.split(".")[0] for p in (results / "calls").iterdir())
+
+
+def test_local_cluster_sweep_equals_serial_sweep(data, monkeypatch):
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_a"))
+    cfg = SweepConfig(name="t", models=MODELS)
+    serial = run_sweep(cfg, path, tmp / "serial", book=tmp / "book_s", notebook=card, jobs=1, progress=False,
+                       scorer=counting_scorer)
+    assert [r.status for r in serial.runs] == ["done"] * 3, [r.error for r in serial.runs]
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_b"))  # no features shared with the serial run
+    dask = run_sweep(cfg, path, tmp / "dask", book=tmp / "book_d", notebook=card, jobs=2, cluster="local",
+                     progress=False, scorer=counting_scorer)
+    assert [r.status for r in dask.runs] == ["done"] * 3, [r.error for r in dask.runs]
+    a, b = _tables(tmp / "serial"), _tables(tmp / "dask")
+    assert a.keys() == b.keys() and len(a) == 6
+    for key in a:  # BLAS sums in another order with another thread count: equal to rounding
+        pd.testing.assert_frame_equal(a[key], b[key], check_exact=False, rtol=1e-12, atol=1e-14)
+    assert _calls(tmp / "dask") == sorted(m.model for m in MODELS)
+    for entry in MODELS:
+        assert (tmp / "book_d" / "generated" / "models" / f"{entry.key}.ipynb").exists()
+
+
+def test_a_killed_worker_is_replaced_and_every_model_scored(data, monkeypatch):
+    import psutil
+
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_k"))
+    monkeypatch.setenv("MBUTILS_TEST_SLEEP", "20")  # alexnet's task sleeps before scoring
+    results = tmp / "killed"
+    killed = []
+
+    def kill_alexnet_worker():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            for p in (results / "calls").glob("alexnet.*") if (results / "calls").exists() else []:
+                pid = int(p.name.split(".")[1])
+                if psutil.pid_exists(pid):
+                    psutil.Process(pid).kill()
+                    killed.append(pid)
+                    return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_alexnet_worker)
+    killer.start()
+    cfg = SweepConfig(name="t", models=MODELS)
+    summary = run_sweep(cfg, path, results, book=tmp / "book_k", notebook=card, jobs=2, cluster="local",
+                        progress=False, scorer=counting_scorer)
+    killer.join()
+    assert killed, "the test never saw alexnet's worker"
+    assert [r.status for r in summary.runs] == ["done"] * 3, [r.error for r in summary.runs]
+    assert _calls(results).count("alexnet") == 2  # tried, killed, retried on a new worker
+    ref = _tables(tmp / "serial") if (tmp / "serial").exists() else None
+    got = _tables(results)
+    assert len(got) == 6
+    if ref is not None:
+        for key in ref:
+            pd.testing.assert_frame_equal(ref[key], got[key], check_exact=False, rtol=1e-12, atol=1e-14)
+    for folder in (results / "models").iterdir():  # nothing half-written left behind
+        assert not [p for p in folder.iterdir() if p.name.startswith((".tmp", "tmp"))]
+
+
+def test_two_sweeps_at_once_score_each_model_once(data, monkeypatch):
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_t"))
+    results = tmp / "twice"
+    cfg = SweepConfig(name="t", models=MODELS)
+    summaries = {}
+
+    def sweep(k):
+        summaries[k] = run_sweep(cfg, path, results, book=tmp / f"book_{k}", notebook=card, jobs=1,
+                                 progress=False, scorer=counting_scorer)
+
+    threads = [threading.Thread(target=sweep, args=(k,)) for k in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert _calls(results) == sorted(m.model for m in MODELS)  # each model scored once in all
+    for k, s in summaries.items():
+        assert [r.status for r in s.runs] == ["done"] * 3, (k, [r.error for r in s.runs])
+
+
+SLURM = {"name": "s", "models": ["gabor"], "cluster": {"type": "slurm", "queue": "gpu", "cores": 8,
+                                                        "memory": "32GB", "walltime": "04:00:00", "jobs": 10,
+                                                        "account": "lab42"}}
+
+
+def test_slurm_section_becomes_a_job_script_with_its_resources(tmp_path):
+    import yaml
+
+    from mbutils.build._cluster import job_script
+
+    path = tmp_path / "slurm.yml"
+    path.write_text(yaml.safe_dump(SLURM))
+    cfg = load_config(path, valid_models={"gabor"})
+    script = job_script(cfg.cluster)
+    assert "# 10 job(s)" in script
+    for line in ("#SBATCH -p gpu", "#SBATCH -A lab42", "#SBATCH --cpus-per-task=8", "#SBATCH -t 04:00:00",
+                 "export OMP_NUM_THREADS=8", "--nthreads 1"):
+        assert line in script, (line, script)
+    assert "#SBATCH --mem=30G" in script  # 32 GB as dask-jobqueue states it
+
+
+def test_cli_dry_run_prints_the_job_script(tmp_path, capsys):
+    import yaml
+
+    from mbutils.cli import main
+
+    path = tmp_path / "slurm.yml"
+    path.write_text(yaml.safe_dump(dict(SLURM, models=["gabor", {"model": "alexnet", "weights": "random"}])))
+    assert main(["sweep", "--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 model(s)" in out and "gabor__random" in out and "#SBATCH -p gpu" in out
+
+
+@pytest.mark.parametrize("section, match", [
+    ({"type": "lsf", "cores": 1, "memory": "1GB"}, r"cluster type='lsf'; expected one of \['pbs', 'sge', 'slurm'\]"),
+    ({"type": "slurm", "memory": "1GB"}, r"lacks 'cores'"),
+    ({"type": "slurm", "cores": 1, "memory": "1GB", "jobs": 0}, r"jobs=0"),
+    ({"type": "slurm", "cores": 1, "memory": "1GB", "queeu": "x"}, r"unknown cluster key\(s\) \['queeu'\]"),
+])
+def test_bad_cluster_sections_are_refused_when_the_config_loads(tmp_path, section, match):
+    import yaml
+
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({"name": "c", "models": ["gabor"], "cluster": section}))
+    with pytest.raises(ValueError, match=match):
+        load_config(path, valid_models={"gabor"})
+
+
+def test_local_layout_shares_cores_and_memory():
+    from mbutils.build._cluster import local_layout
+
+    assert local_layout(20, n_cpus=16, memory=64 * 2**30) == {"n_workers": 16, "threads": 1,
+                                                              "memory_limit": 4 * 2**30}
+    assert local_layout(3, n_cpus=16, memory=64 * 2**30)["n_workers"] == 3  # no idle workers
+    assert local_layout(3, n_cpus=16, memory=64 * 2**30)["threads"] == 5
+    assert local_layout(10, n_cpus=16, memory=8 * 2**30)["n_workers"] == 2  # 4 GiB each at least
+    with pytest.raises(ValueError, match="n_workers=0"):
+        local_layout(3, n_workers=0)
