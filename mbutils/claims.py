@@ -463,11 +463,10 @@ def _range(fam, metric, paper, subset="all"):
         c.family(fam)
         r = c.get("ranges", lambda: stats.score_ranges(c.run))
         r = r[(r["family"] == fam) & (r["metric"] == metric)]
-        note = subset
+        use, note = subset, subset
         if subset != "all" and not (r["subset"] == subset).any():
-            note = "no normalization-free model scored, so the same as all"
-            subset = "all"
-        r = r[r["subset"] == subset]
+            use, note = "all", "no normalization-free model scored, so the same as all"
+        r = r[r["subset"] == use]
         if not len(r):
             raise Unsupported(f"needs at least 2 trained {fam} models")
         r = r.iloc[0]
