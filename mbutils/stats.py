@@ -1002,8 +1002,11 @@ def reliability_smooth(curves: pd.DataFrame, frac=2 / 3, confidence_level=0.95, 
 
     Per metric (one group when ``curves`` has no ``metric`` column): at each cutoff the mean
     over models and its percentile bootstrap CI (:func:`bootstrap_ci`); the lowess smoother
-    (:func:`lowess`, span ``frac``) is fitted to every model's points at once, as the paper's
-    smoother across all models (appendix A.6, Figure 6).
+    (statsmodels, span ``frac``) is fitted to every model's points at once, as the paper's
+    smoother across all models (appendix A.6, Figure 6). It is the plain local-linear fit,
+    without the robustness iterations of :func:`lowess`, which would down-weight the models
+    farthest from the others: like the paper's least-squares (GAM) smoother, it follows the
+    across-model mean.
 
     Returns
     -------
@@ -1024,10 +1027,27 @@ def reliability_smooth(curves: pd.DataFrame, frac=2 / 3, confidence_level=0.95, 
             rows.append(dict(metric=metric, threshold=thr, mean=g["score"].mean(), ci_low=lo, ci_high=hi,
                              n_models=len(g)))
         part = pd.DataFrame(rows)
-        xs, ys = lowess(cm["threshold"].to_numpy(dtype=float), cm["score"].to_numpy(dtype=float), frac=frac)
+        xs, ys = _lowess_plain(cm["threshold"].to_numpy(dtype=float), cm["score"].to_numpy(dtype=float), frac)
         part["smooth"] = pd.Series(ys, index=xs).groupby(level=0).mean().reindex(part["threshold"]).to_numpy()
         out.append(part)
     return pd.concat(out, ignore_index=True)[cols]
+
+
+def _lowess_plain(x, y, frac):
+    """Local-linear lowess of the finite pairs without robustness iterations (statsmodels ``it=0``).
+
+    Returns ``(x_sorted, y_smoothed)``, arrays of shape (n,); the pairs themselves when fewer
+    than 3.
+    """
+    from statsmodels.nonparametric.smoothers_lowess import lowess as _lowess
+
+    if not 0 < frac <= 1:
+        raise ValueError(f"frac={frac!r}; expected a fraction in (0, 1]")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return x[ok], y[ok]
+    out = _lowess(y[ok], x[ok], frac=frac, it=0, return_sorted=True)
+    return out[:, 0], out[:, 1]
 
 
 def reliability_peaks(smooth: pd.DataFrame, threshold=0.8) -> pd.DataFrame:

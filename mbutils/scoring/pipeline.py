@@ -488,7 +488,7 @@ def _extra_targets(dataset, report, threshold, floor, progress, select_kwargs):
     """
     from ..data import NeuralDataset, select_neurons
 
-    if floor >= threshold:
+    if threshold is None or floor >= threshold:  # (no threshold: every neuron is in the main selection)
         return None
     scenes = dataset.scenes()
     rel = report.reliability.to_numpy(dtype=np.float64)
