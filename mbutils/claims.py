@@ -380,6 +380,21 @@ def _correlations(c):
     return c.get("corr", lambda: stats.architecture_correlations(c.run))
 
 
+def _by_train_type(frame) -> tuple:
+    """(trained, random) counts of the model variants in a frame with a ``train_type`` column."""
+    vc = frame["train_type"].value_counts()
+    return int(vc.get("trained", 0)), int(vc.get("random", 0))
+
+
+def _pooled_groups(c, predictor, metric) -> tuple:
+    """(trained, random) variants in the pooled Spearman sample of a predictor and metric."""
+    ms = model_summary(c.run, metric=metric, family="imagenet")
+    x = ms["model"].map(stats.n_layers(c.run)) if predictor == "n_layers" else ms[predictor]
+    ok = np.isfinite(pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)) & np.isfinite(
+        ms["score"].to_numpy(dtype=float))
+    return _by_train_type(ms[ok])
+
+
 def _correlation(predictor, metric, sign):
     def fn(c):
         c.family("imagenet")
@@ -392,7 +407,8 @@ def _correlation(predictor, metric, sign):
         if "imagenet_trained" in t.index:
             o = t.loc["imagenet_trained"]
             detail += f"; trained only: rho = {o['rho']:.3g}, p = {o['p']:.3g}, n = {o['n']}"
-        return Outcome(row["rho"], bool(np.sign(row["rho"]) == sign and row["p"] < ALPHA), int(row["n"]), detail)
+        return Outcome(row["rho"], bool(np.sign(row["rho"]) == sign and row["p"] < ALPHA),
+                       _pooled_groups(c, predictor, metric), detail + " (n: trained vs random variants)")
     return fn
 
 
@@ -512,8 +528,14 @@ def _rank_corr(which):
         t = t.loc[which]
         if not np.isfinite(t["rho"]):
             raise Unsupported(f"needs at least 3 models scored with both metrics ({which}); this run has {t['n']}")
-        return Outcome(t["rho"], bool(t["rho"] > 0 and t["p"] < ALPHA), int(t["n"]),
-                       f"Spearman rho = {t['rho']:.3g}, p = {t['p']:.3g}")
+        ms = model_summary(c.run)
+        ms = ms[ms["family"].isin(("imagenet", "taskonomy"))]
+        wide = ms.pivot_table(index=["model", "train_type"], columns="metric", values="score").dropna().reset_index()
+        groups = _by_train_type(wide)
+        n = groups if which == "with random" else groups[0]
+        return Outcome(t["rho"], bool(t["rho"] > 0 and t["p"] < ALPHA), n,
+                       f"Spearman rho = {t['rho']:.3g}, p = {t['p']:.3g}, n = {int(t['n'])}"
+                       + (" (n: trained vs random variants)" if which == "with random" else ""))
     return fn
 
 
@@ -529,8 +551,11 @@ def _layer_corr(which):
         per = per.dropna(subset=["rho"])
         if which == "without random":
             per = per[per["train_type"] != "random"]
-        n_models = len(per[["model", "train_type"]].drop_duplicates())
-        return Outcome(t["mean_rho"], bool(t["mean_rho"] > 0 and t["ci_low"] > 0), n_models,
+        variants = per[["model", "train_type"]].drop_duplicates()
+        n_models = len(variants)
+        groups = _by_train_type(variants)
+        return Outcome(t["mean_rho"], bool(t["mean_rho"] > 0 and t["ci_low"] > 0),
+                       groups if which == "with random" else groups[0],
                        f"95% CI [{t['ci_low']:.3g} {t['ci_high']:.3g}] over {int(t['n'])} (model, area) pairs of "
                        f"{n_models} model variants")
     return fn

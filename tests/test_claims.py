@@ -67,7 +67,7 @@ def test_claim_values_are_computed(full):
     ms = stats.model_summary(run, metric="rsa", family="imagenet")  # pooled: trained and random
     rho = scipy.stats.spearmanr(ms["n_parameters"], ms["score"]).correlation
     assert float(t.loc["params_rsa_spearman", "run_value"]) == pytest.approx(rho, abs=1e-3)
-    assert t.loc["params_rsa_spearman", "n"] == "22"
+    assert t.loc["params_rsa_spearman", "n"] == "11 vs 11"  # trained vs random variants
 
 
 def test_status_rules_on_the_small_fake_run(full):

@@ -41,7 +41,7 @@ def test_planted_effects_are_reproduced(paper):
                 "taskonomy_best_overall", "training_gain_transformer_mixer"]:
         assert t.loc[cid, "status"] == "reproduced", (cid, t.loc[cid, "reason"])
     assert t.loc["trained_vs_random_srp_p", "n"] == "90"
-    assert t.loc["depth_rsa_spearman", "n"] == "180"  # the pooled sample
+    assert t.loc["depth_rsa_spearman", "n"] == "90 vs 90"  # the pooled sample: trained vs random
     assert t.loc["transformer_rsa_t", "n"] == "10 vs 80"
 
 
