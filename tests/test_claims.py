@@ -119,3 +119,35 @@ def test_write_claims_atomic_roundtrip(full, tmp_path):
     assert list(tmp_path.iterdir()) == [path]
     with pytest.raises(ValueError, match="lacks columns"):
         claims.write_claims(pd.DataFrame({"id": [1]}), tmp_path)
+
+
+def test_data_claims_are_compared_on_allen_data(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from mbutils.reliability import splithalf_rdm_reliability
+
+    make_fake_dataset(tmp_path / "synthetic.nc", n_neurons_per_area=4)
+    with xr.open_dataset(tmp_path / "synthetic.nc") as ds:
+        allen = ds.load()
+    allen.attrs["source"] = "allen"
+    allen.to_netcdf(tmp_path / "allen.nc", engine="h5netcdf")
+    make_fake_results(tmp_path / "res", n_neurons_per_area=4)
+    run = stats.load_run(tmp_path / "res", metadata=fake_metadata())
+    t = claims.compute_claims(run, tmp_path / "allen.nc").set_index("claim_id")
+    # measurements of the data are now held against the paper's values
+    assert t.loc["neurons_total", "status"] == "not_reproduced"  # 24 neurons, not 59610
+    assert t.loc["baseline_gist", "status"] in ("reproduced", "not_reproduced")
+    # explainable variance: the squared split-half reliability of VISal's neural RDM
+    resp = allen["responses"].sel(stimulus=allen["stimulus"] >= 0)
+    visal = resp.sel(neuron=allen["area"] == "VISal").values
+    rel = splithalf_rdm_reliability(visal)
+    assert float(t.loc["visal_explainable_variance", "run_value"]) == pytest.approx(rel**2, rel=1e-2)
+    score = run.summary.query("model == 'segment_unsup2d' and train_type == 'trained' and metric == 'rsa' "
+                              "and area == 'VISal'")["max_score"].iloc[0]
+    assert float(t.loc["visal_fraction_explained", "run_value"]) == pytest.approx(score**2 / rel**2, rel=1e-2)
+    assert np.isfinite(rel)
+    # sample rules still apply: 11 ImageNet models suffice (10), 6 Taskonomy encoders do not
+    assert t.loc["range_imagenet_rsa", "status"] in ("reproduced", "not_reproduced")
+    assert t.loc["range_taskonomy_rsa", "status"] == "not_comparable"  # 6 encoders
+    assert "n = 6" in t.loc["range_taskonomy_rsa", "reason"]
