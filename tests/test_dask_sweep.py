@@ -201,3 +201,43 @@ def test_local_layout_shares_cores_and_memory():
     assert local_layout(10, n_cpus=16, memory=8 * 2**30)["n_workers"] == 2  # 4 GiB each at least
     with pytest.raises(ValueError, match="n_workers=0"):
         local_layout(3, n_workers=0)
+
+
+def test_atlas_config_is_every_variant_that_runs_offline():
+    from mbutils.build import resolve_models
+    from mbutils.models import list_models
+
+    table = list_models()
+    expected = {(n, "random") for n, ok in zip(table.name, table.random_available) if ok}
+    expected |= {(n, "trained") for n, ok in zip(table.name, table.trained_available) if ok}
+    got = {(e.model, e.weights) for e in resolve_models(load_config("atlas"))}
+    assert got == expected
+    assert {("efficientnet_lite0", "trained"), ("random_weights", "random"), ("gabor", "random")} <= got
+    assert ("segment_unsup2d", "trained") not in got  # Taskonomy weights need a download
+
+
+def test_a_scored_task_records_its_time_and_peak_memory(tmp_path):
+    import json
+
+    from mbutils.build._sweep import _score_job
+
+    def scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
+        import numpy as np
+
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB held for a second
+        time.sleep(1.0)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("scores.parquet", "summary.parquet", "provenance.json"):
+            (out_dir / name).write_text(str(block.sum()))
+
+    import psutil
+
+    data = tmp_path / "d.nc"
+    data.write_bytes(b"x")
+    before = psutil.Process().memory_info().rss
+    seconds, error = _score_job("gabor", "random", data, tmp_path / "res", {}, scorer)
+    assert error == ""
+    record = json.loads((tmp_path / "res" / "models" / "gabor__random" / "_task.json").read_text())
+    assert 1.0 <= record["seconds"] <= seconds
+    assert before + 60 * 2**20 <= record["peak_rss_bytes"] < psutil.virtual_memory().total
+    assert record["pid"] == os.getpid()

@@ -35,6 +35,7 @@ _CONFIG_KEYS = {
     "models": list,
     "include_cached_trained": bool,
     "all_models": bool,
+    "available_only": bool,
     "jobs": (int, type(None)),
     "parameters": dict,
     "score": dict,
@@ -103,6 +104,7 @@ class SweepConfig:
     seed: int = 0
     include_cached_trained: bool = False
     all_models: bool = False
+    available_only: bool = False
     jobs: int | None = None
     parameters: dict = dataclasses.field(default_factory=dict)
     score: dict = dataclasses.field(default_factory=dict)
@@ -279,8 +281,11 @@ def resolve_models(config: SweepConfig) -> list:
         table = list_models()
         names = list(table["name"]) if "name" in table.columns else list(table.index)
         types = list(table["train_types"]) if "train_types" in table.columns else [TRAIN_TYPES] * len(names)
-        for name, train_types in zip(names, types):
+        for i, (name, train_types) in enumerate(zip(names, types)):
             for w in _train_types(train_types):
+                column = f"{w}_available"
+                if config.available_only and column in table.columns and not bool(table[column].iloc[i]):
+                    continue
                 if ModelEntry(name, w) not in entries:
                     entries.append(ModelEntry(name, w))
     if config.include_cached_trained:

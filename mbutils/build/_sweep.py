@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -136,9 +137,13 @@ def _score_job(model, weights, dataset, results, score_kwargs, scorer=None, wait
     the error names."""
     import traceback
 
-    start = time.perf_counter()
+    start, began = time.perf_counter(), time.time()
     try:
-        score_entry(model, weights, dataset, results, score_kwargs, progress=False, scorer=scorer, wait=wait)
+        with _PeakMemory() as peak:
+            folder = score_entry(model, weights, dataset, results, score_kwargs, progress=False, scorer=scorer,
+                                 wait=wait)
+        if (folder / SCORED_MARKER).stat().st_mtime >= began - 1:  # scored now (not reused)
+            _write_task_record(folder, time.perf_counter() - start, peak.bytes)
     except Exception as err:  # reported per model; the sweep goes on
         log = _absolute(results) / "logs" / f"{ModelEntry(model, weights).key}.log"
         try:
@@ -150,6 +155,59 @@ def _score_job(model, weights, dataset, results, score_kwargs, scorer=None, wait
             where = ""
         return time.perf_counter() - start, f"{type(err).__name__}: {err}{where}"
     return time.perf_counter() - start, ""
+
+
+class _PeakMemory:
+    """Largest resident set size of this process (and its children) while the block runs,
+    sampled every quarter second (``bytes``)."""
+
+    def __init__(self, interval=0.25):
+        import threading
+
+        self.interval, self.bytes = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> int:
+        import psutil
+
+        proc = psutil.Process()
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.bytes = max(self.bytes, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.bytes = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.bytes = max(self.bytes, self._rss())
+
+
+def _write_task_record(folder, seconds, peak_bytes) -> None:
+    """``<folder>/_task.json``: the model's time in its task and the task's peak memory, and
+    where it ran (the figures of benchmarks/bench_atlas.py)."""
+    import socket
+
+    record = {"seconds": seconds, "peak_rss_bytes": int(peak_bytes), "host": socket.gethostname(),
+              "pid": os.getpid()}
+    try:
+        with atomic_write(Path(folder) / "_task.json") as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+    except OSError:  # a record, not a result: the sweep goes on without it
+        pass
 
 
 # --------------------------------------------------------------------------- sweep

@@ -1,0 +1,143 @@
+"""The whole offline zoo (config ``atlas``) swept on this machine: wall time, per-model time and
+peak memory, failures, and the sweep's overhead.
+
+Runs ``python -m mbutils sweep --config atlas --cluster local`` (scores and model cards of every
+variant that runs without a download) with a fresh feature cache, timing the whole process; then
+reads each model folder's ``_task.json`` (the model's time in its Dask task and the task's peak
+resident memory, sampled every quarter second) and ``provenance.json`` (extraction and scoring
+times inside the model), and the sweep's report of failures.
+
+The overhead is the sweep's wall time against the models' own times: ``wall * workers / sum of
+task times`` (1.0: the workers were busy with models all the time; the rest is the cluster's
+start, the cards and idle workers at the end). The task times are measured inside the sweep,
+with the other worker running beside them, not alone.
+
+Usage::
+
+    python benchmarks/bench_atlas.py [--dataset data/synthetic.nc] [--jobs 2] [--reuse DIR]
+
+Writes ``benchmarks/results/atlas.json``, ``atlas.csv``, ``atlas.md`` and ``atlas.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _sweep(dataset, folder: Path, jobs: int) -> dict:
+    env = dict(os.environ, MBUTILS_PROGRESS="0", MBUTILS_CACHE=str(folder / "cache"))
+    cmd = [sys.executable, "-m", "mbutils", "sweep", "--config", "atlas", "--dataset", str(dataset), "--results",
+           str(folder / "results"), "--book", str(folder / "book"), "--cluster", "local", "--jobs", str(jobs)]
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    (folder / "sweep.out").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    return {"wall_s": wall, "returncode": proc.returncode, "load_before": load, "load_after": os.getloadavg()[0],
+            "report": proc.stdout}
+
+
+def _failures(report: str) -> list:
+    out, section = [], None
+    for line in report.splitlines():
+        if line and not line.startswith(" "):
+            section = line.split(":")[0]
+        elif section == "failed" and line.strip():
+            name, _, reason = line.strip().partition(": ")
+            out.append({"model": name, "reason": reason})
+    return out
+
+
+def _table(results: Path):
+    import pandas as pd
+
+    rows = []
+    for folder in sorted((results / "models").iterdir()):
+        task = folder / "_task.json"
+        prov = folder / "provenance.json"
+        if not task.exists():
+            continue
+        t = json.loads(task.read_text())
+        timings = json.loads(prov.read_text()).get("timings", {}) if prov.exists() else {}
+        rows.append({"model": folder.name, "task_s": t["seconds"], "peak_rss_gib": t["peak_rss_bytes"] / 2**30,
+                     "extraction_s": timings.get("extract_s"), "scoring_s": timings.get("scoring_s")})
+    return pd.DataFrame(rows).sort_values("task_s", ascending=False).reset_index(drop=True)
+
+
+def _figure(table, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, max(4, 0.14 * len(table))), sharey=True)
+    y = range(len(table))
+    ax[0].barh(y, table["task_s"], color="tab:blue")
+    ax[0].set_xlabel("seconds in its task (extraction, scoring, writing)")
+    ax[1].barh(y, table["peak_rss_gib"], color="tab:orange")
+    ax[1].set_xlabel("peak resident memory of its worker (GiB)")
+    ax[0].set_yticks(list(y))
+    ax[0].set_yticklabels(table["model"], fontsize=6)
+    ax[0].invert_yaxis()
+    fig.suptitle("The offline zoo (config atlas) on this machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default=str(ROOT / "data" / "synthetic.nc"))
+    ap.add_argument("--jobs", type=int, default=2, help="Dask workers (default 2)")
+    ap.add_argument("--reuse", default=None, help="a folder of an earlier run (its results/ and sweep.json)")
+    args = ap.parse_args(argv)
+
+    if args.reuse:
+        folder = Path(args.reuse)
+        sweep = json.loads((folder / "sweep.json").read_text())
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="mbutils-atlas-"))
+        print(f"sweeping the atlas config into {folder} ...", flush=True)
+        sweep = _sweep(Path(args.dataset).resolve(), folder, args.jobs)
+        (folder / "sweep.json").write_text(json.dumps(sweep, indent=1))
+    table = _table(folder / "results")
+    failures = _failures(sweep["report"])
+    total_task = float(table["task_s"].sum())
+    summary = {
+        "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": sweep["wall_s"],
+        "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
+        "overhead": sweep["wall_s"] * args.jobs / total_task if total_task else None,
+        "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
+        "load_before": sweep["load_before"], "load_after": sweep["load_after"], "folder": str(folder),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "atlas.json").write_text(json.dumps(summary, indent=1))
+    table.to_csv(RESULTS / "atlas.csv", index=False)
+    _figure(table, RESULTS / "atlas.png")
+    lines = [f"# The offline zoo on this machine ({args.jobs} Dask workers, {os.cpu_count()} cores)", "",
+             f"- wall time {sweep['wall_s'] / 60:.1f} min for {len(table)} variants scored "
+             f"(scores and model cards); {len(failures)} failed",
+             f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers / sum) "
+             f"{summary['overhead']:.2f}",
+             f"- largest peak memory of a task {summary['peak_rss_gib_max']:.2f} GiB", "",
+             "| model | task s | peak GiB | extraction s | scoring s |", "|---|---|---|---|---|"]
+    lines += [f"| {r.model} | {r.task_s:.1f} | {r.peak_rss_gib:.2f} | {r.extraction_s or float('nan'):.1f} | "
+              f"{r.scoring_s or float('nan'):.1f} |" for r in table.itertuples()]
+    if failures:
+        lines += ["", "Failures:", ""] + [f"- {f['model']}: {f['reason']}" for f in failures]
+    (RESULTS / "atlas.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:6]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
