@@ -107,20 +107,31 @@ def test_pca_rows_differ_across_sizes_above_the_stimulus_count():
     assert own.loc[100, "score"] == pytest.approx(own.loc[300, "score"], abs=1e-12)
 
 
-def test_all_features_reference_is_one_row_per_regression():
-    x, _, y = _latent_problem(p=200)
+def test_all_features_reference_equals_regressions_on_the_raw_features():
+    """"none": one row per regression, scored as sklearn scores the raw features (the rotation onto
+    the stimuli's span loses nothing)."""
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    x, _, y = _latent_problem(p=500)
     out = compare_mappings({"l": x}, y, reductions=("none", "srp"), n_components=(64, 128),
-                           regressions=("ridge_gcv", "pls10"), progress=False)
-    none = out[out.reduction == "none"]
-    assert len(none) == 2 and (none["n_features_used"] == 200).all() and (none["n_components"] == 200).all()
-    loo = _sklearn_loo(x, y)
-    ref = np.mean([scipy.stats.pearsonr(loo[:, j], y[:, j])[0] for j in range(y.shape[1])])
-    assert none.set_index("regression").loc["ridge_gcv", "score"] == pytest.approx(ref, abs=1e-8)
+                           regressions=("ridge_gcv", "ridge_kfold", "pls10"), progress=False)
+    none = out[out.reduction == "none"].set_index("regression")
+    assert len(none) == 3 and (none["n_features_used"] == 500).all() and (none["n_components"] == 500).all()
+    folds = KFold(5, shuffle=True, random_state=0)
+    preds = {"ridge_gcv": _sklearn_loo(x, y),
+             "ridge_kfold": cross_val_predict(Ridge(alpha=1.0), x, y, cv=folds),
+             "pls10": cross_val_predict(PLSRegression(n_components=10, scale=False), x, y, cv=folds)}
+    for reg, pred in preds.items():
+        r = np.mean([scipy.stats.pearsonr(pred[:, j], y[:, j])[0] for j in range(y.shape[1])])
+        assert none.loc[reg, "score"] == pytest.approx(r, abs=1e-7), reg
     summ = summarize_mappings(out)
     assert ("none", 0, "pls10") in summ.index
 
 
 # --------------------------------------------------------------------------- agreement with the pipeline
+@pytest.mark.filterwarnings("ignore:areas with fewer than 10 neurons")
 def test_ridge_gcv_on_srp_4096_equals_the_pipelines_srp_ridge(tmp_path):
     """compare_mappings' srp-4096 + ridge_gcv scores what score_features scores as SRP-Ridge, neuron by
     neuron, and both equal scikit-learn's leave-one-out ridge on the same projection."""
@@ -186,7 +197,8 @@ def test_describe_mappings_reads_the_table():
                                       ("pca", 4096, "ridge_gcv", 0.20, 20.0), ("srp", 1024, "ridge_gcv", 0.25, 0.1),
                                       ("pca", 1024, "ridge_gcv", 0.26, 10.0), ("subset", 1024, "pls10", 0.10, 0.3)]:
             rows.append(dict(layer=layer, reduction=red, n_components=k, regression=reg, score=score + shift,
-                             total_s=t, penalty_dominated=False, fitted_on="reference" if red == "pca" else ""))
+                             total_s=t, penalty_dominated=False, fitted_on="reference" if red == "pca" else "",
+                             n_features_used=2047 if (red, k) == ("pca", 4096) else k))
     comp = pd.DataFrame(rows)
     text = describe_mappings(comp)
     summ = comp.groupby(["reduction", "n_components", "regression"])[["score", "total_s"]].mean()
@@ -194,7 +206,8 @@ def test_describe_mappings_reads_the_table():
     assert best == ("srp", 4096, "ridge_gcv")
     assert f"SRP-4096 + ridge_gcv (mean r = {summ.loc[best, 'score']:.3f}" in text
     assert f"{1.0 / 0.2:.1f} times faster than pls10" in text
-    assert "1024: r = 0.310 against 0.300" in text and f"{10.0 / 0.1:.2g} times the time" in text
+    assert f"1024: r = 0.310 against 0.300, {10.0 / 0.1:.0f} times the time" in text
+    assert "4096 (at most 2047 components): r = 0.250 against 0.350" in text
     assert "fitted on the image set" in text and text.count(".") >= 2
     assert describe_mappings(comp.assign(score=np.nan)) == "No mapping produced a finite score."
 

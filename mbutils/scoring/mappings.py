@@ -53,11 +53,23 @@ def _reduce_subset(x, k, seed):
 
 
 def _reduce_none(x, k, seed):
-    return x
+    """All features, in coordinates of the stimuli's span: ``X V`` for the SVD ``X = U S V^T``.
+
+    A rotation of the feature space that loses nothing (every row of ``X`` lies in the span of
+    ``V``): ridge regression and PLS without scaling depend on the features only through inner
+    products, so their predictions on ``X V`` (n, rank) equal those on ``X`` (n, p), at the cost
+    of one Gram matrix instead of regressions over ``p`` features.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] <= x.shape[0]:
+        return x
+    s, u = np.linalg.eigh(x @ x.T)
+    keep = s > max(s.max(), 0.0) * 1e-13 if s.max() > 0 else np.zeros(s.shape, bool)
+    return u[:, keep] * np.sqrt(s[keep])
 
 
 #: reduction name -> function(features, n_components, seed); "none" keeps all features (the
-#: reference point of the paper's Figure 5)
+#: reference point of the paper's Figure 5), rotated losslessly onto the stimuli's span
 REDUCTIONS = {"pca": _reduce_pca, "srp": _reduce_srp, "subset": _reduce_subset, "none": _reduce_none}
 
 
@@ -227,7 +239,9 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
     features_per_layer : dict name -> array (n_stimuli, n_features), or list of arrays
     responses : array of shape (n_stimuli, n_neurons)
     reductions, n_components, regressions : sequences
-        ``"none"`` (all features) is done once per layer and regression, whatever the sizes.
+        ``"none"`` (all features) is done once per layer and regression, whatever the sizes,
+        through a lossless rotation onto the stimuli's span (the same predictions as on the
+        raw features for ridge and PLS, which depend on inner products only).
     alpha : float
         Ridge penalty.
     n_splits : int
@@ -319,7 +333,7 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
                 rr = pearson_columns(pred, y)
             t_reg = time.perf_counter() - t1
             rows.append(dict(layer=name, reduction=r, n_components=int(x.shape[1] if k is None else k), regression=g,
-                             mapping=f"{r}+{g}", n_features_used=int(z.shape[1]), fitted_on=fitted_on,
+                             mapping=f"{r}+{g}", n_features_used=int(x.shape[1] if r == "none" else z.shape[1]), fitted_on=fitted_on,
                              score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
                              n_nan=int(np.isnan(rr).sum()), n_unconverged=int(n_unconverged),
                              fit_s=fit_s, reduce_s=t_red, regress_s=t_reg, total_s=t_red + t_reg,
@@ -368,6 +382,14 @@ def _label(reduction, k):
     return "all features" if reduction == "none" else f"{reduction.upper()}-{int(k)}"
 
 
+def _seconds(t) -> str:
+    return f"{t:.2g} s" if t < 10 else f"{t:.0f} s"
+
+
+def _times(ratio) -> str:
+    return f"{ratio:.1f}" if ratio < 10 else f"{ratio:,.0f}"
+
+
 def describe_mappings(comparison: pd.DataFrame, paper_choice=("srp", 4096, "ridge_gcv")) -> str:
     """Closing summary of a comparison, in words: the best mapping, PCA against SRP, time ratios.
 
@@ -390,27 +412,31 @@ def describe_mappings(comparison: pd.DataFrame, paper_choice=("srp", 4096, "ridg
     (r, k, g), best = summ["score"].idxmax(), summ.loc[summ["score"].idxmax()]
     n_layers = int(summ["n_layers"].max())
     text = (f"Over {n_layers} layer{'s' if n_layers != 1 else ''}, the best mapping was {_label(r, k)} + {g} "
-            f"(mean r = {best['score']:.3f}, {best['total_s']:.2g} s per layer)")
+            f"(mean r = {best['score']:.3f}, {_seconds(best['total_s'])} per layer)")
     if tuple(paper_choice) in summ.index:
         ref = summ.loc[tuple(paper_choice)]
         text += (f"; the paper's {_label(*paper_choice[:2])} + {paper_choice[2]} scored {ref['score']:.3f} in "
-                 f"{ref['total_s']:.2g} s")
-        others = [(f"{gg}", summ.loc[(paper_choice[0], paper_choice[1], gg)]) for gg in ("ridge_kfold", "pls10", "pls25")
-                  if (paper_choice[0], paper_choice[1], gg) in summ.index]
+                 f"{_seconds(ref['total_s'])}")
+        others = [(gg, summ.loc[(paper_choice[0], paper_choice[1], gg)]) for gg in ("ridge_kfold", "pls10", "pls25")
+                  if gg != paper_choice[2] and (paper_choice[0], paper_choice[1], gg) in summ.index]
         if others:
-            text += ", " + ", ".join(f"{o['total_s'] / ref['total_s']:.1f} times faster than {gg} "
+            text += ", " + ", ".join(f"{_times(o['total_s'] / ref['total_s'])} times faster than {gg} "
                                      f"(r = {o['score']:.3f})" for gg, o in others)
     text += "."
-    reg = paper_choice[2] if paper_choice[2] in summ.index.get_level_values("regression") else \
-        summ.index.get_level_values("regression")[0]
+    regs = summ.index.get_level_values("regression")
+    reg = paper_choice[2] if paper_choice[2] in set(regs) else regs[0]
     pairs = []
+    pca_rows = comparison[comparison["reduction"] == "pca"]
     for kk in sorted(set(summ.index.get_level_values("n_components"))):
         if ("pca", kk, reg) in summ.index and ("srp", kk, reg) in summ.index:
-            p, s = summ.loc[("pca", kk, reg)], summ.loc[("srp", kk, reg)]
-            pairs.append(f"{kk}: r = {p['score']:.3f} against {s['score']:.3f}, "
-                         f"{p['total_s'] / s['total_s']:.2g} times the time")
+            p, q = summ.loc[("pca", kk, reg)], summ.loc[("srp", kk, reg)]
+            used = pca_rows.loc[pca_rows["n_components"] == kk, "n_features_used"] \
+                if "n_features_used" in pca_rows else pd.Series(dtype=float)
+            capped = f" (at most {int(used.max())} components)" if len(used) and used.max() < kk else ""
+            pairs.append(f"{kk}{capped}: r = {p['score']:.3f} against {q['score']:.3f}, "
+                         f"{_times(p['total_s'] / q['total_s'])} times the time")
     if pairs:
-        fitted = set(comparison.loc[comparison["reduction"] == "pca", "fitted_on"]) if "fitted_on" in comparison else set()
+        fitted = set(pca_rows["fitted_on"]) if "fitted_on" in pca_rows else set()
         where = " (fitted on the image set)" if fitted == {"reference"} else ""
         text += f" With {reg}, PCA{where} against SRP of the same size: " + "; ".join(pairs) + "."
     return text
