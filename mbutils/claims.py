@@ -435,8 +435,9 @@ def _training_gain(c):
     counts = d.groupby("model_class")["model"].nunique()
     classes = ["Convolutional", "Transformer", "MLP-Mixer"]
     if any(counts.get(k, 0) < 2 for k in classes):
+        have = ", ".join(f"{k} {counts.get(k, 0)}" for k in classes)
         raise Unsupported("needs at least 2 architectures of each class (Convolutional, Transformer, MLP-Mixer) "
-                          f"scored trained and random; this run has {', '.join(f'{k} {counts.get(k, 0)}' for k in classes)}")
+                          f"scored trained and random; this run has {have}")
     means = d.groupby("model_class")["difference"].mean().sort_values(ascending=False)
     pw = tests[(tests["reading"] == "between classes") & (tests["metric"] == "srp_ridge")]
     # the pairs that set transformers and MLP-Mixers apart: each against the convolutional nets

@@ -255,7 +255,8 @@ def independent_ttest(a, b, equal_var=True) -> TestResult:
     df = float(a.shape[0] + b.shape[0] - 2) if equal_var else welch_df(a, b)
     g = hedges_g(a, b)
     return TestResult(float(res.statistic), float(res.pvalue), df, g, "hedges_g", (int(a.shape[0]), int(b.shape[0])),
-                      test="student" if equal_var else "welch", effect_sizes={"hedges_g": g, "cohens_d": cohens_d(a, b)})
+                      test="student" if equal_var else "welch",
+                      effect_sizes={"hedges_g": g, "cohens_d": cohens_d(a, b)})
 
 
 def spearman(x, y):

@@ -1,7 +1,6 @@
 """mbutils.claims on a paper-sized planted run (90 architectures trained and random, 24 Taskonomy
 encoders, the baselines): the paper's tests recover the planted effects; a 3-model run compares
 no inferential claim; the ``mbutils claims`` command writes the table."""
-import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.weightstats import ttest_ind as sm_ttest_ind
