@@ -290,12 +290,21 @@ def plot_baselines(model_scores: pd.DataFrame):
 
 
 def plot_score_ranges(ranges: pd.DataFrame):
-    """Best-to-worst score ranges across architectures and across tasks (section 3.6)."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    """Best-to-worst score ranges across architectures and across tasks (section 3.6).
+
+    Parameters
+    ----------
+    ranges : pandas.DataFrame
+        :func:`mbutils.stats.score_ranges` (``family, metric, best, worst, range`` and, where
+        present, ``subset``: rows other than ``"all"`` are labelled with their subset).
+    """
+    fig, ax = plt.subplots(figsize=(7 if "subset" not in ranges or len(ranges) <= 4 else 9, 3.5))
     if not len(ranges):
         _no_data(ax)
         return fig
-    labels = [f"{r.family}\n{METRIC_LABELS.get(r.metric, r.metric)}" for r in ranges.itertuples()]
+    subsets = ranges["subset"] if "subset" in ranges else pd.Series("all", index=ranges.index)
+    labels = [f"{r.family}\n{METRIC_LABELS.get(r.metric, r.metric)}" + ("" if sub == "all" else f"\n({sub})")
+              for r, sub in zip(ranges.itertuples(), subsets)]
     for k, r in enumerate(ranges.itertuples()):
         ax.plot([k, k], [r.worst, r.best], color="k", lw=2)
         ax.scatter([k, k], [r.worst, r.best], color=["tab:blue", "tab:red"], zorder=3)

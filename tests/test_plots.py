@@ -118,3 +118,16 @@ def test_missing_metric_leaves_no_data_axis(fake):
     r = stats.model_rankings(fake[0], family="imagenet")
     fig = plots.plot_rankings(r[r.metric == "rsa"])
     assert fig.axes[0].texts[0].get_text() == "no data"
+
+
+def test_score_ranges_label_their_subset():
+    import pandas as pd
+
+    from mbutils import plots
+
+    ranges = pd.DataFrame({"family": ["imagenet", "imagenet"], "metric": ["rsa", "rsa"],
+                           "subset": ["all", "without normalizer-free"], "best": [0.46, 0.46],
+                           "worst": [-0.12, 0.35], "range": [0.58, 0.11]})
+    fig = plots.plot_score_ranges(ranges)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(labels) == 2 and "(without normalizer-free)" in labels[1] and "(" not in labels[0]
