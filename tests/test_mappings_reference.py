@@ -182,6 +182,7 @@ def test_layer_signal_flags_constant_and_nearly_constant_layers():
     # smaller still: the penalty dominates (every leave-one-out r at most -0.87)
     dom = layer_signal(1e-6 * x, alpha)
     assert dom["penalty_dominated"] and "penalty-dominated" in dom["reason"]
+    assert layer_signal(tiny, alpha, min_effective_df=0.0)["carries_signal"]
     const = layer_signal(np.ones((n, 20)), alpha)
     assert const["constant"] and "constant across stimuli" in const["reason"]
     screen = pd.DataFrame([dict(layer=f"l{i}", **s) for i, s in enumerate([ok, const, ok, ok, flag, ok, dom])])
@@ -238,3 +239,22 @@ def test_plot_mapping_tradeoff_panels_per_layer():
     b = np.concatenate([c.get_offsets() for c in visible[2].collections])
     assert sorted(map(tuple, b.tolist())) == [(3.0, 0.4), (8.0, 0.3)]
     plt.close("all")
+
+
+def test_image_set_features_are_written_batch_by_batch_in_image_order():
+    """The image set's features, extracted in batches into temporary files, equal one forward pass."""
+    from mbutils.data import make_image_set
+    from mbutils.models import load_model
+    from mbutils.scoring.mappings import _reference_features
+
+    net = load_model("alexnet", weights="random", device="cpu")
+    images, _ = make_image_set(21, shape=(64, 80))
+    layers = ["features.2", "classifier.5"]
+    got = _reference_features(net, images, layers, batch_size=8)
+    want = {}
+    net.run(images, lambda layer, f: want.__setitem__(layer.name, f.numpy().copy()) if layer.name in layers else None,
+            progress=False)
+    assert list(got) == layers
+    for name in layers:
+        assert got[name].shape == want[name].shape == (21, net.layers()[[l.name for l in net.layers()].index(name)].n_features)
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5 * np.abs(want[name]).max())

@@ -93,7 +93,8 @@ data.layers.loc[data.layers["chosen"], ["layer", "index", "n_features", "relativ
 # Layers that do not carry signal, and why (not compared, not averaged in):
 
 # %%
-data.skipped.round(4) if len(data.skipped) else Markdown("Every layer carries signal.")
+Markdown("\n".join(f"- `{row.layer}` (layer {row.index}, {row.n_features:,} features): {row.reason}"
+                   for row in data.skipped.itertuples()) or "Every layer carries signal.")
 
 # %% [markdown]
 # ## Score against compute time (paper Figure 5)

@@ -448,13 +448,15 @@ def describe_mappings(comparison: pd.DataFrame, paper_choice=("srp", 4096, "ridg
 MIN_EFFECTIVE_DF = 1.0
 
 
-def layer_signal(features, alpha=1.0) -> dict:
+def layer_signal(features, alpha=1.0, min_effective_df=MIN_EFFECTIVE_DF) -> dict:
     """Whether one layer's features carry signal for ridge regression with ``alpha``.
 
     Parameters
     ----------
     features : array of shape (n_stimuli, n_features)
     alpha : float
+    min_effective_df : float, default :data:`MIN_EFFECTIVE_DF`
+        Fewer effective degrees of freedom than this: nearly constant against ``alpha``.
 
     Returns
     -------
@@ -468,10 +470,11 @@ def layer_signal(features, alpha=1.0) -> dict:
     from ._loo import PENALTY_DOMINATED, _operator_from_eig, penalty_deviation
     from .ridge import centered_eigh
 
-    x = np.asarray(features, dtype=np.float64)
-    ss = float(np.einsum("ij,ij->", x, x))
-    xc = x - x.mean(0)
+    xc = np.array(features, dtype=np.float64)  # a copy, centered in place
+    ss = float(np.einsum("ij,ij->", xc, xc))
+    xc -= xc.mean(0)
     kc = xc @ xc.T
+    del xc
     spread = float(np.trace(kc))
     rel = spread / ss if ss > 0 else 0.0
     out = dict(relative_spread=rel, effective_df=0.0, penalty_deviation=np.nan, constant=False,
@@ -487,15 +490,15 @@ def layer_signal(features, alpha=1.0) -> dict:
     if out["penalty_dominated"]:
         out["reason"] = (f"penalty-dominated at alpha = {alpha:g}: leave-one-out predictions within {dev:.2g} of "
                          "the leave-one-out mean (every r at most -0.87)")
-    elif df < MIN_EFFECTIVE_DF:
+    elif df < min_effective_df:
         out["reason"] = (f"nearly constant against alpha = {alpha:g}: ridge has {df:.2g} effective degrees of "
-                         f"freedom (below {MIN_EFFECTIVE_DF:g}; centered sum of squares {rel:.2g} of the sum of "
+                         f"freedom (below {min_effective_df:g}; centered sum of squares {rel:.2g} of the sum of "
                          "squares)")
     out["carries_signal"] = not out["reason"]
     return out
 
 
-def screen_layers(net, stimuli, alpha=1.0) -> pd.DataFrame:
+def screen_layers(net, stimuli, alpha=1.0, min_effective_df=MIN_EFFECTIVE_DF) -> pd.DataFrame:
     """:func:`layer_signal` of every layer of a model for the stimuli (one forward pass).
 
     Parameters
@@ -503,7 +506,8 @@ def screen_layers(net, stimuli, alpha=1.0) -> pd.DataFrame:
     net : mbutils.models.FeatureModel
         A loaded model (:func:`mbutils.models.load_model`).
     stimuli : uint8 array of shape (n_stimuli, height, width)
-    alpha : float
+    alpha, min_effective_df : float
+        As in :func:`layer_signal`.
 
     Returns
     -------
@@ -515,7 +519,7 @@ def screen_layers(net, stimuli, alpha=1.0) -> pd.DataFrame:
 
     def look(layer, feats):
         rows.append(dict(layer=layer.name, index=layer.index, depth=layer.depth, n_features=layer.n_features,
-                         **layer_signal(feats.detach().cpu().numpy(), alpha)))
+                         **layer_signal(feats.detach().cpu().numpy(), alpha, min_effective_df)))
 
     net.run(stimuli, look, progress=False)
     return pd.DataFrame(rows)
@@ -594,7 +598,8 @@ def _reference_features(net, images, layers, batch_size=64, progress=False) -> d
 
 
 def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, threshold=0.8, n_splits=10,
-                            seed=0, n_reference=2048, alpha=1.0, batch_size=64, progress=None) -> MappingData:
+                            seed=0, n_reference=2048, alpha=1.0, min_effective_df=MIN_EFFECTIVE_DF, batch_size=64,
+                            progress=None) -> MappingData:
     """Features of layers that carry signal, for the stimuli and an image set, and neuron responses.
 
     Input of the speed/accuracy comparison of mappings (paper A.5). Every layer is screened
@@ -619,8 +624,8 @@ def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, 
     seed : int
     n_reference : int, default 2048
         Images of the auxiliary set (0: none; PCA is then fitted on the stimuli).
-    alpha : float
-        Ridge penalty of the screen.
+    alpha, min_effective_df : float
+        Ridge penalty and effective degrees of freedom of the screen (:func:`layer_signal`).
     batch_size : int
         Images per forward pass over the auxiliary set.
     progress : bool, optional
@@ -647,7 +652,7 @@ def mapping_validation_data(model, weights, dataset, n_layers=3, n_neurons=500, 
         avg = avg[:, np.sort(rng.choice(avg.shape[1], size=n_neurons, replace=False))]
     net = load_model(model, weights=weights, device="cpu")
     stimuli = data.stimuli.values
-    screen = screen_layers(net, stimuli, alpha=alpha)
+    screen = screen_layers(net, stimuli, alpha=alpha, min_effective_df=min_effective_df)
     chosen = _choose_layers(screen, n_layers)
     if not chosen:
         raise ValueError(f"no layer of {model!r} ({weights}) carries signal for ridge with alpha={alpha}; "
