@@ -7,6 +7,12 @@ Definitions (paper section 2.1 and section 4):
   trials), correlate the two stimulus-response profiles (Pearson r over stimuli where both halves
   are defined), apply the Spearman-Brown correction ``2 r / (1 + r)`` (the reliability of the
   average of *all* trials), and average the corrected values over ``n_splits`` random splits.
+- **Ragged trials and single presentations.** Trials are NaN-padded where a stimulus was shown
+  fewer times. The splits are of trial positions, the same for every stimulus, so a stimulus
+  enters a split's correlation only when both halves hold one of its trials: the reliability uses
+  the repeated stimuli only (a stimulus shown once never counts; one shown a few times counts in
+  the splits that put its trials on both sides). Trial averages (and so the scores) use every
+  stimulus.
 - **RDM split-half reliability.** The same for a population: the representational
   (dis)similarity matrix (1 - Pearson r between the stimuli's trial-averaged population vectors)
   from one half of the trials vs the other, compared over the upper triangle, Spearman-Brown
@@ -122,6 +128,11 @@ def _half_means(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return means.reshape(n, s, -1)
 
 
+def _repeated_stimuli(block: np.ndarray) -> np.ndarray:
+    """Stimuli with at least 2 non-NaN trials in some neuron: block (n, s, t) -> bool (s,)."""
+    return (np.isfinite(block).sum(axis=2) >= 2).any(axis=0)
+
+
 def splithalf_reliability(
     responses,
     n_splits: int = 10,
@@ -134,6 +145,9 @@ def splithalf_reliability(
     Vectorised over neurons (processed in chunks of ``chunk_size``): the half-averages of all
     splits come from one matrix product per chunk. NaN trials are ignored in the averages
     (``nanmean``); stimuli missing in either half are left out of that split's correlation.
+    So only repeated stimuli count: with ragged (NaN-padded) trials, a single-presentation
+    stimulus never enters the correlation (the module docstring gives the rule); a neuron with
+    fewer than 3 stimuli defined in both halves of every split gets NaN.
 
     Parameters
     ----------
@@ -179,7 +193,11 @@ def splithalf_reliability(
         starts = tqdm(starts, desc="split-half reliability", unit="chunk")
     for start in starts:
         stop = min(start + chunk_size, n_neurons)
-        means = _half_means(arr[start:stop], weights)
+        block = arr[start:stop]
+        repeated = _repeated_stimuli(block)
+        if not repeated.all():  # single presentations never enter a correlation: skip their work
+            block = block[:, repeated]
+        means = _half_means(block, weights)
         r = _masked_pearson(means[:, :, :n_splits], means[:, :, n_splits:])
         sb = spearman_brown(r)
         with np.errstate(invalid="ignore"):
@@ -212,6 +230,10 @@ def splithalf_rdm_reliability(
     the upper triangle; the comparison is Spearman-Brown corrected and averaged over splits.
     This is the explainable-variance ceiling of RSA scores (paper section 4).
 
+    Only repeated stimuli count: stimuli with fewer than 2 non-NaN trials in every neuron
+    (single presentations) are left out of the RDMs; a neuron with no trial of a remaining
+    stimulus in one half is left out of that half's RDM.
+
     Parameters
     ----------
     responses : array or DataArray of shape (n_neurons, n_stimuli, n_trials)
@@ -234,6 +256,14 @@ def splithalf_rdm_reliability(
     arr = _check_responses(responses)
     if arr.shape[0] < 2:
         raise ValueError(f"an RDM needs at least 2 neurons, got {arr.shape[0]}")
+    repeated = _repeated_stimuli(arr)
+    if repeated.sum() < 3:
+        raise ValueError(
+            f"an RDM reliability needs at least 3 stimuli shown at least twice, got {int(repeated.sum())} "
+            f"of {arr.shape[1]}; single-presentation stimuli cannot be split into halves"
+        )
+    if not repeated.all():
+        arr = arr[:, repeated]
     first, second = trial_splits(arr.shape[2], n_splits, seed)
     values = np.empty(n_splits)
     import warnings

@@ -57,7 +57,10 @@ def _broken(tmp_path, mutate, name="bad.nc"):
     "mutate, message",
     [
         (lambda ds: ds.drop_vars("stimuli"), "missing variable 'stimuli'"),
-        (lambda ds: ds.drop_vars("cre_line"), "missing coordinate 'cre_line'"),
+        (lambda ds: ds.assign_coords(excitatory=("neuron", np.full(12, 2.0))),
+         r"coordinate 'excitatory' holds \[2.0\]; expected bool, or float 1.0"),
+        (lambda ds: ds.assign_coords(stimulus=("stimulus", np.array(list("abcdef")))),
+         "coordinate 'stimulus' must be int"),
         (lambda ds: ds.assign(responses=ds["responses"].transpose("stimulus", "neuron", "trial")),
          r"'responses' has dims \('stimulus', 'neuron', 'trial'\), expected \('neuron', 'stimulus', 'trial'\)"),
         (lambda ds: ds.assign(responses=ds["responses"] * np.nan), "'responses' is all NaN"),

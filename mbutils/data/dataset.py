@@ -1,13 +1,23 @@
 """The neural dataset file: load, validate, subset and save (schema in docs/dataset.md).
 
-A dataset is an :class:`xarray.Dataset` with
+A dataset is an :class:`xarray.Dataset` with two required variables
 
-- ``responses(neuron, stimulus, trial)`` float32: per-trial responses, NaN where a trial is missing;
+- ``responses(neuron, stimulus, trial)`` float32: per-trial responses, NaN where a trial is missing
+  (trials may be ragged: a stimulus shown fewer times than others is NaN-padded, and a stimulus
+  shown once has one non-NaN trial);
 - ``stimuli(stimulus, y, x)`` uint8: grayscale images (the blank screen is a constant image);
-- coordinates along ``neuron``: ``cell_specimen_id`` int64 (unique), ``area`` str, ``cre_line`` str,
-  ``imaging_depth`` int, ``excitatory`` bool, ``p_run_mod_ns`` float (NaN allowed);
-- coordinate ``stimulus`` int: the Allen frame index 0..117 and -1 for the blank screen;
-- attributes ``source`` and ``description``.
+
+and optional coordinates and attributes, filled with explicit "unknown" values when absent
+(:data:`NEURON_DEFAULTS`):
+
+- ``stimulus`` int: the stimulus id (the Allen frame index 0..117), -1 for the blank screen;
+  absent: ``0..n_stimuli-1``;
+- along ``neuron``: ``cell_specimen_id`` int64 (unique; absent: ``0..n_neurons-1``), ``area`` str
+  and ``cre_line`` str (absent: ``"unknown"``), ``imaging_depth`` int (absent: -1),
+  ``excitatory`` bool, or float 1.0/0.0 with NaN for neurons of unknown type (absent: all NaN),
+  ``p_run_mod_ns`` float (absent: NaN), ``specimen_id`` int64 (the animal; left absent when
+  unknown);
+- attributes ``source`` (absent: ``"unknown"``) and ``description`` (absent: ``""``).
 
 Anyone can bring their own recordings by writing such a file (see :meth:`NeuralDataset.save`).
 """
@@ -18,13 +28,31 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["NeuralDataset", "load_dataset", "BLANK_STIMULUS", "NEURON_COORDS", "REQUIRED_ATTRS"]
+__all__ = [
+    "NeuralDataset",
+    "load_dataset",
+    "BLANK_STIMULUS",
+    "NEURON_COORDS",
+    "NEURON_DEFAULTS",
+    "OPTIONAL_NEURON_COORDS",
+    "REQUIRED_ATTRS",
+    "UNKNOWN",
+    "UNKNOWN_DEPTH",
+    "known_mask",
+]
 
 #: ``stimulus`` coordinate value of the blank (mid-gray) screen
 BLANK_STIMULUS = -1
 
-#: required coordinates along ``neuron`` and the numpy dtype kind each must have
-#: (``i`` signed int, ``U``/``O`` strings, ``b`` bool, ``f`` float)
+#: label of an unknown ``area`` or ``cre_line``
+UNKNOWN = "unknown"
+#: ``imaging_depth`` of a neuron whose depth is unknown
+UNKNOWN_DEPTH = -1
+
+#: coordinates along ``neuron`` that every loaded dataset carries (filled with
+#: :data:`NEURON_DEFAULTS` when the file lacks them) and the numpy dtype kind each must have
+#: (``i`` signed int, ``U``/``O`` strings, ``b`` bool, ``f`` float); ``excitatory`` may also be
+#: float (1.0, 0.0, NaN for unknown)
 NEURON_COORDS = {
     "cell_specimen_id": "i",
     "area": "U",
@@ -33,8 +61,20 @@ NEURON_COORDS = {
     "excitatory": "b",
     "p_run_mod_ns": "f",
 }
-#: required global attributes
+#: coordinates along ``neuron`` that are checked when present and otherwise left absent
+OPTIONAL_NEURON_COORDS = {"specimen_id": "i"}
+#: what a missing coordinate along ``neuron`` becomes ("index" numbers the neurons 0..n-1)
+NEURON_DEFAULTS = {
+    "cell_specimen_id": "index",
+    "area": UNKNOWN,
+    "cre_line": UNKNOWN,
+    "imaging_depth": UNKNOWN_DEPTH,
+    "excitatory": np.nan,
+    "p_run_mod_ns": np.nan,
+}
+#: global attributes every loaded dataset carries, and their values when the file lacks them
 REQUIRED_ATTRS = ("source", "description")
+_ATTR_DEFAULTS = {"source": UNKNOWN, "description": ""}
 
 _VARIABLES = {"responses": ("neuron", "stimulus", "trial"), "stimuli": ("stimulus", "y", "x")}
 
@@ -49,6 +89,44 @@ def _as_str_array(values) -> np.ndarray:
     if arr.dtype.kind == "O":
         arr = arr.astype(str)
     return arr
+
+
+def known_mask(ds, name: str) -> np.ndarray:
+    """Which neurons have a known value of a metadata field.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or NeuralDataset
+    name : str
+        A coordinate along ``neuron``: ``area``, ``cre_line`` (known: not ``"unknown"``),
+        ``imaging_depth`` (known: not -1), ``excitatory``, ``p_run_mod_ns`` (known: not NaN),
+        ``specimen_id`` (known: present and not -1) or ``cell_specimen_id``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_neurons,), bool
+        All False when the coordinate is absent.
+    """
+    ds = getattr(ds, "ds", ds)
+    n = int(ds.sizes.get("neuron", 0))
+    if name not in ds.coords:
+        return np.zeros(n, dtype=bool)
+    values = ds[name].values
+    if values.dtype.kind in "UO":
+        return _as_str_array(values) != UNKNOWN
+    if values.dtype.kind == "b":
+        return np.ones(n, dtype=bool)
+    if values.dtype.kind == "f":
+        return np.isfinite(values)
+    if name in ("imaging_depth", "specimen_id"):
+        return values != UNKNOWN_DEPTH
+    return np.ones(n, dtype=bool)
+
+
+def _integral(values) -> bool:
+    """Whether a float array holds only whole numbers (NaN allowed)."""
+    finite = values[np.isfinite(values)]
+    return bool(np.all(finite == np.round(finite)))
 
 
 class NeuralDataset:
@@ -82,13 +160,46 @@ class NeuralDataset:
     # ------------------------------------------------------------------ construction / IO
     @staticmethod
     def _normalize(ds: xr.Dataset) -> xr.Dataset:
-        """Give string coordinates a numpy unicode dtype (NetCDF returns object arrays)."""
+        """Fill the optional coordinates and attributes with their "unknown" values
+        (:data:`NEURON_DEFAULTS`), give string coordinates a numpy unicode dtype (NetCDF returns
+        object arrays) and store a fully known float ``excitatory`` as bool."""
         updates = {}
         for name in ("area", "cre_line"):
             if name in ds.coords and ds[name].dtype.kind == "O":
                 updates[name] = (ds[name].dims, _as_str_array(ds[name].values))
+        responses = ds.data_vars.get("responses")
+        if responses is not None and responses.dims == _VARIABLES["responses"]:
+            n_neurons, n_stimuli = int(ds.sizes["neuron"]), int(ds.sizes["stimulus"])
+            if "stimulus" not in ds.coords:
+                updates["stimulus"] = ("stimulus", np.arange(n_stimuli, dtype=np.int64))
+            elif ds["stimulus"].dtype.kind == "f" and np.isfinite(ds["stimulus"].values).all() \
+                    and _integral(ds["stimulus"].values):
+                updates["stimulus"] = ("stimulus", ds["stimulus"].values.astype(np.int64))
+            for name, default in NEURON_DEFAULTS.items():
+                if name in ds.coords:
+                    continue
+                if name == "cell_specimen_id":
+                    updates[name] = ("neuron", np.arange(n_neurons, dtype=np.int64))
+                elif isinstance(default, str):
+                    updates[name] = ("neuron", np.full(n_neurons, default))
+                elif isinstance(default, int):
+                    updates[name] = ("neuron", np.full(n_neurons, default, dtype=np.int64))
+                else:
+                    updates[name] = ("neuron", np.full(n_neurons, default, dtype=np.float64))
+        if "imaging_depth" in ds.coords and ds["imaging_depth"].dtype.kind == "f" \
+                and ds["imaging_depth"].dims == ("neuron",) and _integral(ds["imaging_depth"].values):
+            depth = ds["imaging_depth"].values
+            updates["imaging_depth"] = ("neuron", np.where(np.isfinite(depth), depth, UNKNOWN_DEPTH).astype(np.int64))
+        if "excitatory" in ds.coords and ds["excitatory"].dims == ("neuron",):
+            exc = ds["excitatory"].values
+            if exc.dtype.kind in "iuf" and np.isin(exc[~np.isnan(exc.astype(np.float64))], (0, 1)).all():
+                as_float = exc.astype(np.float64)
+                updates["excitatory"] = ("neuron", as_float.astype(bool) if np.isfinite(as_float).all() else as_float)
         if updates:
             ds = ds.assign_coords(updates)
+        missing = {k: v for k, v in _ATTR_DEFAULTS.items() if k not in ds.attrs}
+        if missing:
+            ds = ds.assign_attrs(missing)
         return ds
 
     @classmethod
@@ -97,12 +208,13 @@ class NeuralDataset:
         responses,
         stimuli,
         *,
-        cell_specimen_id,
-        area,
-        cre_line,
-        imaging_depth,
-        excitatory,
+        cell_specimen_id=None,
+        area=None,
+        cre_line=None,
+        imaging_depth=None,
+        excitatory=None,
         p_run_mod_ns=None,
+        specimen_id=None,
         stimulus=None,
         source="user",
         description="",
@@ -110,48 +222,78 @@ class NeuralDataset:
     ) -> "NeuralDataset":
         """Build a dataset from numpy arrays (the easy way to bring your own recordings).
 
+        Every metadata keyword is optional; what is not given gets the "unknown" value of
+        :data:`NEURON_DEFAULTS`, and the neuron selection skips the steps that need it.
+
         Parameters
         ----------
         responses : array of shape (n_neurons, n_stimuli, n_trials)
-            Per-trial responses (NaN for missing trials); stored as float32.
+            Per-trial responses (NaN for missing trials; ragged repeats are NaN-padded, and a
+            stimulus shown once has one non-NaN trial); stored as float32.
         stimuli : array of shape (n_stimuli, height, width), uint8
             Grayscale images, in the order of ``responses``' second axis.
-        cell_specimen_id, area, cre_line, imaging_depth, excitatory : arrays of shape (n_neurons,)
-            Per-neuron metadata.
+        cell_specimen_id : int array of shape (n_neurons,), optional
+            Unique neuron ids (default ``0..n_neurons-1``).
+        area, cre_line : str arrays of shape (n_neurons,), optional
+            Visual area and Cre line (default ``"unknown"``).
+        imaging_depth : int array of shape (n_neurons,), optional
+            Depth in micrometres (default -1, unknown).
+        excitatory : array of shape (n_neurons,), optional
+            Bool, or float 1.0/0.0 with NaN for neurons of unknown type (default all NaN).
         p_run_mod_ns : array of shape (n_neurons,), optional
             p-value of running modulation (NaN if unknown; default all NaN).
-        stimulus : array of shape (n_stimuli,), optional
+        specimen_id : int array of shape (n_neurons,), optional
+            The animal each neuron was recorded in (not stored when not given).
+        stimulus : int array of shape (n_stimuli,), optional
             Stimulus ids (Allen frame index, -1 for the blank); default ``0..n_stimuli-1``.
         source, description : str
             Dataset attributes.
         attrs : dict, optional
             Further attributes.
+
+        Returns
+        -------
+        NeuralDataset
+            Validated.
         """
         responses = np.asarray(responses, dtype=np.float32)
-        n_neurons, n_stimuli, n_trials = responses.shape if responses.ndim == 3 else (None, None, None)
         if responses.ndim != 3:
             raise ValueError(
                 f"responses must have shape (n_neurons, n_stimuli, n_trials), got shape {responses.shape}"
             )
-        if p_run_mod_ns is None:
-            p_run_mod_ns = np.full(n_neurons, np.nan)
-        if stimulus is None:
-            stimulus = np.arange(n_stimuli)
+        n_neurons, n_stimuli, n_trials = responses.shape
+        coords = {
+            "stimulus": np.asarray(np.arange(n_stimuli) if stimulus is None else stimulus, dtype=np.int64),
+            "trial": np.arange(n_trials, dtype=np.int64),
+        }
+        given = {
+            "cell_specimen_id": (cell_specimen_id, np.int64),
+            "area": (area, str),
+            "cre_line": (cre_line, str),
+            "imaging_depth": (imaging_depth, np.int64),
+            "excitatory": (excitatory, None),
+            "p_run_mod_ns": (p_run_mod_ns, np.float64),
+            "specimen_id": (specimen_id, np.int64),
+        }
+        for name, (values, dtype) in given.items():
+            if values is None:
+                continue
+            if dtype is str:
+                arr = _as_str_array(values).astype(str)
+            elif dtype is None:  # excitatory: bool, or float with NaN for unknown
+                arr = np.asarray(values)
+                arr = arr.astype(bool) if arr.dtype.kind == "b" else arr.astype(np.float64)
+            else:
+                arr = np.asarray(values, dtype=dtype)
+            if arr.shape != (n_neurons,):
+                raise ValueError(f"{name} has shape {arr.shape}; expected ({n_neurons},), one value per neuron")
+            coords[name] = ("neuron", arr)
         ds = xr.Dataset(
             {
                 "responses": (("neuron", "stimulus", "trial"), responses),
                 "stimuli": (("stimulus", "y", "x"), np.asarray(stimuli)),
             },
-            coords={
-                "stimulus": np.asarray(stimulus, dtype=np.int64),
-                "trial": np.arange(n_trials, dtype=np.int64),
-                "cell_specimen_id": ("neuron", np.asarray(cell_specimen_id, dtype=np.int64)),
-                "area": ("neuron", _as_str_array(area).astype(str)),
-                "cre_line": ("neuron", _as_str_array(cre_line).astype(str)),
-                "imaging_depth": ("neuron", np.asarray(imaging_depth, dtype=np.int64)),
-                "excitatory": ("neuron", np.asarray(excitatory, dtype=bool)),
-                "p_run_mod_ns": ("neuron", np.asarray(p_run_mod_ns, dtype=np.float64)),
-            },
+            coords=coords,
             attrs={"source": str(source), "description": str(description), **(attrs or {})},
         )
         return cls(ds)
@@ -210,20 +352,30 @@ class NeuralDataset:
             raise ValueError(f"{where}: 'responses' has dtype {ds['responses'].dtype}, expected float32")
         if ds["stimuli"].dtype != np.uint8:
             raise ValueError(f"{where}: 'stimuli' has dtype {ds['stimuli'].dtype}, expected uint8")
-        if "stimulus" not in ds.coords or ds["stimulus"].dtype.kind not in "iu":
-            found = ds["stimulus"].dtype if "stimulus" in ds.coords else "nothing"
+        if ds["stimulus"].dims != ("stimulus",) or ds["stimulus"].dtype.kind not in "iu":
             raise ValueError(
-                f"{where}: coordinate 'stimulus' must be int (Allen frame index, -1 for blank), found {found}"
+                f"{where}: coordinate 'stimulus' must be int along 'stimulus' (a stimulus id, e.g. the Allen frame "
+                f"index, -1 for the blank screen), found {ds['stimulus'].dtype} with dims {ds['stimulus'].dims}; "
+                "store whole numbers, or drop the coordinate to number the stimuli 0..n-1"
             )
-        for name, kind in NEURON_COORDS.items():
+        for name, kind in {**NEURON_COORDS, **OPTIONAL_NEURON_COORDS}.items():
             if name not in ds.coords:
+                if name in OPTIONAL_NEURON_COORDS:
+                    continue
                 raise ValueError(f"{where}: missing coordinate {name!r} along 'neuron'")
             if ds[name].dims != ("neuron",):
                 raise ValueError(f"{where}: coordinate {name!r} has dims {ds[name].dims}, expected ('neuron',)")
             found = ds[name].dtype.kind
-            ok = found in ("UO" if kind == "U" else "iu" if kind == "i" else "f" if kind == "f" else kind)
-            if not ok:
+            allowed = {"U": "UO", "i": "iu", "f": "f", "b": "bf"}[kind]
+            if found not in allowed:
                 raise ValueError(f"{where}: coordinate {name!r} has dtype {ds[name].dtype}, expected kind {kind!r}")
+        exc = ds["excitatory"].values
+        if exc.dtype.kind == "f" and not np.isin(exc[np.isfinite(exc)], (0.0, 1.0)).all():
+            bad = np.unique(exc[np.isfinite(exc) & ~np.isin(exc, (0.0, 1.0))])
+            raise ValueError(
+                f"{where}: coordinate 'excitatory' holds {bad[:5].tolist()}; expected bool, or float 1.0 "
+                "(excitatory), 0.0 (inhibitory) and NaN (unknown)"
+            )
         for attr in REQUIRED_ATTRS:
             if attr not in ds.attrs:
                 raise ValueError(f"{where}: missing attribute {attr!r}")
@@ -270,7 +422,9 @@ class NeuralDataset:
         """Write the dataset to a NetCDF file, atomically, with zlib compression.
 
         ``xarray.open_dataset(path)`` reads the file back with exactly the schema: strings as
-        str, ``excitatory`` as bool, ``responses`` float32, ``stimuli`` uint8.
+        str, ``excitatory`` as bool (float with NaN where some neurons' type is unknown),
+        ``responses`` float32, ``stimuli`` uint8. The "unknown" values of absent metadata
+        (:data:`NEURON_DEFAULTS`) are written as they are and read back as unknown.
 
         Parameters
         ----------
@@ -291,8 +445,9 @@ class NeuralDataset:
         # h5netcdf stores unicode as variable-length strings (read back as str).
         for name in ("area", "cre_line"):
             ds = ds.assign_coords({name: ("neuron", _as_str_array(ds[name].values).astype(object))})
-        for name in ("cell_specimen_id", "imaging_depth"):
-            ds = ds.assign_coords({name: ("neuron", ds[name].values.astype(np.int64))})
+        for name in ("cell_specimen_id", "imaging_depth", "specimen_id"):
+            if name in ds.coords:
+                ds = ds.assign_coords({name: ("neuron", ds[name].values.astype(np.int64))})
         encoding = {}
         for name in ("responses", "stimuli"):
             encoding[name] = {"zlib": True, "complevel": int(compression_level), "shuffle": True}
@@ -350,6 +505,19 @@ class NeuralDataset:
         raw = self.ds.attrs.get("ground_truth")
         return json.loads(raw) if raw else None
 
+    def known(self, name: str) -> np.ndarray:
+        """Which neurons have a known ``name`` (see :func:`known_mask`): bool array (n_neurons,)."""
+        return known_mask(self.ds, name)
+
+    @property
+    def unknown_fields(self) -> list[str]:
+        """The metadata fields (of :data:`NEURON_COORDS` and :data:`OPTIONAL_NEURON_COORDS`)
+        unknown for every neuron, i.e. absent from the file or holding only "unknown" values."""
+        if self.n_neurons == 0:
+            return []
+        names = [n for n in {**NEURON_COORDS, **OPTIONAL_NEURON_COORDS} if n != "cell_specimen_id"]
+        return [n for n in names if not self.known(n).any()]
+
     def metadata(self):
         """Per-neuron metadata as a :class:`pandas.DataFrame` (one row per neuron)."""
         coords = [c for c in self.ds.coords if self.ds[c].dims == ("neuron",)]
@@ -367,12 +535,18 @@ class NeuralDataset:
 
     # ------------------------------------------------------------------ derived views
     def trial_average(self) -> xr.DataArray:
-        """Mean over trials, ignoring NaN trials: DataArray (neuron, stimulus), float32."""
+        """Mean over trials, ignoring NaN trials: DataArray (neuron, stimulus), float32.
+
+        Every stimulus counts, a single-presentation stimulus with its one trial.
+        """
         with np.errstate(invalid="ignore"), _quiet_nanmean():
             return self.responses.mean("trial", skipna=True).astype(np.float32)
 
     def trial_halves(self) -> tuple[xr.DataArray, xr.DataArray]:
         """Trial averages of the odd and the even trials (1-based: trials 1, 3, 5, ... and 2, 4, 6, ...).
+
+        NaN trials are ignored; a half that holds no trial of a stimulus is NaN there (a
+        single-presentation stimulus, whose one trial is trial 1, is NaN in the even half).
 
         Returns
         -------
@@ -429,7 +603,8 @@ class NeuralDataset:
         area, cre_line, imaging_depth : scalar or list, optional
             Keep neurons whose value is (one of) these.
         excitatory : bool, optional
-            Keep excitatory (True) or inhibitory (False) neurons.
+            Keep excitatory (True) or inhibitory (False) neurons; neurons of unknown type (NaN
+            ``excitatory``) are dropped either way.
         min_reliability : float, optional
             Keep neurons with split-half reliability >= this. Uses the ``reliability``
             coordinate when present, otherwise computes it (``n_splits``, ``seed``) and attaches it.
@@ -461,7 +636,7 @@ class NeuralDataset:
                 raise ValueError(f"{name}={value!r} matches no neuron; values present: {valid[:30]}")
             keep &= np.isin(present, wanted)
         if excitatory is not None:
-            keep &= ds["excitatory"].values == bool(excitatory)
+            keep &= ds["excitatory"].values.astype(np.float64) == float(bool(excitatory))
         if running_alpha is not None:
             p = ds["p_run_mod_ns"].values
             keep &= ~(p < running_alpha)
@@ -489,7 +664,8 @@ class _quiet_nanmean:
 
 def _coerce_bools(ds):
     """Boolean coordinates that a writer stored as 0/1 integers (NetCDF has no bool type) back
-    to bool; other values are left for the schema check to report."""
+    to bool; other values are left for the schema check to report (float 0/1 with NaN for
+    unknown is kept as float by :meth:`NeuralDataset._normalize`)."""
     for name, kind in NEURON_COORDS.items():
         if kind == "b" and name in ds.coords and ds[name].dtype.kind in "iu":
             values = ds[name].values

@@ -3,6 +3,10 @@
 Steps, in order: all neurons -> excitatory Cre lines only -> not significantly modulated by
 running (Allen's ``p_run_mod_ns >= 0.05``; NaN p-values are kept) -> split-half reliability
 >= ``threshold`` (0.8 in the paper).
+
+A step whose field the dataset lacks is skipped, and the report says so: the excitatory step
+when ``excitatory`` is unknown for every neuron, the running step when ``p_run_mod_ns`` is NaN
+for every neuron, the reliability step when no stimulus was shown at least twice.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .dataset import NeuralDataset
+from .dataset import NeuralDataset, known_mask
 
 __all__ = [
     "EXCITATORY_CRE_LINES",
@@ -68,7 +72,9 @@ class SelectionReport:
     ----------
     steps : pandas.DataFrame
         One row per step: ``step`` (``"all"``, ``"excitatory"``, ``"not_running"``, ``"reliable"``;
-        skipped steps are absent), ``description``, ``n_neurons``, ``fraction`` (of all neurons).
+        steps turned off by the caller are absent), ``description``, ``n_neurons``, ``fraction``
+        (of all neurons), ``skipped`` (bool: the dataset lacks the step's field, so the step
+        keeps every neuron and its description says ``"<step>: skipped (...)"``).
     by_area : pandas.DataFrame
         Counts, index = area, one column per step.
     by_cre_line : pandas.DataFrame
@@ -79,6 +85,8 @@ class SelectionReport:
         Significance level of the running filter.
     reliability : pandas.Series
         Split-half reliability of every neuron (index: cell_specimen_id).
+    skipped : dict
+        ``{step: reason}`` of the steps skipped for a field the dataset lacks.
     """
 
     steps: pd.DataFrame
@@ -87,6 +95,7 @@ class SelectionReport:
     threshold: float
     running_alpha: float
     reliability: pd.Series
+    skipped: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_selected(self) -> int:
@@ -100,6 +109,7 @@ class SelectionReport:
             "steps": dict(zip(self.steps["step"], self.steps["n_neurons"].astype(int).tolist())),
             "by_area": {a: {k: int(v) for k, v in row.items()} for a, row in self.by_area.iterrows()},
             "by_cre_line": {c: {k: int(v) for k, v in row.items()} for c, row in self.by_cre_line.iterrows()},
+            "skipped": dict(self.skipped),
         }
 
     def __str__(self) -> str:
@@ -149,12 +159,15 @@ def select_neurons(
     threshold : float, default 0.8
         Keep neurons with split-half reliability >= ``threshold`` (``None`` skips the step).
     excitatory_only : bool, default True
-        Keep excitatory Cre lines only (the ``excitatory`` coordinate).
+        Keep excitatory neurons only (``excitatory`` true; neurons of unknown type are dropped).
+        Skipped, and reported so, when ``excitatory`` is unknown for every neuron.
     running_alpha : float or None, default 0.05
-        Drop neurons with ``p_run_mod_ns < running_alpha`` (``None`` skips the step).
+        Drop neurons with ``p_run_mod_ns < running_alpha`` (``None`` turns the step off; NaN
+        p-values are kept). Skipped, and reported so, when ``p_run_mod_ns`` is NaN for every neuron.
     n_splits, seed : int
         Split-half reliability settings (:func:`mbutils.reliability.splithalf_reliability`),
-        computed over all stimuli of the dataset.
+        computed over the repeated stimuli of the dataset (single presentations do not count).
+        The step is skipped, and reported so, when no stimulus was shown twice.
     progress : bool, optional
 
     Returns
@@ -172,26 +185,51 @@ def select_neurons(
     if running_alpha is not None and not (0.0 < float(running_alpha) < 1.0):
         raise ValueError(f"running_alpha={running_alpha!r}; expected a significance level in (0, 1)")
     ds = dataset.ds
+    n_neurons = int(ds.sizes["neuron"])
+    responses = ds["responses"].values
+    repeated = n_neurons > 0 and bool((np.isfinite(responses).sum(axis=2) >= 2).any())
     if "reliability" in ds.coords:
         rel = np.asarray(ds["reliability"].values, dtype=np.float64)
+    elif repeated:
+        rel = splithalf_reliability(responses, n_splits=n_splits, seed=seed, progress=progress)
     else:
-        rel = splithalf_reliability(ds["responses"].values, n_splits=n_splits, seed=seed, progress=progress)
-    keep = np.ones(ds.sizes["neuron"], dtype=bool)
+        rel = np.full(n_neurons, np.nan)
+    keep = np.ones(n_neurons, dtype=bool)
     masks = [("all", keep.copy())]
     labels = {"all": "all neurons"}
+    skipped = {}
+
+    def skip(step, reason):
+        skipped[step] = reason
+        labels[step] = f"{step}: skipped ({reason})"
+        masks.append((step, keep.copy()))
+
     if excitatory_only:
-        keep &= ds["excitatory"].values.astype(bool)
-        masks.append(("excitatory", keep.copy()))
-        labels["excitatory"] = "excitatory Cre lines"
+        known = known_mask(ds, "excitatory")
+        if n_neurons and not known.any():
+            skip("excitatory", "no `excitatory` in the file")
+        else:
+            exc = ds["excitatory"].values.astype(np.float64) == 1.0
+            keep &= exc
+            masks.append(("excitatory", keep.copy()))
+            n_unknown = int((~known).sum())
+            labels["excitatory"] = "excitatory Cre lines" + (
+                f" ({n_unknown} neurons of unknown type dropped)" if n_unknown else "")
     if running_alpha is not None:
-        keep &= ~(ds["p_run_mod_ns"].values < running_alpha)
-        masks.append(("not_running", keep.copy()))
-        labels["not_running"] = f"not running-modulated (p_run_mod_ns >= {running_alpha:g})"
+        if n_neurons and not known_mask(ds, "p_run_mod_ns").any():
+            skip("not_running", "no `p_run_mod_ns` in the file")
+        else:
+            keep &= ~(ds["p_run_mod_ns"].values < running_alpha)
+            masks.append(("not_running", keep.copy()))
+            labels["not_running"] = f"not running-modulated (p_run_mod_ns >= {running_alpha:g})"
     if threshold is not None:
-        with np.errstate(invalid="ignore"):
-            keep &= rel >= threshold
-        masks.append(("reliable", keep.copy()))
-        labels["reliable"] = f"split-half reliability >= {threshold:g}"
+        if n_neurons and not repeated and "reliability" not in ds.coords:
+            skip("reliable", "no stimulus shown twice in the file")
+        else:
+            with np.errstate(invalid="ignore"):
+                keep &= rel >= threshold
+            masks.append(("reliable", keep.copy()))
+            labels["reliable"] = f"split-half reliability >= {threshold:g}"
 
     n_total = max(1, ds.sizes["neuron"])
     steps = pd.DataFrame(
@@ -200,6 +238,7 @@ def select_neurons(
             "description": [labels[name] for name, _ in masks],
             "n_neurons": [int(m.sum()) for _, m in masks],
             "fraction": [m.sum() / n_total for _, m in masks],
+            "skipped": [name in skipped for name, _ in masks],
         }
     )
 
@@ -216,6 +255,7 @@ def select_neurons(
         threshold=float(threshold) if threshold is not None else float("nan"),
         running_alpha=float(running_alpha) if running_alpha is not None else float("nan"),
         reliability=pd.Series(rel, index=pd.Index(ds["cell_specimen_id"].values, name="cell_specimen_id")),
+        skipped=skipped,
     )
     selected = ds.assign_coords(reliability=("neuron", rel)).isel(neuron=np.flatnonzero(keep))
     return NeuralDataset(selected, path=dataset.path, validate=False), report
