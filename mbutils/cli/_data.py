@@ -1,4 +1,4 @@
-"""``mbutils data synthetic`` and ``mbutils data allen``: build neural dataset files."""
+"""``mbutils data synthetic``, ``allen``, ``sensorium`` and ``stringer``: build neural dataset files."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,37 @@ def _allen_unavailable(reason: str):
     return run
 
 
+def _add_published_readers(data_sub, parents) -> None:
+    """Register ``mbutils data sensorium`` and ``mbutils data stringer`` (readers of published files)."""
+    from ..data import _sensorium, _stringer
+
+    sens = data_sub.add_parser(
+        "sensorium", help="read Sensorium 2022 recordings (static natural images, mouse V1)", parents=parents,
+        formatter_class=_RAW,
+        description="Read Sensorium 2022 recording folders (unzipped from gin.g-node.org/cajal/Sensorium2022)\n"
+                    "into a dataset file: one stimulus per image id, its presentations as trials, the neurons\n"
+                    "of several animals side by side (NaN where an animal did not see an image).\n"
+                    "Layout and conversions: docs/datasets_more.md.",
+        epilog="examples:\n"
+               "  mbutils data sensorium --path static26872-17-20-GrayImageNet-94c6ff995dac583098847cfecd43e7b6 "
+               "--out data/sensorium.nc\n"
+               "  mbutils data sensorium --path DIR1 --path DIR2 --tiers test --out data/sensorium_test.nc")
+    _sensorium.add_sensorium_arguments(sens)
+    sens.set_defaults(func=_sensorium.run_sensorium)
+
+    strg = data_sub.add_parser(
+        "stringer", help="read a Stringer et al. 2019 natimg2800 recording", parents=parents,
+        formatter_class=_RAW,
+        description="Read one recording of Stringer, Pachitariu et al. 2019 (2,800 natural images shown twice,\n"
+                    "published on figshare) and its images file into a dataset file.\n"
+                    "Layout and conversions: docs/datasets_more.md.",
+        epilog="examples:\n"
+               "  mbutils data stringer --path natimg2800_M170714_MP032_2017-09-14.mat "
+               "--images images_natimg2800_all.mat --out data/stringer.nc")
+    _stringer.add_stringer_arguments(strg)
+    strg.set_defaults(func=_stringer.run_stringer)
+
+
 def add_parser(subparsers, parents) -> None:
     """Register ``mbutils data`` and its subcommands.
 
@@ -51,7 +82,11 @@ def add_parser(subparsers, parents) -> None:
         description="Build a neural dataset file (NetCDF, schema in docs/dataset.md).",
         epilog="examples:\n"
                "  mbutils data synthetic --out data/synthetic.nc\n"
-               "  mbutils data allen --cache ~/allen_cache --out data/allen.nc")
+               "  mbutils data allen --cache ~/allen_cache --out data/allen.nc\n"
+               "  mbutils data sensorium --path static26872-17-20-GrayImageNet-94c6ff995dac583098847cfecd43e7b6 "
+               "--out data/sensorium.nc\n"
+               "  mbutils data stringer --path natimg2800_M170714_MP032_2017-09-14.mat "
+               "--images images_natimg2800_all.mat --out data/stringer.nc")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", title="subcommands")
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
 
@@ -68,6 +103,8 @@ def add_parser(subparsers, parents) -> None:
     syn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     syn.add_argument("--threshold", type=float, default=0.8, help="reliability threshold of the printed funnel")
     syn.set_defaults(func=_run_synthetic)
+
+    _add_published_readers(data_sub, parents)
 
     allen_help = "build the dataset from the Allen Brain Observatory"
     allen_description = ("Build the dataset from the Allen Brain Observatory (Visual Coding two-photon,\n"

@@ -6,12 +6,16 @@ The file schema is in docs/dataset.md. Main entry points:
 - :func:`select_neurons` -- the paper's neuron selection, with a :class:`SelectionReport`;
 - :func:`make_synthetic` -- the synthetic mouse (the embedded default dataset);
 - :func:`make_stimuli` -- 118 natural grayscale scenes + a blank, from scikit-image photographs;
-- :func:`make_image_set` -- more crops of the same photographs, disjoint from the stimuli (to fit PCA on).
+- :func:`make_image_set` -- more crops of the same photographs, disjoint from the stimuli (to fit PCA on);
+- :func:`read_sensorium`, :func:`read_stringer` -- published recordings (Sensorium 2022, Stringer et al.
+  2019) as datasets (docs/datasets_more.md).
 """
 from __future__ import annotations
 
 from .dataset import BLANK_STIMULUS, NeuralDataset, load_dataset
 from .selection import EXCITATORY_CRE_LINES, INHIBITORY_CRE_LINES, SelectionReport, is_excitatory, select_neurons
+from ._sensorium import SensoriumDataError, read_sensorium
+from ._stringer import StringerDataError, read_stringer
 
 __all__ = [
     "BLANK_STIMULUS",
@@ -25,6 +29,10 @@ __all__ = [
     "make_synthetic",
     "make_stimuli",
     "make_image_set",
+    "read_sensorium",
+    "read_stringer",
+    "SensoriumDataError",
+    "StringerDataError",
 ]
 
 
