@@ -231,8 +231,9 @@ def splithalf_rdm_reliability(
     This is the explainable-variance ceiling of RSA scores (paper section 4).
 
     Only repeated stimuli count: stimuli with fewer than 2 non-NaN trials in every neuron
-    (single presentations) are left out of the RDMs; a neuron with no trial of a remaining
-    stimulus in one half is left out of that half's RDM.
+    (single presentations) are left out of the RDMs, and so is, in one split, a stimulus whose
+    trials all fell into one half; a neuron with no trial of a remaining stimulus in one half
+    is left out of that half's RDM.
 
     Parameters
     ----------
@@ -271,8 +272,11 @@ def splithalf_rdm_reliability(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Mean of empty slice")
         for k in range(n_splits):
-            a = _rdm_upper(np.nanmean(arr[:, :, first[k]], axis=2))
-            b = _rdm_upper(np.nanmean(arr[:, :, second[k]], axis=2))
+            mean_a = np.nanmean(arr[:, :, first[k]], axis=2)
+            mean_b = np.nanmean(arr[:, :, second[k]], axis=2)
+            # a stimulus whose trials all fell into one half (ragged repeats) leaves this split
+            both = ~(np.isnan(mean_a).all(axis=0) | np.isnan(mean_b).all(axis=0))
+            a, b = _rdm_upper(mean_a[:, both]), _rdm_upper(mean_b[:, both])
             ok = np.isfinite(a) & np.isfinite(b)
             compare = stats.pearsonr if method == "pearson" else stats.spearmanr
             values[k] = spearman_brown(compare(a[ok], b[ok])[0])

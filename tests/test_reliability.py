@@ -1,4 +1,6 @@
 """Split-half reliability, RDM reliability and noise ceilings against plain references."""
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -117,3 +119,67 @@ def test_spearman_brown_doubles_test_length():
     # two independent halves with correlation r -> full-length reliability from simulation
     assert spearman_brown(0.5) == pytest.approx(2 / 3)
     np.testing.assert_allclose(spearman_brown(np.array([0.0, 1.0])), [0.0, 1.0])
+
+
+def _ragged(n_neurons=30, seed=6, noise_scale=1.0):
+    """Planted responses with ragged repeats, NaN-padded: per stimulus 1, 2, 4 or 10 trials."""
+    rng = np.random.default_rng(seed)
+    repeats = np.repeat([1, 2, 4, 10], [14, 6, 8, 12])
+    x, signal, _ = _planted(n_neurons=n_neurons, n_stimuli=repeats.size, n_trials=10, seed=seed)
+    x = (signal[:, :, None] + noise_scale * (x - signal[:, :, None])).astype(np.float32)
+    x[:, np.arange(10)[None, :] >= repeats[:, None]] = np.nan
+    return x, repeats, rng
+
+
+def _repeated_loop_reference(x, n_splits, seed):
+    """Per neuron: the stimuli with at least 2 trials, position splits, scipy Pearson, Spearman-Brown."""
+    first, second = trial_splits(x.shape[2], n_splits, seed)
+    out = []
+    for neuron in x.astype(np.float64):
+        repeated = neuron[np.isfinite(neuron).sum(axis=1) >= 2]
+        values = []
+        for a_idx, b_idx in zip(first, second):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                a = np.nanmean(repeated[:, a_idx], axis=1)
+                b = np.nanmean(repeated[:, b_idx], axis=1)
+            ok = np.isfinite(a) & np.isfinite(b)
+            r = stats.pearsonr(a[ok], b[ok])[0]
+            values.append(2 * r / (1 + r))
+        out.append(np.mean(values))
+    return np.array(out)
+
+
+def test_ragged_splithalf_uses_repeated_stimuli_as_a_plain_loop():
+    x, repeats, rng = _ragged()
+    fast = splithalf_reliability(x, n_splits=7, seed=2, chunk_size=8, progress=False)
+    np.testing.assert_allclose(fast, _repeated_loop_reference(x, n_splits=7, seed=2), rtol=1e-5, atol=1e-6)
+    # single presentations do not count: changing them leaves the reliability as it is
+    y = x.copy()
+    y[:, repeats == 1, 0] = rng.normal(scale=50.0, size=(x.shape[0], int((repeats == 1).sum())))
+    np.testing.assert_array_equal(splithalf_reliability(y, n_splits=7, seed=2, chunk_size=8, progress=False), fast)
+    # ... nor does dropping them
+    np.testing.assert_allclose(splithalf_reliability(x[:, repeats > 1], n_splits=7, seed=2, progress=False), fast,
+                               rtol=1e-6)
+
+
+def test_ragged_rdm_reliability_uses_repeated_stimuli():
+    x, repeats, _ = _ragged(n_neurons=50, seed=8, noise_scale=0.2)
+    value, per_split = splithalf_rdm_reliability(x, n_splits=3, seed=1, return_splits=True)
+    first, second = trial_splits(10, 3, 1)
+    rep = x[:, repeats > 1].astype(np.float64)
+    ref = []
+    for a, b in zip(first, second):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ma, mb = np.nanmean(rep[:, :, a], axis=2), np.nanmean(rep[:, :, b], axis=2)
+        # a stimulus with all its trials in one half leaves that half undefined: RDM without it
+        ok = np.isfinite(ma).all(axis=0) & np.isfinite(mb).all(axis=0)
+        ra = pdist(ma[:, ok].T, metric="correlation")
+        rb = pdist(mb[:, ok].T, metric="correlation")
+        r = stats.pearsonr(ra, rb)[0]
+        ref.append(2 * r / (1 + r))
+    np.testing.assert_allclose(per_split, ref, rtol=1e-6, atol=1e-7)
+    assert value == pytest.approx(np.mean(ref)) and 0.5 < value < 1
+    with pytest.raises(ValueError, match="at least 3 stimuli shown at least twice, got 0 of 14"):
+        splithalf_rdm_reliability(x[:, repeats == 1])
