@@ -67,6 +67,24 @@ def _add_published_readers(data_sub, parents) -> None:
     strg.set_defaults(func=_stringer.run_stringer)
 
 
+def _add_neuropixels_parser(data_sub) -> None:
+    """Register ``mbutils data neuropixels`` (Visual Coding Neuropixels, natural scenes)."""
+    from ..data import neuropixels
+    from . import _global_options_parser
+
+    parser = data_sub.add_parser(
+        "neuropixels", help="build the dataset from the Allen Visual Coding Neuropixels data",
+        formatter_class=_RAW, parents=[_global_options_parser(exclude=["--no-progress"])],
+        description="Build the dataset from the Allen Brain Observatory Visual Coding Neuropixels data\n"
+                    "(brain_observatory_1.1 sessions, natural scenes) with allensdk: spike counts per unit in a\n"
+                    "window after each onset. An interrupted build resumes; --offline makes no network call.",
+        epilog="examples:\n"
+               "  mbutils data neuropixels --cache ~/np_cache --out data/neuropixels.nc\n"
+               "  mbutils data neuropixels --cache ~/np_cache --out data/lgd.nc --areas LGd LP --window 0.05 0.3")
+    neuropixels.add_neuropixels_arguments(parser)
+    parser.set_defaults(func=neuropixels.run_neuropixels)
+
+
 def add_parser(subparsers, parents) -> None:
     """Register ``mbutils data`` and its subcommands.
 
@@ -103,6 +121,8 @@ def add_parser(subparsers, parents) -> None:
     syn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     syn.add_argument("--threshold", type=float, default=0.8, help="reliability threshold of the printed funnel")
     syn.set_defaults(func=_run_synthetic)
+
+    _add_neuropixels_parser(data_sub)
 
     _add_published_readers(data_sub, parents)
 
