@@ -114,6 +114,8 @@ def test_two_animals_planted_responses_metadata_and_sizes(two_mice):
     assert set(meta["area"].values.tolist()) == {"VISp"}
     assert set(meta["cre_line"].values.tolist()) == {"unknown"}
     assert (meta["imaging_depth"].values == -1).all() and np.isnan(meta["p_run_mod_ns"].values).all()
+    assert np.isnan(meta["excitatory"].values).all()
+    assert ds.unknown_fields == ["cre_line", "imaging_depth", "excitatory", "p_run_mod_ns"]
     np.testing.assert_array_equal(meta["position_z"].values, 100.0 + meta["unit_id"].values)
     assert meta.attrs["source"] == "sensorium2022" and meta.attrs["image_scale"] == "0-255"
 
@@ -127,6 +129,7 @@ def test_one_animal_saved_file_loads(two_mice, tmp_path):
     np.testing.assert_array_equal(ds.responses.values,
                                   _expected([recs[1]], ds.ds["stimulus"].values, N_REPEATS).astype(np.float32))
     assert ds.ds["specimen_id"].values.tolist() == [22846] * 3
+    assert ds.ds["layer"].values.tolist() == ["L2/3"] * 3 and np.isnan(ds.ds["excitatory"].values).all()
 
 
 def test_withheld_test_tier_is_nan_and_tiers_filter(tmp_path):

@@ -66,6 +66,7 @@ def test_planted_responses_images_and_metadata(tmp_path):
     np.testing.assert_array_equal(meta["position_y"].values, np.arange(N_NEURONS) * 20.0)
     assert set(meta["area"].values.tolist()) == {"unknown"} and set(meta["cre_line"].values.tolist()) == {"unknown"}
     assert (meta["imaging_depth"].values == -1).all() and np.isnan(meta["p_run_mod_ns"].values).all()
+    assert ds.unknown_fields == ["area", "cre_line", "imaging_depth", "excitatory", "p_run_mod_ns"]
     assert meta.attrs["source"] == "stringer2019" and meta.attrs["n_blank_presentations"] == 3
 
 
@@ -80,7 +81,13 @@ def test_float_images_nan_neuron_and_saved_file(tmp_path):
     np.testing.assert_array_equal(back.responses.values,
                                   _expected(back.ds["stimulus"].values, 2, [0, 1, 3]).astype(np.float32))
     np.testing.assert_array_equal(back.stimuli.values, np.moveaxis(_images(), 2, 0)[back.ds["stimulus"].values])
-    assert set(back.ds["area"].values.tolist()) == {"VISp"}
+    assert set(back.ds["area"].values.tolist()) == {"VISp"} and np.isnan(back.ds["excitatory"].values).all()
+
+
+def test_file_name_without_mouse_leaves_specimen_unknown(tmp_path):
+    rec, img = write_files(tmp_path, name="recording.mat")
+    ds = read_stringer(rec, img)
+    assert (ds.ds["specimen_id"].values == -1).all() and "specimen_id" in ds.unknown_fields
 
 
 def _write_v73(path, variables):

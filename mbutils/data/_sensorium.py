@@ -36,12 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import UNKNOWN
+
 __all__ = ["read_sensorium", "SensoriumDataError", "add_sensorium_arguments", "run_sensorium"]
 
-#: the label of the unknown value of a string coordinate (area, Cre line)
-UNKNOWN = "unknown"
-#: imaging_depth of a neuron whose depth is unknown
-UNKNOWN_DEPTH = -1
 #: Sensorium's area labels -> the dataset's (Allen) area names
 _AREA_NAMES = {"V1": "VISp"}
 _FOLDER_RE = re.compile(r"static(\d+)-(\d+)-(\d+)")
@@ -99,7 +97,7 @@ def images_to_uint8(images: np.ndarray, where: str, error=ValueError) -> tuple[n
 
 def build_dataset(responses, stimuli, *, stimulus, cell_specimen_id, specimen_id, area, extra_coords,
                   source, description, attrs):
-    """Assemble a :class:`~mbutils.data.NeuralDataset` with unknown metadata filled in.
+    """Assemble a :class:`~mbutils.data.NeuralDataset`; what the sources do not record stays unknown.
 
     Parameters
     ----------
@@ -116,33 +114,18 @@ def build_dataset(responses, stimuli, *, stimulus, cell_specimen_id, specimen_id
 
     Notes
     -----
-    Cre line, imaging depth, excitatory and running modulation are not in these sources: they
-    are written as the schema's unknown values (``cre_line`` ``"unknown"``, ``imaging_depth`` -1,
-    ``p_run_mod_ns`` NaN) and ``excitatory`` as the schema's unknown value where it has one.
+    Cre line, imaging depth, cell type and running modulation are not in these sources: they
+    get the schema's unknown values (``cre_line`` ``"unknown"``, ``imaging_depth`` -1,
+    ``excitatory`` NaN, ``p_run_mod_ns`` NaN), so the neuron selection skips those steps.
     """
     from .dataset import NeuralDataset
 
-    n = responses.shape[0]
     ds = NeuralDataset.from_arrays(
-        responses, stimuli, stimulus=stimulus, cell_specimen_id=cell_specimen_id, area=area,
-        cre_line=np.full(n, UNKNOWN), imaging_depth=np.full(n, UNKNOWN_DEPTH, dtype=np.int64),
-        excitatory=_unknown_excitatory(n), p_run_mod_ns=np.full(n, np.nan), source=source,
-        description=description, attrs=attrs,
+        responses, stimuli, stimulus=stimulus, cell_specimen_id=cell_specimen_id, specimen_id=specimen_id,
+        area=area, source=source, description=description, attrs=attrs,
     ).ds
-    coords = {"specimen_id": ("neuron", np.asarray(specimen_id, dtype=np.int64))}
-    coords.update({name: ("neuron", np.asarray(values)) for name, values in extra_coords.items()})
+    coords = {name: ("neuron", np.asarray(values)) for name, values in extra_coords.items()}
     return NeuralDataset(ds.assign_coords(coords))
-
-
-def _unknown_excitatory(n: int) -> np.ndarray:
-    """The schema's value of an unknown ``excitatory``: its ``EXCITATORY_UNKNOWN`` where the module
-    defines one, otherwise False (a bool coordinate has no unknown value)."""
-    from . import dataset
-
-    unknown = getattr(dataset, "EXCITATORY_UNKNOWN", None)
-    if unknown is None:
-        return np.zeros(n, dtype=bool)
-    return np.full(n, unknown)
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
@@ -325,7 +308,8 @@ def read_sensorium(paths, *, tiers=None, max_gib: float = 16.0):
         Coordinates along ``neuron``: ``cell_specimen_id`` (``(((animal * 100 + session) * 100 + scan)
         * 100000 + unit_id``), ``specimen_id`` (the animal), ``unit_id``, ``session``, ``scan_idx``,
         ``area`` (``V1`` read as ``VISp``), ``layer``, ``position_x/y/z`` (cell_motor_coordinates, um);
-        ``cre_line`` ``"unknown"``, ``imaging_depth`` -1, ``p_run_mod_ns`` NaN.
+        ``cre_line`` ``"unknown"``, ``imaging_depth`` -1, ``excitatory`` and ``p_run_mod_ns`` NaN
+        (unknown).
 
     Raises
     ------

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._sensorium import UNKNOWN, build_dataset, images_to_uint8
+from ._sensorium import build_dataset, images_to_uint8
+from .dataset import UNKNOWN
 
 __all__ = ["read_stringer", "StringerDataError", "add_stringer_arguments", "run_stringer"]
 
@@ -111,9 +112,10 @@ def read_stringer(path, images, *, area: str = UNKNOWN):
         to the most repeats (2); the blank screen (``istim`` = number of images + 1) is left out.
         ``stimuli`` (stimulus, height, width) uint8 at the stored size. Coordinates along ``neuron``:
         ``cell_specimen_id`` 0..n-1 (the column of ``stim.resp``), ``specimen_id`` (the digits of
-        ``MPxxx`` in the file name, -1 without them), ``position_x/y/z`` (``med``); ``cre_line``
-        ``"unknown"``, ``imaging_depth`` -1, ``p_run_mod_ns`` NaN. Neurons without a finite response
-        are dropped (counted in ``attrs["n_neurons_without_responses"]``).
+        ``MPxxx`` in the file name, -1 (unknown) without them), ``position_x/y/z`` (``med``);
+        ``cre_line`` ``"unknown"``, ``imaging_depth`` -1, ``excitatory`` and ``p_run_mod_ns`` NaN
+        (unknown). Neurons without a finite response are dropped (counted in
+        ``attrs["n_neurons_without_responses"]``).
 
     Raises
     ------
