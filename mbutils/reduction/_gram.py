@@ -318,8 +318,11 @@ class GramReducer:
 
     Parameters
     ----------
-    precision : {"float64", "float32"}
-        Arithmetic of the block products (see :func:`layer_gram`).
+    precision : {"float64", "float32", "auto"}
+        Arithmetic of the block products (see :func:`layer_gram`). ``"auto"``: float64 for
+        layers of at most :data:`RDM_FLOAT64_FEATURES` features and float32 for larger ones,
+        the choice of :class:`RDMReducer` (float32), so that within an extraction both take one
+        shared pass over each layer (the layer Grams of the CKA metric).
 
     Returns
     -------
@@ -327,8 +330,10 @@ class GramReducer:
     """
 
     def __init__(self, precision: str = "float64"):
-        self.precision = _check_precision(precision)
-        self.key = "gram-centered-" + ("f64" if precision == "float64" else "f32-c2")
+        if precision != "auto":
+            _check_precision(precision)
+        self.precision = precision
+        self.key = "gram-centered-" + {"float64": "f64", "float32": "f32-c2", "auto": "auto-c1"}[precision]
 
     rowwise = False
 
@@ -337,7 +342,10 @@ class GramReducer:
         return self._reduce(features, None)
 
     def _reduce(self, features, shared) -> np.ndarray:
-        return _gram_of(features, self.precision, shared).kc.copy()
+        precision = self.precision
+        if precision == "auto":
+            precision = "float64" if tuple(features.shape)[1] <= RDM_FLOAT64_FEATURES else "float32"
+        return _gram_of(features, precision, shared).kc.copy()
 
     def __repr__(self):
         return f"GramReducer(precision={self.precision!r})"

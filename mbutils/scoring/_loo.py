@@ -404,3 +404,70 @@ def parallel_map(fn, items, n_workers) -> list:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(min(n_workers, len(items)), thread_name_prefix="mbutils-score") as pool:
         return list(pool.map(fn, items))
+
+
+def loo_pearson_auto(s, V, Yt, y_ok, yss, alphas, block=_BLOCK):
+    """Per target, the penalty of ``alphas`` with the smallest leave-one-out error, and the
+    Pearson r of the leave-one-out predictions with it.
+
+    For each alpha the leave-one-out residuals are ``(G y)_i / G_ii`` with ``G = V diag(1 / (s +
+    alpha)) V^T`` (see :mod:`mbutils.scoring.ridge`); each target takes the first alpha of the
+    grid whose mean squared residual is smallest (as scikit-learn's ``RidgeCV(alphas=...,
+    alpha_per_target=True)``, which keeps the first of equal errors), and its predictions
+    ``y - residual``. Float64 throughout, targets in blocks of ``block``.
+
+    Parameters
+    ----------
+    s : ndarray (n - 1,)
+    V : ndarray (n, n - 1)
+        From :func:`~mbutils.scoring.ridge.centered_eigh` (or ``centered_svd``).
+    Yt : ndarray (m, n)
+        Centered targets, one per row (as :attr:`LooPearson.Yt`).
+    y_ok : ndarray (m,), bool
+        False for unusable targets (their r is NaN).
+    yss : ndarray (m,)
+        Sums of squares of the rows of ``Yt``.
+    alphas : ndarray (k,)
+        Penalties, in the order in which ties are broken.
+    block : int
+
+    Returns
+    -------
+    r : ndarray (m,)
+        NaN for unusable targets and where the predictions are constant (spread at most 1e-12
+        of their magnitude, as :func:`~mbutils.scoring.pearson_columns`).
+    chosen : ndarray (m,)
+        The penalty chosen per target.
+    """
+    m = Yt.shape[0]
+    alphas = np.asarray(alphas, dtype=np.float64)
+    r = np.full(m, np.nan)
+    chosen = np.full(m, np.nan)
+    V2 = V * V
+    weights = [1.0 / (s + a) for a in alphas]
+    diags = [V2 @ w for w in weights]  # diag(G) per alpha: sums of positive terms
+    for j in range(0, m, block):
+        e = min(m, j + block)
+        Y = Yt[j:e].T  # (n, b)
+        Z = V.T @ Y
+        best = best_err = None
+        pick = np.zeros(e - j, dtype=np.intp)
+        for k, (w, g) in enumerate(zip(weights, diags)):
+            resid = (V @ (w[:, None] * Z)) / g[:, None]
+            err = np.einsum("ij,ij->j", resid, resid)
+            if best is None:
+                best, best_err = resid, err
+                continue
+            better = err < best_err
+            best[:, better] = resid[:, better]
+            best_err[better] = err[better]
+            pick[better] = k
+        pred = Y - best
+        q = pred - pred.mean(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rb = np.einsum("ij,ij->j", q, Y) / np.sqrt(np.einsum("ij,ij->j", q, q) * yss[j:e])
+        flat = np.abs(q).max(0) <= 1e-12 * np.maximum(np.abs(pred).max(0), _TINY)
+        ok = y_ok[j:e] & np.isfinite(rb) & ~flat
+        r[j:e] = np.where(ok, np.clip(rb, -1.0, 1.0), np.nan)
+        chosen[j:e] = alphas[pick]
+    return r, chosen

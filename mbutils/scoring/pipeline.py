@@ -23,15 +23,25 @@ from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
 from ..constants import ALPHA, N_COMPONENTS, RELIABILITY_THRESHOLD, TRAIN_TYPES
-from ._loo import LooPearson, _operator_from_eig, blas_workers, parallel_map, penalty_dominated
+from ._loo import LooPearson, _operator_from_eig, blas_workers, loo_pearson_auto, parallel_map, penalty_dominated
+from .cka import CKA_ESTIMATORS, cka_matrix, linear_gram, splithalf_cka_reliability
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
 from .rsa import rdm
 
 __all__ = ["score_model", "score_features", "score_reduced", "Targets", "summarize_scores", "check_scores", "ScoreCheckError",
-           "METRICS", "SCALED_METRIC", "MAPPINGS_SCORE", "CEILING_MARGIN", "RELIABILITY_CUTOFFS"]
+           "METRICS", "DEFAULT_METRICS", "PAPER_METRICS", "AUTO_ALPHAS", "SCALED_METRIC", "MAPPINGS_SCORE",
+           "CEILING_MARGIN", "RELIABILITY_CUTOFFS"]
 
 _log = logging.getLogger(__name__)
-METRICS = ("srp_ridge", "rsa")
+#: the metrics a model can be scored with: SRP-Ridge, RSA (the paper's) and linear CKA
+METRICS = ("srp_ridge", "rsa", "cka")
+#: the metrics scored when none are named
+DEFAULT_METRICS = ("srp_ridge", "rsa")
+#: the paper's two metrics, whose layer maxima average to the ``overall_score``
+PAPER_METRICS = ("srp_ridge", "rsa")
+#: penalties of ``alpha="auto"``, relative to the layer: each is multiplied by the mean eigenvalue
+#: of the layer's centered Gram matrix on the centered stimulus space (``trace / (n - 1)``)
+AUTO_ALPHAS = np.logspace(-3, 5, 17)
 #: SRP-Ridge with the penalty relative to the layer: alpha times the mean eigenvalue of the
 #: layer's centered Gram matrix (scale invariant; beside the paper's fixed alpha)
 SCALED_METRIC = "srp_ridge_scaled"
@@ -164,8 +174,67 @@ def _layer_operators(f, features_are_gram, alpha, scale_aware):
     return P, P_scaled, penalty_dominated(P), alpha_scaled
 
 
+def _layer_spectrum_auto(f, features_are_gram, alphas):
+    """Spectrum and penalty grid of one layer for ``alpha="auto"``.
+
+    Returns ``((s, V, grid), dominated, mean_eigenvalue)``, or ``(None, False, nan)`` for a
+    constant layer. ``grid``: ``alphas`` times the mean eigenvalue of the centered Gram on the
+    centered stimulus space; ``dominated``: whether even the smallest penalty of the grid is
+    penalty-dominated (then every one is; see :func:`~mbutils.scoring._loo.penalty_deviation`).
+    """
+    kc, constant = _layer_gram(f, features_are_gram)
+    if constant:
+        return None, False, np.nan
+    s, V = centered_eigh(kc)
+    mean = float(s.sum()) / s.size
+    if not mean > 0:
+        return None, False, np.nan
+    grid = np.asarray(alphas, dtype=np.float64) * mean
+    if gram_error_ratio(s, float(grid.min())) > GRAM_TOLERANCE:
+        if features_are_gram:
+            _log.warning("a layer's Gram matrix carries rounding errors of %.2g of its smallest eigenvalue plus "
+                         "alpha; its leave-one-out scores may be inexact (score from features to avoid this)",
+                         gram_error_ratio(s, float(grid.min())))
+        else:
+            s, V = centered_svd(f)
+    return (s, V, grid), penalty_dominated(_operator_from_eig(s, V, float(grid.min()))), mean
+
+
+def _check_alphas_auto(alphas):
+    """The relative penalty grid of ``alpha="auto"`` (default :data:`AUTO_ALPHAS`), or a ValueError."""
+    if alphas is None:
+        return np.asarray(AUTO_ALPHAS, dtype=np.float64)
+    try:
+        grid = np.asarray(alphas, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        grid = np.array([np.nan])
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
+        raise ValueError(f"alphas={alphas!r}; expected positive numbers (penalties relative to the layer's mean "
+                         "eigenvalue), e.g. numpy.logspace(-3, 5, 17)")
+    return grid
+
+
+def _auto_scores(ops, Ys, n_workers):
+    """Per layer, leave-one-out Pearson r and chosen penalties of the targets ``Ys`` (stacked).
+
+    Returns ``(R, A)``, both (n_layers, m): NaN rows for constant layers."""
+    prep = LooPearson(*Ys, precision="float64")
+    m = prep.n_targets
+
+    def one(op):
+        if op[0] is None:
+            return np.full(m, np.nan), np.full(m, np.nan)
+        s, V, grid = op[0]
+        return loo_pearson_auto(s, V, prep.Yt, prep.y_ok, prep.yss, grid)
+
+    out = parallel_map(one, ops, n_workers)
+    if not out:
+        return np.full((0, m), np.nan), np.full((0, m), np.nan)
+    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
 def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
-                       precision="float32", scale_aware=True, extra_y=None):
+                       precision="float32", scale_aware=True, extra_y=None, alphas=None):
     """Ridge-GCV leave-one-out Pearson r of every layer and target.
 
     Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
@@ -187,7 +256,21 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
         With the paper's ``alpha``, all trials only, for the targets ``extra_y``
         (n_stimuli, n_extra) when given: scored in a call of their own, so that ``R`` is the
         same with or without them.
+    chosen : ndarray (n_layers, 3 * n_neurons) or None
+        With ``alpha="auto"``: the penalty chosen per layer and target (generalized
+        cross-validation over ``alphas`` times the layer's mean eigenvalue; ``R`` holds the
+        leave-one-out scores with it, ``R_scaled`` is None, ``alpha_scaled`` holds the mean
+        eigenvalues). None otherwise.
     """
+    if isinstance(alpha, str):  # "auto"
+        ops = parallel_map(lambda i: _layer_spectrum_auto(regression_features[i], features_are_gram, alphas),
+                           range(n_layers), n_workers)
+        R, chosen = _auto_scores(ops, (targets.y, targets.y_odd, targets.y_even), n_workers)
+        R_extra = None
+        if extra_y is not None and extra_y.shape[1]:
+            R_extra = _auto_scores(ops, (extra_y,), n_workers)[0]
+        return (R, None, np.array([o[1] for o in ops], dtype=bool), np.array([o[2] for o in ops], dtype=np.float64),
+                R_extra, chosen)
     scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
     ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
                        range(n_layers), n_workers)
@@ -202,7 +285,7 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
     R_extra = None
     if extra_y is not None and extra_y.shape[1]:
         R_extra = LooPearson(extra_y, precision=precision).scores([o[0] for o in ops], n_workers)
-    return R, R_scaled, dominated, alpha_scaled, R_extra
+    return R, R_scaled, dominated, alpha_scaled, R_extra, None
 
 
 def _layer_triangles(layer_rdms, n_layers, n_stim):
@@ -220,6 +303,45 @@ def _layer_triangles(layer_rdms, n_layers, n_stim):
     for i in range(n_layers):
         layer_tri[:, i] = np.asarray(layer_rdms[i], dtype=np.float64).ravel()[flat]
     return flat, layer_tri
+
+
+def _cka_scores(targets, layer_grams, n_layers, label_sets, codes, estimator):
+    """Linear CKA of every layer's Gram with the neural Gram of every group (all, odd, even trials).
+
+    Parameters
+    ----------
+    targets : Targets
+    layer_grams : sequence of ndarray (n_stimuli, n_stimuli)
+        Per layer, the doubly centered Gram of its features (a layer whose trace is not positive
+        or not finite is constant: NaN).
+    n_layers : int
+    label_sets, codes : dict
+        As in :func:`score_reduced`.
+    estimator : {"biased", "unbiased"}
+
+    Returns
+    -------
+    columns : list of (grouping, group)
+    values : ndarray (n_layers, 3 * len(columns))
+        CKA of the layer's Gram with the neural Gram ``Yc Yc^T`` of the group's trial-averaged
+        responses (all trials, odd trials, even trials).
+    constant : ndarray (n_layers,), bool
+    """
+    grams, constant = [], np.zeros(n_layers, dtype=bool)
+    for i in range(n_layers):
+        kc, flat = _layer_gram(layer_grams[i], True)
+        constant[i] = flat
+        grams.append(kc)
+    columns, neural = [], []
+    for key, labels in label_sets.items():
+        for g in codes[key][0]:
+            m = labels == g
+            for y in (targets.y, targets.y_odd, targets.y_even):
+                neural.append(linear_gram(y[:, m]))
+            columns.append((key, g))
+    values = cka_matrix(grams, neural, estimator) if n_layers and neural else np.full((n_layers, len(neural)), np.nan)
+    values[constant] = np.nan
+    return columns, values, constant
 
 
 def _rsa_scores(targets, layer_tri, flat, n_layers, label_sets, codes):
@@ -277,6 +399,17 @@ def _group_means(values, labels, groups):
         n_nan = int(np.isnan(v).sum())
         mean = float(np.nanmean(v)) if n_nan < v.size else float("nan")
         out[g] = (mean, int(v.size), n_nan)
+    return out
+
+
+def _group_medians(values, code, n_groups):
+    """Per group (integer codes): median of the finite values (NaN for a group without any)."""
+    out = np.full(n_groups, np.nan)
+    for j in range(n_groups):
+        v = values[code == j]
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[j] = float(np.median(v))
     return out
 
 
@@ -379,8 +512,9 @@ def _targets_from_dataset(dataset) -> tuple[Targets, int]:
     return Targets(y[ok].T, odd[ok].T, even[ok].T, neurons, trials), n_bad
 
 
-def _ceilings(targets: Targets, label_column, n_splits=10, seed=0) -> dict:
-    """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA)."""
+def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator=None) -> dict:
+    """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA),
+    and with ``cka_estimator`` the Gram's split-half CKA (:func:`_cka_ceiling`; NaN without)."""
     from ..reliability import noise_ceiling
 
     labels = targets.neurons[label_column].to_numpy()
@@ -389,11 +523,34 @@ def _ceilings(targets: Targets, label_column, n_splits=10, seed=0) -> dict:
     for g in pd.unique(labels):
         m = labels == g
         reg = float(np.nanmean(per_neuron[m])) if np.isfinite(per_neuron[m]).any() else float("nan")
-        rsa = float("nan")
+        rsa = cka = float("nan")
         if targets.trials is not None and m.sum() >= 2:
             rsa = _rdm_ceiling(targets.trials[m], n_splits, seed)
-        out[g] = {"srp_ridge": reg, "rsa": rsa}
+        if targets.trials is not None and cka_estimator is not None:
+            cka = _cka_ceiling(targets.trials[m], n_splits, seed, cka_estimator)
+        out[g] = {"srp_ridge": reg, "rsa": rsa, "cka": cka}
     return out
+
+
+def _cka_ceiling(trials, n_splits=10, seed=0, estimator="biased") -> float:
+    """CKA noise ceiling of a population: sqrt of its Gram's split-half CKA reliability
+    (:func:`mbutils.scoring.cka.splithalf_cka_reliability`, the splits and Spearman-Brown
+    correction of the RSA ceiling :func:`_rdm_ceiling`).
+
+    ``trials``: (n_neurons, n_stimuli, n_trials); NaN with fewer than 2 trials, or where the
+    reliability cannot be computed.
+    """
+    from ..reliability import noise_ceiling
+
+    if trials.shape[0] < 1 or trials.shape[2] < 2:
+        return float("nan")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(noise_ceiling(splithalf_cka_reliability(trials, n_splits=n_splits, seed=seed,
+                                                                 estimator=estimator)))
+    except ValueError:
+        return float("nan")
 
 
 def _rdm_ceiling(trials, n_splits=10, seed=0) -> float:
@@ -617,7 +774,8 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
 def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Targets = None, *,
                    model="model", train_type="trained", alpha=1.0, features_are_gram=False,
                    groupings=GROUPINGS, progress=None, loo_precision="float32", scale_aware=True, check=True,
-                   reliability_cutoffs=None, extra_targets: Targets | None = None):
+                   reliability_cutoffs=None, extra_targets: Targets | None = None, layer_grams=None,
+                   cka_estimator="biased", alphas=None):
     """Score reduced layer features (projections or Grams, and RDMs) against trial-averaged responses.
 
     The scoring step of :func:`score_model`; :func:`score_features` reduces a user's own
@@ -636,7 +794,14 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     targets : Targets
         From the dataset (:meth:`Targets.from_dataset`).
     model, train_type : str
-    alpha : float
+    alpha : float or "auto"
+        Ridge penalty of SRP-Ridge; ``"auto"``: per neuron (and per trial half), the penalty of
+        the grid ``alphas`` with the smallest leave-one-out error (generalized cross-validation,
+        as scikit-learn's ``RidgeCV(alphas=grid, alpha_per_target=True)``), and the score from
+        the leave-one-out predictions with it. Then no scale-aware score is computed, the
+        ``alpha`` column of the ``scores`` tables holds the median chosen penalty of the group's
+        neurons (all trials) and ``neuron_scores`` gets a column ``alpha`` (the penalty of each
+        neuron); ``penalty_dominated`` flags layers where even the smallest penalty is.
     features_are_gram : bool
     groupings : sequence of str
         Neuron coordinates to score by besides ``area``.
@@ -663,6 +828,17 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         Neurons below the threshold of ``targets`` (their ``neurons`` carry ``reliability``),
         scored for ``reliability_cutoffs`` only: their leave-one-out scores are computed in a
         call of their own and every other table is that of ``targets`` alone, unchanged.
+    layer_grams : list of ndarray (n_stimuli, n_stimuli), optional
+        Per layer, the doubly centered Gram of its features (``GramReducer``): metric ``"cka"``,
+        linear CKA with the neural Gram of each group's trial-averaged responses, its ceiling the
+        square root of the neural Gram's split-half CKA reliability (Spearman-Brown corrected,
+        as the RSA ceiling). ``None`` skips CKA.
+    cka_estimator : {"biased", "unbiased"}
+        HSIC estimator of CKA (:mod:`mbutils.scoring.cka`).
+    alphas : sequence of float, optional
+        With ``alpha="auto"``: the penalty grid relative to each layer, multiplied by the mean
+        eigenvalue of its centered Gram on the centered stimulus space (``trace / (n - 1)``);
+        default :data:`AUTO_ALPHAS` (``numpy.logspace(-3, 5, 17)``).
 
     Returns
     -------
@@ -680,6 +856,13 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     without ``reliability_cutoffs``).
     """
     _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
+    _check_choice(cka_estimator, CKA_ESTIMATORS, "cka_estimator")
+    auto = isinstance(alpha, str)
+    if auto:
+        _check_choice(alpha, ("auto",), "alpha")
+        alphas = _check_alphas_auto(alphas)
+    else:
+        alpha = float(alpha)
     cutoffs = _check_cutoffs(reliability_cutoffs)
     if extra_targets is not None and not cutoffs:
         raise ValueError("extra_targets are scored for reliability_cutoffs only; give reliability_cutoffs too, or "
@@ -713,9 +896,14 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             n_workers = stack.enter_context(blas_workers())
             background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
-                                           float(alpha), features_are_gram, n_workers, loo_precision,
-                                           bool(scale_aware), extra_y)
-        ceilings = {key: _ceilings(targets, key) for key in label_sets}
+                                           alpha, features_are_gram, n_workers, loo_precision,
+                                           bool(scale_aware), extra_y, alphas)
+        ceilings = {key: _ceilings(targets, key, cka_estimator=cka_estimator if layer_grams is not None else None)
+                    for key in label_sets}
+        if layer_grams is not None:
+            cka_columns, cka_values, cka_constant = _cka_scores(targets, layer_grams, len(layers), label_sets, codes,
+                                                                cka_estimator)
+            cka_sizes = [int((label_sets[key] == g).sum()) for key, g in cka_columns]
         layer_tri = tri_index = rsa_constant = None
         if layer_rdms is not None:
             tri_index, layer_tri = _layer_triangles(layer_rdms, len(layers), targets.y.shape[0])
@@ -724,9 +912,9 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             rsa_sizes = [int((label_sets[key] == g).sum()) for key, g in rsa_columns]
         if regression is not None and len(layers):
             ns_columns = _neuron_table_columns(layers, neurons, model, train_type)
-        R = R_scaled = R_extra = None
+        R = R_scaled = R_extra = chosen = None
         if regression is not None:  # (n_layers, 3 * n_neur) each
-            R, R_scaled, dominated, alpha_scaled, R_extra = regression.result()
+            R, R_scaled, dominated, alpha_scaled, R_extra, chosen = regression.result()
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
     neuron_scores = []
@@ -743,7 +931,7 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             neuron_scores.append(R[i][:n_neur])
             flag = bool(dominated[i])
             flat = bool(np.isnan(alpha_scaled[i]))
-            for metric, RR, extra in (("srp_ridge", R, dict(penalty_dominated=flag, alpha=float(alpha),
+            for metric, RR, extra in (("srp_ridge", R, dict(penalty_dominated=flag, alpha=np.nan if auto else alpha,
                                                             constant=flat)),
                                       (SCALED_METRIC, R_scaled, dict(penalty_dominated=False,
                                                                      alpha=float(alpha_scaled[i]), constant=flat))):
@@ -756,7 +944,11 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
                     full = _group_means_coded(r_all, code, len(groups))
                     odd = _group_means_coded(r_odd, code, len(groups))
                     even = _group_means_coded(r_even, code, len(groups))
+                    medians = _group_medians(chosen[i, :n_neur], code, len(groups)) if auto and metric == "srp_ridge" \
+                        else None
                     for j, g in enumerate(groups):
+                        if medians is not None:
+                            extra = dict(extra, alpha=medians[j])
                         rows.append(dict(grouping=key, group=g, **base, metric=metric, score=full[0][j],
                                          score_odd=odd[0][j], score_even=even[0][j], n_neurons=int(full[1][j]),
                                          n_nan=int(full[2][j]), ceiling=ceilings[key][g]["srp_ridge"], **extra))
@@ -768,6 +960,13 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
                                  n_neurons=rsa_sizes[j],
                                  n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["rsa"],
                                  penalty_dominated=False, alpha=np.nan, constant=bool(rsa_constant[i])))
+        if layer_grams is not None:
+            for j, (key, g) in enumerate(cka_columns):
+                v = cka_values[i, 3 * j:3 * j + 3]
+                rows.append(dict(grouping=key, group=g, **base, metric="cka", score=float(v[0]),
+                                 score_odd=float(v[1]), score_even=float(v[2]), n_neurons=cka_sizes[j],
+                                 n_nan=int(np.isnan(v[0])), ceiling=ceilings[key][g]["cka"],
+                                 penalty_dominated=False, alpha=np.nan, constant=bool(cka_constant[i])))
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["grouping", "group", "layer", "layer_index", "layer_depth", "metric", "score",
@@ -790,7 +989,8 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     if neuron_scores:
         # fresh arrays: no copy, and no consolidation of the blocks (slow for millions of rows)
         ns = pd.DataFrame({**ns_columns, "score": np.concatenate(neuron_scores),
-                           "penalty_dominated": np.repeat(dominated, n_neur)}, copy=False)
+                           "penalty_dominated": np.repeat(dominated, n_neur),
+                           **({"alpha": chosen[:, :n_neur].ravel()} if auto else {})}, copy=False)
     else:
         ns = pd.DataFrame(columns=["model", "train_type", "layer", "layer_index", "layer_depth", "cell_specimen_id",
                                    "area", "cre_line", "imaging_depth", "score", "penalty_dominated"])
@@ -833,14 +1033,23 @@ def _mark_few_neurons(scores: pd.DataFrame, neurons: pd.DataFrame) -> None:
 
 
 def _check_metrics_alpha(metrics, alpha) -> tuple:
-    """The metrics as a tuple of known names, and alpha finite and positive, or a ValueError."""
+    """The metrics as a tuple of known names, and alpha finite and positive (or ``"auto"``), or a
+    ValueError."""
     metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
     for m in metrics:
         _check_choice(m, METRICS, "metric")
     if not metrics:
-        raise ValueError("metrics is empty; expected at least one of ['srp_ridge', 'rsa']")
-    if not np.isfinite(float(alpha)) or float(alpha) <= 0:
-        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty")
+        raise ValueError(f"metrics is empty; expected at least one of {list(METRICS)}")
+    if isinstance(alpha, str):
+        if alpha != "auto":
+            raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty or 'auto'")
+        return metrics
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"alpha={alpha!r}; expected a finite positive penalty or 'auto'")
     return metrics
 
 
@@ -878,9 +1087,10 @@ def _feature_layers(features) -> tuple[list, list]:
     return names, out
 
 
-def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONENTS, alpha=ALPHA,
+def score_features(features, dataset, *, metrics=DEFAULT_METRICS, n_components=N_COMPONENTS, alpha=ALPHA,
                    threshold=RELIABILITY_THRESHOLD, seed=0, model="features", train_type="user", groupings=GROUPINGS,
-                   progress=None, check=True, select_kwargs=None, reliability_cutoffs=RELIABILITY_CUTOFFS) -> dict:
+                   progress=None, check=True, select_kwargs=None, reliability_cutoffs=RELIABILITY_CUTOFFS,
+                   alphas=None, cka_estimator="biased") -> dict:
     """Score features you computed yourself, layer by layer, as :func:`score_model` scores a model.
 
     Each layer is reduced as the paper does (a sparse random projection to ``n_components``
@@ -896,9 +1106,12 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
         Observatory in their id order); trailing axes are flattened. A dict or a Dataset names
         the layers (their order is the depth order); a list is named ``layer0, layer1, ...``.
     dataset : str, pathlib.Path or NeuralDataset
-    metrics : sequence of {"srp_ridge", "rsa"}
+    metrics : sequence of {"srp_ridge", "rsa", "cka"}, default ("srp_ridge", "rsa")
+        ``"cka"``: linear CKA of the layer's Gram (all features, float64 arithmetic for
+        layers of at most 16,384 features) with each area's.
     n_components : int, default 4096
-    alpha : float, default 1.0
+    alpha : float or "auto", default 1.0
+        As in :func:`score_reduced` (with ``alphas``).
     threshold : float, default 0.8
         Split-half reliability threshold of the neuron selection.
     seed : int
@@ -914,6 +1127,9 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
         More arguments for :func:`mbutils.data.select_neurons`.
     reliability_cutoffs : sequence of float, default :data:`RELIABILITY_CUTOFFS`
         As in :func:`score_model`.
+    alphas : sequence of float, optional
+        The relative penalty grid of ``alpha="auto"`` (see :func:`score_reduced`).
+    cka_estimator : {"biased", "unbiased"}
 
     Returns
     -------
@@ -929,7 +1145,7 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
     >>> tables = score_features({"pixels": pixels}, "data/synthetic.nc")     # doctest: +SKIP
     >>> tables["summary"][["metric", "area", "max_score"]]                    # doctest: +SKIP
     """
-    from ..reduction import RDMReducer, SparseRandomProjection
+    from ..reduction import GramReducer, RDMReducer, SparseRandomProjection
 
     metrics = _check_metrics_alpha(metrics, alpha)
     cutoffs = _check_cutoffs(reliability_cutoffs)
@@ -944,20 +1160,25 @@ def score_features(features, dataset, *, metrics=METRICS, n_components=N_COMPONE
                              "(one row per scene, in the order of dataset.scenes().stimuli)")
     srp = SparseRandomProjection(n_components=n_components, seed=seed)
     rdm_reducer = RDMReducer()
-    regression, rdms = [], []
+    gram_reducer = GramReducer(precision="auto")
+    regression, rdms, grams = [], [], []
     for x in arrays:
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         if "srp_ridge" in metrics:
             regression.append(srp(x32) if x32.shape[1] > n_components else x32)
         if "rsa" in metrics:
             rdms.append(rdm_reducer(x32))
+        if "cka" in metrics:
+            grams.append(gram_reducer(x32))
     k = len(arrays)
     layers = pd.DataFrame({"name": names, "index": np.arange(k), "depth": (np.arange(k) + 1) / k,
                            "n_features": [x.shape[1] for x in arrays], "module_type": "features"})
     tables = score_reduced(layers, regression if "srp_ridge" in metrics else None,
                            rdms if "rsa" in metrics else None, targets, model=model, train_type=train_type,
                            alpha=alpha, groupings=groupings, progress=progress, check=check,
-                           reliability_cutoffs=cutoffs, extra_targets=extra)
+                           reliability_cutoffs=cutoffs, extra_targets=extra,
+                           layer_grams=grams if "cka" in metrics else None, cka_estimator=cka_estimator,
+                           alphas=alphas)
     tables["summary"] = summarize_scores(tables["scores"])
     return tables
 
@@ -1067,8 +1288,9 @@ def summarize_scores(scores: pd.DataFrame, by="area", include_flagged=False) -> 
     if summary.empty:
         return summary
     pair = [k for k in keys if k != "metric"]
-    overall = (summary[summary["metric"].isin(METRICS)].groupby(pair, dropna=False)["max_score"]
-               .agg(lambda s: s.mean() if s.notna().sum() == len(METRICS) else np.nan).rename("overall_score"))
+    overall = (summary[summary["metric"].isin(PAPER_METRICS)].groupby(pair, dropna=False)["max_score"]
+               .agg(lambda s: s.mean() if s.notna().sum() == len(PAPER_METRICS) else np.nan)
+               .rename("overall_score"))
     summary = summary.merge(overall.reset_index(), on=pair, how="left")
     return summary
 
@@ -1182,10 +1404,10 @@ def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
         tmp.write_text(json.dumps(_strict_json(provenance), indent=1, allow_nan=False))
 
 
-def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_components=4096, alpha=1.0,
+def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METRICS, n_components=4096, alpha=1.0,
                 threshold=0.8, mapping="srp", seed=0, cache=True, progress=None, device=None,
                 select_kwargs=None, batch_size=None, gram_precision=None, loo_precision="float32",
-                reliability_cutoffs=RELIABILITY_CUTOFFS):
+                reliability_cutoffs=RELIABILITY_CUTOFFS, alphas=None, cka_estimator="biased"):
     """Score one model on one dataset and write tidy Parquet tables into ``out_dir``.
 
     Steps: the dataset's scenes (stimulus >= 0); neuron selection
@@ -1201,10 +1423,17 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     dataset : str, pathlib.Path or NeuralDataset
     out_dir : str or pathlib.Path
     weights : {"trained", "random"}
-    metrics : sequence of {"srp_ridge", "rsa"}
+    metrics : sequence of {"srp_ridge", "rsa", "cka"}, default ("srp_ridge", "rsa")
+        ``"cka"``: linear CKA of each layer's Gram (all of its features, not the projection)
+        with each area's (see :func:`score_reduced`). Its Gram comes from the extraction's
+        shared pass over the layer (``GramReducer(precision="auto")``: float64 arithmetic for
+        layers of at most 16,384 features, float32 products summed in float64 for larger ones,
+        as the RDMs), or is the regression's Gram with ``mapping="exact"``.
     n_components : int, default 4096
         Projection size (``mapping="srp"``) or PCA components (``mapping="pca"``).
-    alpha : float, default 1.0
+    alpha : float or "auto", default 1.0
+        Ridge penalty; ``"auto"``: chosen per neuron by generalized cross-validation over
+        ``alphas`` times each layer's mean eigenvalue (see :func:`score_reduced`).
     threshold : float, default 0.8
         Split-half reliability threshold of the neuron selection.
     mapping : {"srp", "exact", "pca"}
@@ -1230,6 +1459,11 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         ``threshold`` are scored too, from the same extraction, in a leave-one-out pass of their
         own; every other table (and ``neuron_scores``) holds the neurons of ``threshold`` only
         and is the same as without cutoffs. ``()`` scores no cutoffs.
+    alphas : sequence of float, optional
+        The relative penalty grid of ``alpha="auto"``; default :data:`AUTO_ALPHAS`
+        (``numpy.logspace(-3, 5, 17)``).
+    cka_estimator : {"biased", "unbiased"}
+        HSIC estimator of the CKA metric (:mod:`mbutils.scoring.cka`).
 
     Returns
     -------
@@ -1275,6 +1509,8 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
             reducers["regression"] = PCAReducer(n_components=n_components)
     if "rsa" in metrics:
         reducers["rdm"] = RDMReducer(precision=gram_precision or "float32")
+    if "cka" in metrics and not ("srp_ridge" in metrics and mapping == "exact"):
+        reducers["gram"] = GramReducer(precision=gram_precision or "auto")
     t = time.perf_counter()
     stimuli = np.asarray(selected.stimuli.values)
     fs = extract(model, stimuli, reducers, cache=cache, progress=progress, batch_size=batch_size)
@@ -1286,6 +1522,8 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
         fs.layers,
         regression_features=fs["regression"] if "regression" in reducers else None,
         layer_rdms=fs["rdm"] if "rdm" in reducers else None,
+        layer_grams=(fs["gram"] if "gram" in reducers else fs["regression"]) if "cka" in metrics else None,
+        cka_estimator=cka_estimator, alphas=alphas,
         targets=targets, model=model.name, train_type=train_type, alpha=alpha,
         features_are_gram=(mapping == "exact"), progress=progress, loo_precision=loo_precision,
         reliability_cutoffs=cutoffs, extra_targets=extra)
@@ -1314,7 +1552,10 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=METRICS, n_c
     }
     provenance = {
         "model": model.name, "train_type": train_type, "identity": model.identity, "model_info": model_info,
-        "parameters": {"metrics": list(metrics), "n_components": int(n_components), "alpha": float(alpha),
+        "parameters": {"metrics": list(metrics), "n_components": int(n_components),
+                       "alpha": alpha if isinstance(alpha, str) else float(alpha),
+                       **({"alphas_relative": list(_check_alphas_auto(alphas))} if isinstance(alpha, str) else {}),
+                       **({"cka_estimator": cka_estimator} if "cka" in metrics else {}),
                        "threshold": threshold, "mapping": mapping, "seed": int(seed),
                        "gram_precision": gram_precision or {"rdm": "float32", "exact": "float64"},
                        "loo_precision": loo_precision, "reliability_cutoffs": list(cutoffs),
