@@ -136,3 +136,91 @@ def test_trial_views():
     assert scenes.n_stimuli == 5 and (scenes.ds["stimulus"].values >= 0).all()
     assert scenes.stimuli.shape == (5, 9, 11)
     assert "neurons=12" in repr(data)
+
+
+def test_optional_metadata_round_trip_as_unknown(tmp_path):
+    rng = np.random.default_rng(3)
+    data = NeuralDataset.from_arrays(rng.normal(size=(5, 4, 3)), rng.integers(0, 256, (4, 6, 6), dtype=np.uint8))
+    assert data.ds["stimulus"].values.tolist() == [0, 1, 2, 3]
+    assert data.ds["cell_specimen_id"].values.tolist() == [0, 1, 2, 3, 4]
+    assert "specimen_id" not in data.ds.coords
+    loaded = load_dataset(data.save(tmp_path / "bare.nc"))
+    with xr.open_dataset(tmp_path / "bare.nc") as raw:
+        assert raw["excitatory"].dtype == np.float64 and np.isnan(raw["excitatory"].values).all()
+        assert raw["imaging_depth"].values.tolist() == [-1] * 5
+        assert raw["area"].values.tolist() == ["unknown"] * 5 and raw.attrs["source"] == "user"
+    assert loaded.unknown_fields == ["area", "cre_line", "imaging_depth", "excitatory", "p_run_mod_ns", "specimen_id"]
+    assert data.select(excitatory=True).n_neurons == 0 and data.select(excitatory=False).n_neurons == 0
+
+
+def test_partly_known_excitatory_and_specimen_id_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    exc = np.array([1.0, 0.0, np.nan, 1.0, np.nan, 0.0])
+    data = NeuralDataset.from_arrays(rng.normal(size=(6, 4, 2)), rng.integers(0, 256, (4, 5, 5), dtype=np.uint8),
+                                     excitatory=exc, specimen_id=[7, 7, 7, 9, 9, 9], area=["VISp"] * 6)
+    loaded = load_dataset(data.save(tmp_path / "p.nc"))
+    np.testing.assert_array_equal(loaded.ds["excitatory"].values, exc)
+    assert loaded.ds["specimen_id"].dtype == np.int64 and loaded.ds["specimen_id"].values.tolist() == [7, 7, 7, 9, 9, 9]
+    assert loaded.known("excitatory").tolist() == [True, True, False, True, False, True]
+    assert loaded.select(excitatory=True).ds["cell_specimen_id"].values.tolist() == [0, 3]
+    assert loaded.select(excitatory=False).ds["cell_specimen_id"].values.tolist() == [1, 5]
+    assert "specimen_id" not in loaded.unknown_fields and "area" not in loaded.unknown_fields
+    # fully known after all: stored as bool
+    full = NeuralDataset.from_arrays(rng.normal(size=(2, 4, 2)), rng.integers(0, 256, (4, 5, 5), dtype=np.uint8),
+                                     excitatory=np.array([1.0, 0.0]))
+    assert full.ds["excitatory"].dtype == bool
+    with pytest.raises(ValueError, match=r"specimen_id has shape \(2,\); expected \(6,\)"):
+        NeuralDataset.from_arrays(rng.normal(size=(6, 4, 2)), rng.integers(0, 256, (4, 5, 5), dtype=np.uint8),
+                                  specimen_id=[1, 2])
+
+
+def test_other_writers_numbers_are_read_as_the_schema(tmp_path):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "other.nc"
+    xr.Dataset(
+        {"responses": (("neuron", "stimulus", "trial"), rng.normal(size=(3, 4, 2)).astype(np.float32)),
+         "stimuli": (("stimulus", "y", "x"), rng.integers(0, 256, (4, 5, 5), dtype=np.uint8))},
+        coords={"stimulus": [-1.0, 0.0, 1.0, 2.0], "imaging_depth": ("neuron", [175.0, np.nan, 375.0]),
+                "excitatory": ("neuron", np.array([1, 0, 1], dtype=np.int8))},
+    ).to_netcdf(path, engine="h5netcdf")
+    data = load_dataset(path)
+    assert data.ds["stimulus"].dtype == np.int64 and data.ds["stimulus"].values.tolist() == [-1, 0, 1, 2]
+    assert data.ds["imaging_depth"].values.tolist() == [175, -1, 375]
+    assert data.ds["excitatory"].values.tolist() == [True, False, True]
+    assert data.scenes().n_stimuli == 3
+
+
+@pytest.mark.parametrize("which", ["synthetic", "fake"])
+def test_existing_files_load_unchanged(tmp_path, which):
+    from pathlib import Path
+
+    from mbutils.testing import make_fake_dataset
+
+    if which == "synthetic":
+        path = Path(__file__).resolve().parents[1] / "data" / "synthetic.nc"
+        if not path.exists():
+            pytest.skip("data/synthetic.nc not built (mbutils data synthetic)")
+    else:
+        path = tmp_path / "fake.nc"
+        make_fake_dataset(path)
+    data = load_dataset(path)
+    with xr.open_dataset(path, engine="h5netcdf") as raw:
+        assert set(data.ds.coords) == set(raw.coords) and data.ds.attrs == raw.attrs
+        for name in raw.coords:
+            assert data.ds[name].dtype.kind == raw[name].dtype.kind or raw[name].dtype.kind == "O"
+            assert data.ds[name].values.tolist() == raw[name].values.tolist()
+        np.testing.assert_array_equal(data.responses.values, raw["responses"].values)
+    assert data.unknown_fields == ["specimen_id"]
+
+
+def test_ragged_trials_average_every_stimulus():
+    data = _dataset(n=4, n_stim=5, n_trials=6)
+    r = data.responses.values.copy()
+    r[:, 1, 1:] = np.nan  # stimulus 1 shown once
+    r[:, 2, 3:] = np.nan  # stimulus 2 shown three times
+    data = NeuralDataset(data.ds.assign(responses=(data.responses.dims, r)))
+    np.testing.assert_allclose(data.trial_average().values, np.nanmean(r, axis=2), rtol=1e-6)
+    np.testing.assert_allclose(data.trial_average().values[:, 1], r[:, 1, 0])
+    odd, even = data.trial_halves()
+    assert np.isnan(even.values[:, 1]).all() and np.isfinite(odd.values).all()
+    np.testing.assert_allclose(even.values[:, 2], r[:, 2, 1], rtol=1e-6)

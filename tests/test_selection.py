@@ -72,3 +72,46 @@ def test_cre_lines():
     assert not is_excitatory("Pvalb-IRES-Cre") and is_excitatory("Cux2")
     with pytest.raises(ValueError, match="unknown Cre line 'Foo-Cre'"):
         is_excitatory("Foo-Cre")
+
+
+def test_partly_unknown_excitatory_drops_the_unknown_neurons(data):
+    exc = data.ds["excitatory"].values.astype(np.float64)
+    exc[::4] = np.nan  # every fourth neuron of unknown type
+    partial = NeuralDataset(data.ds.assign_coords(excitatory=("neuron", exc)))
+    assert partial.ds["excitatory"].dtype == np.float64
+    selected, report = select_neurons(partial, threshold=0.7, n_splits=5, seed=3)
+    meta = partial.metadata()
+    meta["rel"] = splithalf_reliability(data.responses.values, n_splits=5, seed=3, progress=False)
+    exc_known = meta[meta.excitatory == 1.0]
+    still = exc_known[~(exc_known.p_run_mod_ns < 0.05)]
+    final = still[still.rel >= 0.7]
+    assert report.steps["n_neurons"].tolist() == [len(meta), len(exc_known), len(still), len(final)]
+    assert not report.steps["skipped"].any() and report.skipped == {}
+    n_unknown = int(np.isnan(exc).sum())
+    assert report.steps.set_index("step").loc["excitatory", "description"] == (
+        f"excitatory Cre lines ({n_unknown} neurons of unknown type dropped)")
+    assert sorted(selected.ds["cell_specimen_id"].values) == sorted(final.cell_specimen_id)
+
+
+def test_steps_without_their_field_are_skipped_and_reported(data):
+    ds = data.ds.drop_vars(["excitatory", "p_run_mod_ns"])
+    bare = NeuralDataset(ds)
+    selected, report = select_neurons(bare, threshold=0.7, n_splits=5, seed=3)
+    rel = splithalf_reliability(data.responses.values, n_splits=5, seed=3, progress=False)
+    steps = report.steps.set_index("step")
+    assert steps["skipped"].tolist() == [False, True, True, False]
+    assert steps["n_neurons"].tolist() == [200, 200, 200, int((rel >= 0.7).sum())]
+    assert report.skipped == {"excitatory": "no `excitatory` in the file",
+                              "not_running": "no `p_run_mod_ns` in the file"}
+    # the area and Cre line tables carry the skipped steps with the counts of the step before
+    assert (report.by_area["excitatory"] == report.by_area["all"]).all()
+    assert selected.n_neurons == int((rel >= 0.7).sum())
+
+
+def test_single_presentations_only_skip_the_reliability_step(data):
+    one_trial = NeuralDataset(data.ds.isel(trial=[0]))
+    selected, report = select_neurons(one_trial, threshold=0.8)
+    assert report.skipped == {"reliable": "no stimulus shown twice in the file"}
+    expected = ((data.ds["excitatory"].values) & ~(data.ds["p_run_mod_ns"].values < 0.05)).sum()
+    assert report.steps["n_neurons"].tolist()[-1] == selected.n_neurons == expected
+    assert report.reliability.isna().all()
