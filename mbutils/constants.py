@@ -15,6 +15,8 @@ __all__ = [
     "ALPHA",
     "AREAS",
     "AREA_GLOSSARY",
+    "DEFAULT_METRICS",
+    "METRICS",
     "N_COMPONENTS",
     "N_SCENES",
     "RELIABILITY_THRESHOLD",
@@ -47,6 +49,13 @@ RELIABILITY_THRESHOLD = 0.8
 
 #: natural scenes of the Brain Observatory's stimulus set
 N_SCENES = 118
+
+#: the metrics a model can be scored with: the paper's SRP-Ridge and RSA, and linear CKA
+#: (Kornblith et al. 2019) of the layer's and the area's stimulus Gram matrices
+METRICS = ("srp_ridge", "rsa", "cka")
+
+#: the metrics scored when none are named: the paper's two
+DEFAULT_METRICS = ("srp_ridge", "rsa")
 
 #: the variants of a model: trained weights, or the architecture randomly initialized
 TRAIN_TYPES = ("trained", "random")

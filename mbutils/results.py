@@ -28,7 +28,7 @@ __all__ = ["Run", "load_run", "load_model_results", "dataset_label", "model_summ
            "METRICS", "METRIC_LABELS", "TABLES"]
 
 METRICS = ("srp_ridge", "rsa")
-METRIC_LABELS = {"srp_ridge": "SRP-Ridge Max", "rsa": "RSA Max"}
+METRIC_LABELS = {"srp_ridge": "SRP-Ridge Max", "rsa": "RSA Max", "cka": "CKA Max"}
 #: the areas in the paper's order, for tables and figures
 AREA_ORDER = AREAS
 #: the distinct areas of a sequence in the paper's order (others after, sorted)

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
-from ..constants import ALPHA, N_COMPONENTS, RELIABILITY_THRESHOLD, TRAIN_TYPES
+from ..constants import ALPHA, DEFAULT_METRICS, METRICS, N_COMPONENTS, RELIABILITY_THRESHOLD, TRAIN_TYPES
 from ._loo import LooPearson, _operator_from_eig, blas_workers, loo_pearson_auto, parallel_map, penalty_dominated
 from .cka import CKA_ESTIMATORS, cka_matrix, linear_gram, splithalf_cka_reliability
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
@@ -33,10 +33,6 @@ __all__ = ["score_model", "score_features", "score_reduced", "Targets", "summari
            "CEILING_MARGIN", "RELIABILITY_CUTOFFS"]
 
 _log = logging.getLogger(__name__)
-#: the metrics a model can be scored with: SRP-Ridge, RSA (the paper's) and linear CKA
-METRICS = ("srp_ridge", "rsa", "cka")
-#: the metrics scored when none are named
-DEFAULT_METRICS = ("srp_ridge", "rsa")
 #: the paper's two metrics, whose layer maxima average to the ``overall_score``
 PAPER_METRICS = ("srp_ridge", "rsa")
 #: penalties of ``alpha="auto"``, relative to the layer: each is multiplied by the mean eigenvalue
