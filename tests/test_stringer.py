@@ -148,6 +148,9 @@ def test_errors_name_the_file(tmp_path):
     flat = tmp_path / "flat.mat"
     scipy.io.savemat(flat, {"imgs": np.zeros((4, 5))})
     cases.append((lambda: read_stringer(rec, flat), r"flat\.mat.*imgs has shape \(4, 5\)"))
+    white = tmp_path / "natimg2800_white_M170717_MP033_2017-08-20.mat"
+    white.write_bytes(rec.read_bytes())
+    cases.append((lambda: read_stringer(white, img), r"natimg2800_white recording.*give a natimg2800_M"))
     for call, match in cases:
         with pytest.raises(StringerDataError, match=match) as err:
             call()

@@ -56,9 +56,9 @@ def images_to_uint8(images: np.ndarray, where: str, error=ValueError) -> tuple[n
     Parameters
     ----------
     images : array of shape (n_images, height, width)
-        uint8 values are kept. Floating-point values are read on the 0..255 scale, unless all of
-        them lie within 0..1, which is read as the 0..1 scale (multiplied by 255); then rounded
-        to the nearest integer.
+        uint8 values are kept; other integers are read on the 0..255 scale. Floating-point
+        values are read on the 0..255 scale, unless all of them lie within 0..1, which is read as
+        the 0..1 scale (multiplied by 255); then rounded to the nearest integer.
     where : str
         The file or folder, named in errors.
     error : type, default ValueError
@@ -80,19 +80,21 @@ def images_to_uint8(images: np.ndarray, where: str, error=ValueError) -> tuple[n
         return images, "uint8"
     if images.dtype.kind not in "fiu":
         raise error(f"{where}: images have dtype {images.dtype}; expected uint8 or float grayscale values")
-    values = images.astype(np.float64)
-    if not np.isfinite(values).all():
+    if not np.isfinite(images).all():
         raise error(f"{where}: images hold non-finite values; give the images as published (0..255)")
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = float(images.min()), float(images.max())
     if lo < -1e-6 or hi > 255 + 1e-6:
         raise error(
             f"{where}: image values span {lo:.4g}..{hi:.4g}, outside 0..255 (standardized images?); "
             "give the images as published, on the 0..255 (or 0..1) scale"
         )
-    scale = "0-1" if hi <= 1.0 else "0-255"
-    if scale == "0-1":
-        values = values * 255.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8), scale
+    scale = "0-1" if images.dtype.kind == "f" and hi <= 1.0 else "0-255"
+    factor = 255.0 if scale == "0-1" else 1.0
+    out = np.empty(images.shape, dtype=np.uint8)
+    for start in range(0, images.shape[0], 256):  # in chunks: no float64 copy of all images
+        chunk = images[start:start + 256].astype(np.float64) * factor
+        out[start:start + 256] = np.clip(np.rint(chunk), 0, 255)
+    return out, scale
 
 
 def build_dataset(responses, stimuli, *, stimulus, cell_specimen_id, specimen_id, area, extra_coords,

@@ -32,6 +32,8 @@ from .dataset import UNKNOWN
 __all__ = ["read_stringer", "StringerDataError", "add_stringer_arguments", "run_stringer"]
 
 _MOUSE_RE = re.compile(r"MP(\d+)")
+#: natimg2800 variants whose images are transformations of imgs (not in images_natimg2800_all.mat)
+_TRANSFORMED_SETS = re.compile(r"^natimg2800_(white|8D|4D|small)", re.IGNORECASE)
 
 
 class StringerDataError(ValueError):
@@ -123,6 +125,12 @@ def read_stringer(path, images, *, area: str = UNKNOWN):
         A missing or unreadable file, a missing variable, or shapes that do not agree.
     """
     path, images = Path(path), Path(images)
+    variant = _TRANSFORMED_SETS.match(path.name)
+    if variant:
+        raise StringerDataError(
+            f"Stringer file {str(path)!r} is a natimg2800_{variant.group(1)} recording: its images are transformed "
+            "versions of images_natimg2800_all.mat, which are not published; give a natimg2800_M*.mat recording"
+        )
     mat = _loadmat(path, "recording")
     stim = mat.get("stim")
     if not isinstance(stim, dict):
