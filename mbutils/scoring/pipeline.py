@@ -23,6 +23,7 @@ from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
 from ..constants import ALPHA, DEFAULT_METRICS, METRICS, N_COMPONENTS, RELIABILITY_THRESHOLD, TRAIN_TYPES
+from ._bootstrap import DEFAULT_N_BOOT, attach_intervals, bootstrap_scores, check_n_boot, empty_bootstrap_table
 from ._loo import LooPearson, _operator_from_eig, blas_workers, loo_pearson_auto, parallel_map, penalty_dominated
 from .cka import CKA_ESTIMATORS, cka_matrix, linear_gram, splithalf_cka_reliability
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
@@ -57,7 +58,7 @@ MAPPINGS_SCORE = {
     "pca": "principal components (n_components) of the layer over the stimuli, then ridge GCV",
 }
 GROUPINGS = ("cre_line", "imaging_depth")
-TABLE_NAMES = ("scores", "scores_groups", "neuron_scores", "summary", "scores_reliability")
+TABLE_NAMES = ("scores", "scores_groups", "neuron_scores", "summary", "scores_reliability", "bootstrap")
 #: split-half reliability cutoffs of the ``scores_reliability`` table (paper appendix A.6,
 #: Figure 6): 0.5 to 0.95 in steps of 0.05
 RELIABILITY_CUTOFFS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
@@ -230,7 +231,7 @@ def _auto_scores(ops, Ys, n_workers):
 
 
 def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
-                       precision="float32", scale_aware=True, extra_y=None, alphas=None):
+                       precision="float32", scale_aware=True, extra_y=None, alphas=None, keep=None):
     """Ridge-GCV leave-one-out Pearson r of every layer and target.
 
     Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
@@ -257,6 +258,9 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
         cross-validation over ``alphas`` times the layer's mean eigenvalue; ``R`` holds the
         leave-one-out scores with it, ``R_scaled`` is None, ``alpha_scaled`` holds the mean
         eigenvalues). None otherwise.
+
+    With a dict ``keep`` (and a fixed ``alpha``), ``keep["operators"]`` receives the layers'
+    leave-one-out operators with ``alpha`` (for the bootstrap of the scores).
     """
     if isinstance(alpha, str):  # "auto"
         ops = parallel_map(lambda i: _layer_spectrum_auto(regression_features[i], features_are_gram, alphas),
@@ -271,6 +275,8 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
     ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
                        range(n_layers), n_workers)
     R = scorer.scores([o[0] for o in ops], n_workers)
+    if keep is not None:
+        keep["operators"] = [o[0] for o in ops]
     R_scaled = None
     if scale_aware:  # all trials only (a third of the products): odd and even halves are NaN
         n = targets.y.shape[1]
@@ -771,7 +777,7 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
                    model="model", train_type="trained", alpha=1.0, features_are_gram=False,
                    groupings=GROUPINGS, progress=None, loo_precision="float32", scale_aware=True, check=True,
                    reliability_cutoffs=None, extra_targets: Targets | None = None, layer_grams=None,
-                   cka_estimator="biased", alphas=None):
+                   cka_estimator="biased", alphas=None, n_boot=0):
     """Score reduced layer features (projections or Grams, and RDMs) against trial-averaged responses.
 
     The scoring step of :func:`score_model`; :func:`score_features` reduces a user's own
@@ -835,6 +841,14 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         With ``alpha="auto"``: the penalty grid relative to each layer, multiplied by the mean
         eigenvalue of its centered Gram on the centered stimulus space (``trace / (n - 1)``);
         default :data:`AUTO_ALPHAS` (``numpy.logspace(-3, 5, 17)``).
+    n_boot : int, default 0
+        Bootstrap draws of the SRP-Ridge and RSA layer-max and unbiased scores per area: table
+        ``bootstrap`` (columns ``model, train_type, metric, area, draw, max_score,
+        unbiased_score``; see :mod:`mbutils.scoring._bootstrap`). Each draw resamples the
+        stimuli (and, for SRP-Ridge, each area's neurons) with replacement and reuses the
+        leave-one-out predictions and the RDMs computed here; draw ``d`` is the same for every
+        model scored on the same neurons. SRP-Ridge is left out with ``alpha="auto"``. 0: no
+        table.
 
     Returns
     -------
@@ -888,12 +902,13 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         # the regression runs in the background (worker threads, each with a single-threaded
         # BLAS) while this thread does the rest
         regression = None
+        kept = {}  # the leave-one-out operators, for the bootstrap
         if regression_features is not None:
             n_workers = stack.enter_context(blas_workers())
             background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
                                            alpha, features_are_gram, n_workers, loo_precision,
-                                           bool(scale_aware), extra_y, alphas)
+                                           bool(scale_aware), extra_y, alphas, keep=kept)
         ceilings = {key: _ceilings(targets, key, cka_estimator=cka_estimator if layer_grams is not None else None)
                     for key in label_sets}
         if layer_grams is not None:
@@ -997,6 +1012,12 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     out["scores_reliability"] = _reliability_scores(
         layers, cutoffs, targets, extra_targets, R[:, :n_neur] if R is not None else None, R_extra, srp_flags,
         layer_tri, tri_index, rsa_constant, model, train_type)
+    if check_n_boot(n_boot):
+        with blas_workers() as n_boot_workers:
+            out["bootstrap"] = bootstrap_scores(
+                targets, n_boot, model=model, train_type=train_type, operators=kept.get("operators"),
+                valid=np.isfinite(R) if R is not None else None, flagged=dominated if R is not None else None,
+                layer_tri=layer_tri, rsa_constant=rsa_constant, n_workers=n_boot_workers)
     if check:
         check_scores(out["scores"], ns)
     return out
@@ -1086,7 +1107,7 @@ def _feature_layers(features) -> tuple[list, list]:
 def score_features(features, dataset, *, metrics=DEFAULT_METRICS, n_components=N_COMPONENTS, alpha=ALPHA,
                    threshold=RELIABILITY_THRESHOLD, seed=0, model="features", train_type="user", groupings=GROUPINGS,
                    progress=None, check=True, select_kwargs=None, reliability_cutoffs=RELIABILITY_CUTOFFS,
-                   alphas=None, cka_estimator="biased") -> dict:
+                   alphas=None, cka_estimator="biased", n_boot=DEFAULT_N_BOOT) -> dict:
     """Score features you computed yourself, layer by layer, as :func:`score_model` scores a model.
 
     Each layer is reduced as the paper does (a sparse random projection to ``n_components``
@@ -1126,12 +1147,14 @@ def score_features(features, dataset, *, metrics=DEFAULT_METRICS, n_components=N
     alphas : sequence of float, optional
         The relative penalty grid of ``alpha="auto"`` (see :func:`score_reduced`).
     cka_estimator : {"biased", "unbiased"}
+    n_boot : int, default :data:`~mbutils.scoring._bootstrap.DEFAULT_N_BOOT`
+        As in :func:`score_model`.
 
     Returns
     -------
     dict of pandas.DataFrame
-        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` and
-        ``scores_reliability``, as :func:`score_model` returns them.
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary``,
+        ``scores_reliability`` and ``bootstrap``, as :func:`score_model` returns them.
 
     Examples
     --------
@@ -1174,8 +1197,8 @@ def score_features(features, dataset, *, metrics=DEFAULT_METRICS, n_components=N
                            alpha=alpha, groupings=groupings, progress=progress, check=check,
                            reliability_cutoffs=cutoffs, extra_targets=extra,
                            layer_grams=grams if "cka" in metrics else None, cka_estimator=cka_estimator,
-                           alphas=alphas)
-    tables["summary"] = summarize_scores(tables["scores"])
+                           alphas=alphas, n_boot=n_boot)
+    tables["summary"] = attach_intervals(summarize_scores(tables["scores"]), tables.get("bootstrap"))
     return tables
 
 
@@ -1403,7 +1426,7 @@ def _write_tables(out_dir: Path, tables: dict, provenance: dict) -> None:
 def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METRICS, n_components=4096, alpha=1.0,
                 threshold=0.8, mapping="srp", seed=0, cache=True, progress=None, device=None,
                 select_kwargs=None, batch_size=None, gram_precision=None, loo_precision="float32",
-                reliability_cutoffs=RELIABILITY_CUTOFFS, alphas=None, cka_estimator="biased"):
+                reliability_cutoffs=RELIABILITY_CUTOFFS, alphas=None, cka_estimator="biased", n_boot=DEFAULT_N_BOOT):
     """Score one model on one dataset and write tidy Parquet tables into ``out_dir``.
 
     Steps: the dataset's scenes (stimulus >= 0); neuron selection
@@ -1460,13 +1483,19 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
         (``numpy.logspace(-3, 5, 17)``).
     cka_estimator : {"biased", "unbiased"}
         HSIC estimator of the CKA metric (:mod:`mbutils.scoring.cka`).
+    n_boot : int, default :data:`~mbutils.scoring._bootstrap.DEFAULT_N_BOOT`
+        Bootstrap draws over stimuli (and neurons for SRP-Ridge) of each area's layer-max and
+        unbiased SRP-Ridge and RSA scores, from the leave-one-out predictions and RDMs of the
+        scoring (no second pass; see :func:`score_reduced`): the ``bootstrap`` table and the
+        summary's percentile intervals (``max_score_ci_low``, ``max_score_ci_high``,
+        ``unbiased_score_ci_low``, ``unbiased_score_ci_high``, 95%). 0 writes an empty table.
 
     Returns
     -------
     dict of pandas.DataFrame
-        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary`` and
-        ``scores_reliability`` (see :func:`score_reduced`; also written to ``out_dir`` with
-        ``provenance.json``).
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary``,
+        ``scores_reliability`` and ``bootstrap`` (see :func:`score_reduced`; also written to
+        ``out_dir`` with ``provenance.json``).
     """
     from ..models import FeatureModel, extract, load_model
     from ..reduction import GramReducer, PCAReducer, RDMReducer, SparseRandomProjection
@@ -1522,8 +1551,9 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
         cka_estimator=cka_estimator, alphas=alphas,
         targets=targets, model=model.name, train_type=train_type, alpha=alpha,
         features_are_gram=(mapping == "exact"), progress=progress, loo_precision=loo_precision,
-        reliability_cutoffs=cutoffs, extra_targets=extra)
-    tables["summary"] = summarize_scores(tables["scores"])
+        reliability_cutoffs=cutoffs, extra_targets=extra, n_boot=n_boot)
+    tables.setdefault("bootstrap", empty_bootstrap_table())  # (replaces a stale table of the folder)
+    tables["summary"] = attach_intervals(summarize_scores(tables["scores"]), tables.get("bootstrap"))
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
 
@@ -1555,7 +1585,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
                        "threshold": threshold, "mapping": mapping, "seed": int(seed),
                        "gram_precision": gram_precision or {"rdm": "float32", "exact": "float64"},
                        "loo_precision": loo_precision, "reliability_cutoffs": list(cutoffs),
-                       "select_kwargs": select_kwargs or {}},
+                       "n_boot": int(n_boot), "select_kwargs": select_kwargs or {}},
         "dataset": {"path": str(dataset_path) if dataset_path else None,
                     "sha256": file_sha256(dataset_path) if dataset_path and Path(dataset_path).exists() else None,
                     "source": dataset.source, "n_stimuli": int(targets.y.shape[0]),
