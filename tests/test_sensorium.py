@@ -143,6 +143,18 @@ def test_withheld_test_tier_is_nan_and_tiers_filter(tmp_path):
         read_sensorium(rec[0], tiers=["test"])
 
 
+def test_competition_mouse_with_pretraining_mouse_on_the_test_tier(tmp_path):
+    comp = write_recording(tmp_path, 26872, 17, 20, 3, [1], seed=9, withhold_test=True)
+    pre = write_recording(tmp_path, 21067, 10, 18, 2, [], seed=10)
+    ds = read_sensorium([comp[0], pre[0]], tiers=["test"])
+    # the competition mouse's test responses are withheld: its neurons have none and are left out
+    assert ds.ds["specimen_id"].values.tolist() == [21067, 21067]
+    assert ds.ds.attrs["n_neurons_without_responses"] == 3
+    np.testing.assert_array_equal(ds.responses.values, _expected([pre], ds.ds["stimulus"].values, N_REPEATS))
+    train = read_sensorium([comp[0], pre[0]], tiers=["train"])  # the second recording has no train trial
+    assert train.ds["stimulus"].values.tolist() == [1] and train.ds["specimen_id"].values.tolist() == [26872] * 3
+
+
 def test_images_on_the_unit_scale_are_scaled(tmp_path):
     folder, _ = write_recording(tmp_path, 1, 1, 1, 2, [1], seed=4)
     for f in (folder / "data/images").glob("*.npy"):

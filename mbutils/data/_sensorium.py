@@ -189,6 +189,11 @@ def _read_recording(folder: Path, tiers_kept):
             "expected integer image ids"
         )
     image_ids = image_ids.astype(np.int64)
+    if unit_ids.ndim != 1 or unit_ids.dtype.kind not in "iu":
+        raise SensoriumDataError(
+            f"Sensorium file {str(meta / 'neurons' / 'unit_ids.npy')!r} holds {unit_ids.dtype} values of shape "
+            f"{unit_ids.shape}; expected integer unit ids of shape (n_neurons,)"
+        )
     n_files = len(list((data / "responses").glob("*.npy")))
     if n_files != image_ids.size:
         raise SensoriumDataError(
@@ -333,6 +338,8 @@ def read_sensorium(paths, *, tiers=None, max_gib: float = 16.0):
     images, image_scale = {}, set()
     for rec in recordings:
         ids = list(rec["images"])
+        if not ids:  # no trial of the kept tiers in this recording
+            continue
         shapes = {rec["images"][i].shape for i in ids}
         if len(shapes) > 1:
             raise SensoriumDataError(f"Sensorium folder {str(rec['folder'])!r} holds images of shapes {sorted(shapes)}; "
