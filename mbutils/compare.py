@@ -31,6 +31,8 @@ __all__ = ["load_runs", "scores_by_dataset", "spearman_rows", "bootstrap_spearma
            "rank_changes", "cross_dataset_banner", "cross_dataset_summary", "plot_rank_agreement"]
 
 KEYS = ["model", "train_type"]
+#: below this many models the summary calls the p-value and the interval rough
+FEW_MODELS = 10
 
 
 def _as_list(value, name):
@@ -344,9 +346,12 @@ def cross_dataset_summary(table: pd.DataFrame, correlations: pd.DataFrame, chang
         agree = ("the rankings agree" if r.ci_low > 0 else
                  "the rankings are reversed" if r.ci_high < 0 else
                  "the interval includes 0: the data do not show that the rankings agree")
+        few = (f" With {r.n_models} models the p-value (t approximation) and the interval are rough: "
+               f"{r.n_degenerate} of the resamples drew one score only."
+               if r.n_models < FEW_MODELS else "")
         lines.append(f"- {name}, {html.escape(r.dataset_a)} vs {html.escape(r.dataset_b)}: Spearman rho "
                      f"{_fmt(r.rho)} over {r.n_models} models ({pct} bootstrap interval {_fmt(r.ci_low)} to "
-                     f"{_fmt(r.ci_high)}, p = {_fmt(r.p_value, '.2g')}); {agree}.")
+                     f"{_fmt(r.ci_high)}, p = {_fmt(r.p_value, '.2g')}); {agree}.{few}")
     for metric, c in changes.groupby("metric", sort=False):
         if not len(c):
             continue
