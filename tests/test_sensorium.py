@@ -217,3 +217,9 @@ def test_cli(two_mice, tmp_path, capsys):
     assert main(["data", "sensorium", "--path", str(tmp_path / "missing"), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "missing" in err and err.startswith("mbutils data sensorium:")
+
+
+def test_help_has_examples(capsys):
+    assert main(["data", "sensorium", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:\n  mbutils data sensorium --path" in out and "--tiers" in out and "global options:" in out

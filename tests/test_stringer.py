@@ -166,3 +166,9 @@ def test_cli(tmp_path, capsys):
     assert main(["data", "stringer", "--path", str(tmp_path / "x.mat"), "--images", str(img), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "x.mat" in err and err.startswith("mbutils data stringer:")
+
+
+def test_help_has_examples(capsys):
+    assert main(["data", "stringer", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:\n  mbutils data stringer --path" in out and "--images" in out and "global options:" in out
