@@ -342,8 +342,8 @@ def read_sensorium(paths, *, tiers=None, max_gib: float = 16.0):
             continue
         shapes = {rec["images"][i].shape for i in ids}
         if len(shapes) > 1:
-            raise SensoriumDataError(f"Sensorium folder {str(rec['folder'])!r} holds images of shapes {sorted(shapes)}; "
-                                     "unzip the recording again")
+            raise SensoriumDataError(f"Sensorium folder {str(rec['folder'])!r} holds images of shapes "
+                                     f"{sorted(shapes)}; unzip the recording again")
         # the scale is decided once per recording, never per image
         stack8, scale = images_to_uint8(np.stack([rec["images"][i] for i in ids]),
                                         str(rec["folder"] / "data" / "images"), SensoriumDataError)
