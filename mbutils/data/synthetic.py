@@ -17,6 +17,13 @@ natural-scenes data to every downstream step:
   their singular values, so the population inherits the layer's representational geometry),
   z-scored, passed through a rectifier with a random threshold, scaled to a random amplitude.
   The layer name and relative depth per area are in ``ds.attrs["ground_truth"]`` (JSON).
+- **Animals**: each experiment belongs to one of ``n_animals`` mice (default 6; the
+  ``specimen_id`` coordinate). An area's experiments are dealt to the mice in turn, in a random
+  order of the mice per area, so an area with ``e`` experiments spans ``min(e, n_animals)`` mice
+  (4 to 6 per area at the default 5,000 neurons). Every mouse's neurons of an area read out the
+  same planted layer; their readout weights, thresholds and trial noise are drawn independently,
+  so the animals share the stimulus representation and nothing else. The assignment uses a
+  random stream of its own: the responses do not depend on ``n_animals``.
 - **Trials**: 50 per stimulus, each = tuning + baseline + Gaussian noise (noise SD log-normal
   around 0.25, like dF/F). Per-neuron signal-to-noise ratios (std of the tuning over stimuli /
   noise std per trial) are log-normal (``log10 snr ~ N(-1.05, 0.5)``): the expected split-half reliability of the 50-trial average is
@@ -46,12 +53,17 @@ __all__ = [
     "AREA_DEPTHS",
     "CRE_LINES",
     "DEFAULT_N_NEURONS",
+    "DEFAULT_N_ANIMALS",
     "RUNNING_THRESHOLD",
     "running_modulation_pvalues",
 ]
 
 #: default number of neurons of the embedded dataset
 DEFAULT_N_NEURONS = 5000
+#: default number of mice (``specimen_id`` values) the experiments are spread over
+DEFAULT_N_ANIMALS = 6
+#: ``specimen_id`` of the first mouse (Allen-like 9-digit ids)
+_FIRST_SPECIMEN_ID = 400_000_000
 #: target relative depth (in the generator's layer enumeration) of each area's driving layer
 AREA_DEPTHS = {"VISp": 0.2, "VISrl": 0.3, "VISl": 0.35, "VISal": 0.45, "VISpm": 0.6, "VISam": 0.7}
 #: share of experiments per area
@@ -147,6 +159,31 @@ def _plan_experiments(n_neurons: int, rng: np.random.Generator) -> list[dict]:
     return [e for e in plan if e["n_neurons"] > 0]
 
 
+def _assign_animals(areas, n_animals: int, rng: np.random.Generator) -> np.ndarray:
+    """The mouse (0..n_animals-1) of each experiment: per area, experiments dealt in turn.
+
+    Parameters
+    ----------
+    areas : sequence of str, length n_experiments
+        The area of each experiment, in plan order.
+    n_animals : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_experiments,), int
+        An area with ``e`` experiments spans ``min(e, n_animals)`` mice (a random order of the
+        mice per area, in the order areas first appear).
+    """
+    areas = np.asarray(areas)
+    out = np.empty(areas.size, dtype=np.int64)
+    for area in dict.fromkeys(areas.tolist()):
+        idx = np.flatnonzero(areas == area)
+        order = rng.permutation(n_animals)
+        out[idx] = order[np.arange(idx.size) % n_animals]
+    return out
+
+
 def make_synthetic(
     n_neurons: int = DEFAULT_N_NEURONS,
     seed: int = 0,
@@ -154,6 +191,7 @@ def make_synthetic(
     n_components: int = _N_COMPONENTS,
     return_truth: bool = False,
     progress: bool | None = None,
+    n_animals: int = DEFAULT_N_ANIMALS,
 ):
     """Generate the synthetic mouse (see the module docstring for the model and its ground truth).
 
@@ -171,14 +209,19 @@ def make_synthetic(
         Also return the per-neuron planted truth.
     progress : bool, optional
         Progress bar over experiments (default ``mbutils.get_config().progress``).
+    n_animals : int, default 6
+        Mice the experiments are spread over (``specimen_id``); the responses are the same for
+        every value.
 
     Returns
     -------
     dataset : NeuralDataset
         ``source="synthetic"``; ``attrs["ground_truth"]`` is a JSON string with ``model``,
-        ``weights``, ``n_layers`` and ``areas`` (area -> ``layer``, ``depth``, ``layer_index``).
+        ``weights``, ``n_layers``, ``n_animals`` and ``areas`` (area -> ``layer``, ``depth``,
+        ``layer_index``); ``specimen_id`` (int64, along ``neuron``) is the mouse.
     truth : pandas.DataFrame, only with ``return_truth=True``
-        One row per neuron (same order): ``cell_specimen_id``, ``area``, ``experiment``, ``layer``,
+        One row per neuron (same order): ``cell_specimen_id``, ``area``, ``specimen_id``,
+        ``experiment``, ``layer``,
         ``snr``, ``expected_reliability``, ``running_modulated``, ``running_effect`` (in noise SDs),
         ``threshold``, ``amplitude``, ``running_trials`` (on the preferred image).
     """
@@ -187,9 +230,11 @@ def make_synthetic(
     from . import _generator
     from .stimuli import make_stimuli
 
-    n_neurons, n_trials = int(n_neurons), int(n_trials)
+    n_neurons, n_trials, n_animals = int(n_neurons), int(n_trials), int(n_animals)
     if n_neurons < 1:
         raise ValueError(f"n_neurons must be >= 1, got {n_neurons}")
+    if n_animals < 1:
+        raise ValueError(f"n_animals must be >= 1, got {n_animals}")
     if n_trials < 4:
         raise ValueError(f"n_trials must be >= 4 (split halves and running tests), got {n_trials}")
     if progress is None:
@@ -207,13 +252,17 @@ def make_synthetic(
     del feats
 
     root = np.random.SeedSequence(seed)
-    plan_seed, id_seed, exp_seed = root.spawn(3)
+    # the fourth stream (animals) leaves the first three, and so the responses, as they were
+    plan_seed, id_seed, exp_seed, animal_seed = root.spawn(4)
     plan = _plan_experiments(n_neurons, np.random.default_rng(plan_seed))
+    animal_rng = np.random.default_rng(animal_seed)
+    specimen_ids = _FIRST_SPECIMEN_ID + np.cumsum(animal_rng.integers(1, 1000, size=n_animals)).astype(np.int64)
+    animal_of = _assign_animals([e["area"] for e in plan], n_animals, animal_rng)
     exp_seeds = exp_seed.spawn(len(plan))
     ids = 500_000_000 + np.cumsum(np.random.default_rng(id_seed).integers(1, 40, size=n_neurons)).astype(np.int64)
 
     responses = np.empty((n_neurons, n_stim, n_trials), dtype=np.float32)
-    meta = {key: [] for key in ("area", "cre_line", "imaging_depth")}
+    meta = {key: [] for key in ("area", "cre_line", "imaging_depth", "specimen_id")}
     p_run = np.empty(n_neurons)
     truth_parts = []
     iterator = enumerate(zip(plan, exp_seeds))
@@ -259,6 +308,7 @@ def make_synthetic(
         meta["area"] += [exp["area"]] * n
         meta["cre_line"] += [exp["cre_line"]] * n
         meta["imaging_depth"] += [exp["imaging_depth"]] * n
+        meta["specimen_id"] += [int(specimen_ids[animal_of[e_index]])] * n
         truth_parts.append(
             pd.DataFrame(
                 {
@@ -294,11 +344,12 @@ def make_synthetic(
         "n_components": k,
         "snr_log10": [_SNR_LOG10_MEAN, _SNR_LOG10_SD],
         "running_modulated_fraction": _RUNNING_FRACTION,
+        "n_animals": n_animals,
         "seed": int(seed),
     }
     description = (
         f"Synthetic mouse (mbutils.data.make_synthetic, seed={seed}): {n_neurons} neurons in "
-        f"{len(plan)} experiments, 6 areas, responses to 118 natural scenes + blank, {n_trials} trials; "
+        f"{len(plan)} experiments of {len(set(animal_of.tolist()))} mice, 6 areas, responses to 118 natural scenes + blank, {n_trials} trials; "
         "each area's neurons are driven by one layer of an ImageNet-trained EfficientNet-Lite0 "
         "(see attrs ground_truth)."
     )
@@ -311,6 +362,7 @@ def make_synthetic(
         imaging_depth=np.array(meta["imaging_depth"]),
         excitatory=excitatory,
         p_run_mod_ns=p_run,
+        specimen_id=np.array(meta["specimen_id"], dtype=np.int64),
         stimulus=stimulus_ids,
         source="synthetic",
         description=description,
@@ -321,4 +373,5 @@ def make_synthetic(
     truth = pd.concat(truth_parts, ignore_index=True)
     truth.insert(0, "cell_specimen_id", ids)
     truth.insert(1, "area", meta["area"])
+    truth.insert(2, "specimen_id", np.array(meta["specimen_id"], dtype=np.int64))
     return dataset, truth
