@@ -35,7 +35,7 @@ AREA_ORDER = AREAS
 ordered_areas = order_areas
 
 
-TABLES = ("scores", "scores_groups", "neuron_scores", "summary", "scores_reliability")
+TABLES = ("scores", "scores_groups", "neuron_scores", "summary", "scores_reliability", "bootstrap")
 META_COLUMNS = (
     "display_name", "source", "model_class", "task", "task_cluster", "n_parameters", "imagenet_top1"
 )
@@ -64,6 +64,14 @@ class Run:
     scores_reliability : pandas.DataFrame
         Scores per layer, metric, area and split-half reliability cutoff (paper appendix A.6;
         see :func:`mbutils.scoring.score_reduced`); empty for folders written without it.
+    bootstrap : pandas.DataFrame
+        Per model, metric, area and bootstrap draw, the layer-max and unbiased scores of a
+        resample of the stimuli (and neurons) (``model, train_type, metric, area, draw,
+        max_score, unbiased_score``; see :func:`mbutils.scoring.score_reduced`); draw ``d`` is
+        the same resample for every model, so models compare draw by draw
+        (:func:`mbutils.uncertainty.pairwise_probability`). Empty for folders written without it;
+        the summary's ``max_score_ci_low``, ``max_score_ci_high``, ``unbiased_score_ci_low``,
+        ``unbiased_score_ci_high`` are the 95% percentile intervals of these draws.
     flagged : pandas.DataFrame
         The penalty-dominated layers (``model, train_type, layer, layer_depth``): SRP-Ridge rows
         whose leave-one-out predictions are the leave-one-out mean (every neuron's r at most
@@ -83,6 +91,7 @@ class Run:
     dataset_sha256: str | None = None
     left_out: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["folder", "reason"]))
     scores_reliability: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    bootstrap: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def flagged_counts(self) -> pd.DataFrame:
         """Penalty-dominated layers per model: ``model, train_type, n_flagged, n_layers``."""
@@ -124,9 +133,9 @@ def load_model_results(folder) -> dict:
     Returns
     -------
     dict
-        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary``, ``scores_reliability``
-        (pandas.DataFrame; empty when a table is absent, as ``scores_reliability`` in folders
-        written before it existed) and ``provenance`` (dict; empty when absent).
+        ``scores``, ``scores_groups``, ``neuron_scores``, ``summary``, ``scores_reliability``,
+        ``bootstrap`` (pandas.DataFrame; empty when a table is absent, as ``scores_reliability``
+        or ``bootstrap`` in folders written before they existed) and ``provenance`` (dict; empty when absent).
 
     Raises
     ------
@@ -325,10 +334,14 @@ def load_run(results, metadata=None, include_flagged=False, metrics=METRICS, dat
     meta = build_meta(sorted(names), registry, _provenance_info(results_dir), metadata)
     flagged = _split_flagged(tables, include_flagged)
     if metrics is not None:
-        for name in ("scores", "scores_groups", "summary", "scores_reliability"):
+        for name in ("scores", "scores_groups", "summary", "scores_reliability", "bootstrap"):
             t = tables[name]
             if len(t) and "metric" in t.columns:
                 tables[name] = t[t["metric"].isin(list(metrics))].reset_index(drop=True)
+    if len(tables["bootstrap"]):  # intervals of summaries written without them
+        from .scoring._bootstrap import attach_intervals
+
+        tables["summary"] = attach_intervals(tables["summary"], tables["bootstrap"])
     return Run(meta=meta, results_dir=results_dir, flagged=flagged, dataset_sha256=sha, left_out=left_out,
                **{k: tables[k] for k in TABLES})
 

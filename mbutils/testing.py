@@ -75,7 +75,27 @@ def _layer_scores(n_layers, base, peak, amp, rng):
     return depth, base - amp / 2 + bump + rng.normal(0, 0.002, n_layers)
 
 
-def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset=None, specs=None):
+def _fake_bootstrap(summary, n_boot, seed) -> pd.DataFrame:
+    """A ``bootstrap`` table for a fake model's ``summary``: per metric and area, draws around
+    its max and unbiased scores, made of a part shared by every model (seeded by ``seed``, the
+    metric and the area: the same resamples of the same data) and a part of the model's own
+    (spread 0.01 each)."""
+    import zlib
+
+    if not n_boot:
+        return pd.DataFrame(columns=["model", "train_type", "metric", "area", "draw", "max_score", "unbiased_score"])
+    rows = []
+    for r in summary.itertuples():
+        shared = np.random.default_rng([seed, 17, zlib.crc32(f"{r.metric}/{r.area}".encode())]).normal(0, 0.01, n_boot)
+        own = np.random.default_rng([seed, 18, zlib.crc32(f"{r.model}/{r.train_type}/{r.metric}/{r.area}".encode())])
+        noise = shared + own.normal(0, 0.01, n_boot)
+        rows.append(pd.DataFrame(dict(model=r.model, train_type=r.train_type, metric=r.metric, area=r.area,
+                                      draw=np.arange(n_boot, dtype=np.int64), max_score=r.max_score + noise,
+                                      unbiased_score=r.unbiased_score + noise)))
+    return pd.concat(rows, ignore_index=True)
+
+
+def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset=None, specs=None, n_boot=50):
     """Write a fake sweep under ``folder/models/<model>__<train_type>/``.
 
     Parameters
@@ -90,6 +110,9 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset
     specs : dict, optional
         Model specs in the layout of :data:`FAKE_MODELS` (default that table); a spec may add
         two values, the random variant's SRP-Ridge and RSA levels, in place of the fixed drops.
+    n_boot : int, default 50
+        Draws of each model's ``bootstrap`` table (0: no table): per metric and area, its max
+        and unbiased scores plus noise shared by all models and noise of its own.
 
     Returns
     -------
@@ -173,7 +196,8 @@ def make_fake_results(folder, models=None, n_neurons_per_area=8, seed=0, dataset
             out.mkdir(parents=True, exist_ok=True)
             dataset_sha = file_sha256(dataset) if dataset else None
             for tname, table in (("scores", scores), ("scores_groups", groups), ("neuron_scores", nscores),
-                                 ("summary", summary)):
+                                 ("summary", summary)) + ((("bootstrap", _fake_bootstrap(summary, n_boot, seed)),)
+                                                         if n_boot else ()):
                 with atomic_write(out / f"{tname}.parquet") as tmp:
                     table.to_parquet(tmp, index=False)
             prov = dict(fake=True, parameters=dict(n_components=4096, alpha=1.0), timings=dict(total_s=1.5),
