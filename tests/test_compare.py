@@ -149,3 +149,23 @@ def test_summary_and_errors(planted):
 def test_few_models_give_no_interval():
     r = compare.bootstrap_spearman([0.1, 0.2], [0.3, 0.1])
     assert np.isnan(r["rho"]) and np.isnan(r["ci_low"]) and r["n"] == 2
+
+
+def test_page_runs_on_two_results_folders(tmp_path):
+    """The cross-dataset page executes on two fake sweeps, with no error or warning in its outputs."""
+    import nbformat
+
+    from mbutils.build import NOTEBOOKS, run_notebook
+
+    models = ["alexnet", "vgg16", "resnet18", "resnet50", "densenet121", "gabor"]
+    make_fake_results(tmp_path / "a", models=models, n_neurons_per_area=2, seed=1)
+    make_fake_results(tmp_path / "b", models=models[:-1], n_neurons_per_area=2, seed=2)
+    out = tmp_path / "page" / "cross_dataset.ipynb"
+    run = run_notebook(NOTEBOOKS / "cross_dataset.py", out,
+                       {"results": [str(tmp_path / "a"), str(tmp_path / "b")], "smoke": True}, cwd=tmp_path)
+    assert run.status == "done" and not run.error, run.error
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error" or o.get("name") == "stderr"]
+    text = "\n".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert "10 of the 11 models" in text and "Spearman rho" in text
