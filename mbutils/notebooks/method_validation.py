@@ -77,7 +77,9 @@ dataset_banner(dataset)
 # images; here the set holds `n_images` crops (2,048 in the full book, 600 in smoke runs), which
 # keeps the page within a few minutes on 2 CPU cores. PCA then has up to `n_images - 1`
 # components, where PCA fitted on the 118 stimuli alone has at most 117; larger sizes are capped
-# (column `n_features_used`).
+# (column `n_features_used`). Sparse random projections and random subsets fit nothing (a
+# projection matrix depends only on the layer's number of features), so they are drawn once per
+# layer and applied to the stimuli directly.
 
 # %%
 data = mapping_validation_data(validation_model, validation_weights, dataset, n_layers=n_layers,
@@ -118,6 +120,15 @@ plt.close(fig)
 
 # %%
 summarize_mappings(comparison).round(4)
+
+# %% [markdown]
+# Layer by layer, the regressions on the sparse random projection of the paper's size (4,096, or
+# the largest size compared): mean Pearson r over neurons.
+
+# %%
+srp_size = 4096 if 4096 in n_components else max(n_components)
+comparison[(comparison["reduction"] == "srp") & (comparison["n_components"] == srp_size)].pivot(
+    index="layer", columns="regression", values="score").reindex(list(data.features)).round(4)
 
 # %% [markdown]
 # Every row, per layer (`n_unconverged`: PLS fits stopped at their iteration limit; `fit_s`:
