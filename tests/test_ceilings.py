@@ -69,7 +69,8 @@ def test_shared_latent_ceiling_reaches_the_planted_value(seed):
     table = _by_metric(mouse_to_mouse_ceiling(data, threshold=None))
     srp, rsa = table.loc["srp_ridge"], table.loc["rsa"]
     assert srp["n_animals"] == rsa["n_animals"] == 4 and srp["n_neurons"] == 1600
-    # measured: 0.952 against 0.958 (seed 0); a finite population of noisy neurons fits a little noise
+    # measured: 0.952 against 0.959 (seed 0), 0.940 against 0.949 (seed 1): a finite population of
+    # noisy neurons as features fits a little of the held-out neuron's noise
     assert planted["srp_ridge"] - 0.02 < srp["ceiling"] < planted["srp_ridge"] + 0.005
     assert abs(srp["split_half_ceiling"] - planted["srp_ridge"]) < 0.01
     assert planted["rsa"] > 0.999 and rsa["ceiling"] > 0.98
@@ -83,7 +84,9 @@ def test_private_signals_lower_the_ceiling_to_the_planted_value(seed):
     table = _by_metric(mouse_to_mouse_ceiling(data, threshold=None))
     srp, rsa = table.loc["srp_ridge"], table.loc["rsa"]
     assert planted["srp_ridge"] < 0.9 and srp["split_half_ceiling"] > 0.95
-    assert planted["srp_ridge"] - 0.06 < srp["ceiling"] < planted["srp_ridge"] + 0.01
+    # measured: 0.839 against 0.868 (seed 0), 0.805 against 0.833 (seed 1): the other animals'
+    # private signals are features that fit noise too
+    assert planted["srp_ridge"] - 0.045 < srp["ceiling"] < planted["srp_ridge"] + 0.01
     assert srp["split_half_ceiling"] - srp["ceiling"] > 0.08
     assert abs(rsa["ceiling"] - planted["rsa"]) < 0.03
     assert rsa["split_half_ceiling"] - rsa["ceiling"] > 0.1

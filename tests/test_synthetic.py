@@ -25,7 +25,8 @@ def test_file_has_exactly_the_schema(synthetic, tmp_path):
     with xr.open_dataset(path) as ds:
         assert set(ds.data_vars) == {"responses", "stimuli"}
         assert set(ds.coords) == {
-            "stimulus", "trial", "cell_specimen_id", "area", "cre_line", "imaging_depth", "excitatory", "p_run_mod_ns"
+            "stimulus", "trial", "cell_specimen_id", "area", "cre_line", "imaging_depth", "excitatory", "p_run_mod_ns",
+            "specimen_id",
         }
         assert ds["responses"].dims == ("neuron", "stimulus", "trial") and ds["responses"].dtype == np.float32
         assert ds["responses"].shape == (N, 119, 50)
@@ -33,6 +34,7 @@ def test_file_has_exactly_the_schema(synthetic, tmp_path):
         assert ds["stimulus"].values.tolist() == list(range(-1, 118))
         assert (ds["stimuli"].sel(stimulus=-1).values == 127).all()
         assert ds["excitatory"].dtype == bool and ds["cell_specimen_id"].dtype == np.int64
+        assert ds["specimen_id"].dtype == np.int64
         assert isinstance(ds["area"].values[0], str) and isinstance(ds["cre_line"].values[0], str)
         assert ds["cell_specimen_id"].to_series().is_unique
         assert set(ds["area"].values) == {"VISp", "VISl", "VISal", "VISpm", "VISrl", "VISam"}
@@ -62,6 +64,39 @@ def test_deterministic_for_a_seed(synthetic):
     np.testing.assert_array_equal(again.ds["p_run_mod_ns"].values, data.ds["p_run_mod_ns"].values)
     other = make_synthetic(n_neurons=50, seed=8, progress=False)
     assert not np.allclose(other.responses.values[:5], data.responses.values[:5])
+
+
+def test_animals_split_experiments_and_leave_responses_unchanged(synthetic):
+    data, truth = synthetic
+    animals = data.ds["specimen_id"].values
+    assert np.array_equal(animals, truth["specimen_id"].values) and np.unique(animals).size == 6
+    # each experiment (imaging plane) is one mouse's; an area's experiments go to distinct mice
+    # until every mouse has one
+    per_experiment = truth.groupby("experiment")["specimen_id"].nunique()
+    assert (per_experiment == 1).all()
+    experiments = truth.groupby("area")["experiment"].nunique()
+    mice = truth.groupby("area")["specimen_id"].nunique()
+    assert (mice == np.minimum(experiments, 6)).all()
+    # the planted layer is the area's, whichever mouse
+    assert (truth.groupby("area")["layer"].nunique() == 1).all()
+    fewer = make_synthetic(n_neurons=N, seed=7, n_animals=3, progress=False)
+    np.testing.assert_array_equal(fewer.responses.values, data.responses.values)
+    assert np.unique(fewer.ds["specimen_id"].values).size == 3
+    assert json.loads(data.ds.attrs["ground_truth"])["n_animals"] == 6
+
+
+def test_default_size_has_four_to_six_mice_per_area():
+    # the plan alone decides the mice: the default dataset's plan, without generating responses
+    from mbutils.data.synthetic import DEFAULT_N_ANIMALS, DEFAULT_N_NEURONS, _assign_animals, _plan_experiments
+
+    plan_seed, _, _, animal_seed = np.random.SeedSequence(0).spawn(4)
+    plan = _plan_experiments(DEFAULT_N_NEURONS, np.random.default_rng(plan_seed))
+    rng = np.random.default_rng(animal_seed)
+    rng.integers(1, 1000, size=DEFAULT_N_ANIMALS)  # the specimen ids come first
+    areas = np.array([e["area"] for e in plan])
+    mice = _assign_animals(areas, DEFAULT_N_ANIMALS, rng)
+    counts = {a: np.unique(mice[areas == a]).size for a in set(areas)}
+    assert len(counts) == 6 and all(4 <= c <= 6 for c in counts.values()), counts
 
 
 def test_reliability_filter_recovers_planted_snr(synthetic):
@@ -147,3 +182,5 @@ def test_cli_writes_file_and_prints_funnel(tmp_path, capsys):
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="n_neurons must be >= 1, got 0"):
         make_synthetic(n_neurons=0)
+    with pytest.raises(ValueError, match="n_animals must be >= 1, got 0"):
+        make_synthetic(n_neurons=10, n_animals=0)
