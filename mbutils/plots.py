@@ -604,8 +604,9 @@ def _mapping_panel(ax, rows, markers, colors, title):
     agg = rows.groupby(keys, as_index=False)[["score", "total_s"]].mean()
     points = agg[agg["reduction"] != "none"]
     for (red, reg), r in points.groupby(["reduction", "regression"]):
-        ax.scatter(r["total_s"], r["score"], marker=markers[red], color=colors[reg], s=14 + 10 * np.log2(r["n_components"] / 256).clip(0),
-                   label=f"{red} + {reg}", alpha=0.8)
+        size = 14 + 10 * np.log2(r["n_components"].clip(lower=1) / 256).clip(0)  # area grows with the size
+        ax.scatter(r["total_s"], r["score"], marker=markers[red], color=colors[reg], s=size, label=f"{red} + {reg}",
+                   alpha=0.8)
     for _, r in agg[agg["reduction"] == "none"].iterrows():
         ax.axhline(r["score"], color=colors[r["regression"]], ls="--", lw=0.8, alpha=0.7)
         ax.axvline(r["total_s"], color=colors[r["regression"]], ls="--", lw=0.8, alpha=0.7)

@@ -80,7 +80,8 @@ def test_fitted_pca_scores_match_sklearn_across_column_blocks():
     want = pca.transform(x.astype(np.float64))
     assert ours[5].shape == (30, 5) and ours[100].shape == (30, 100)
     assert ours[400].shape == (30, 149)  # capped at the reference's rank
-    np.testing.assert_allclose(_align_signs(ours[100], want[:, :100]), want[:, :100], rtol=1e-6, atol=1e-6 * np.abs(want).max())
+    np.testing.assert_allclose(_align_signs(ours[100], want[:, :100]), want[:, :100], rtol=1e-6,
+                               atol=1e-6 * np.abs(want).max())
     np.testing.assert_allclose(ours[5], ours[400][:, :5])
     with pytest.raises(ValueError, match="same layer"):
         fitted_pca_scores(ref, x[:, :10], 5)
@@ -256,5 +257,6 @@ def test_image_set_features_are_written_batch_by_batch_in_image_order():
             progress=False)
     assert list(got) == layers
     for name in layers:
-        assert got[name].shape == want[name].shape == (21, net.layers()[[l.name for l in net.layers()].index(name)].n_features)
+        n_features = {layer.name: layer.n_features for layer in net.layers()}[name]
+        assert got[name].shape == want[name].shape == (21, n_features)
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5 * np.abs(want[name]).max())

@@ -333,7 +333,8 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
                 rr = pearson_columns(pred, y)
             t_reg = time.perf_counter() - t1
             rows.append(dict(layer=name, reduction=r, n_components=int(x.shape[1] if k is None else k), regression=g,
-                             mapping=f"{r}+{g}", n_features_used=int(x.shape[1] if r == "none" else z.shape[1]), fitted_on=fitted_on,
+                             mapping=f"{r}+{g}", n_features_used=int(x.shape[1] if r == "none" else z.shape[1]),
+                             fitted_on=fitted_on,
                              score=float(np.nanmean(rr)) if np.isfinite(rr).any() else np.nan,
                              n_nan=int(np.isnan(rr).sum()), n_unconverged=int(n_unconverged),
                              fit_s=fit_s, reduce_s=t_red, regress_s=t_reg, total_s=t_red + t_reg,
