@@ -260,3 +260,19 @@ def test_image_set_features_are_written_batch_by_batch_in_image_order():
         n_features = {layer.name: layer.n_features for layer in net.layers()}[name]
         assert got[name].shape == want[name].shape == (21, n_features)
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5 * np.abs(want[name]).max())
+
+
+def test_compare_mappings_leaks_no_library_warning():
+    """What the page prints: no warning from sklearn, numpy or scipy for any mapping (PLS that stops at
+    its iteration limit is counted in n_unconverged instead)."""
+    import warnings
+
+    x, ref, y = _latent_problem(n=30, n_ref=80, p=300)
+    y[:, 0] = 1.0  # a constant neuron: NaN score, counted, not a warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = compare_mappings({"l": x, "zero": np.zeros_like(x)}, y, reductions=("pca", "srp", "subset", "none"),
+                               n_components=(16, 200), regressions=("ridge_gcv", "ridge_kfold", "pls10", "pls25"),
+                               reference={"l": ref}, progress=False)
+    assert [str(w.message) for w in caught] == []
+    assert (out.loc[out.layer == "l", "n_nan"] == 1).all() and out.loc[out.layer == "zero", "score"].isna().all()
