@@ -292,7 +292,57 @@ def _write_session_file(path, session_id, electrodes, groups, units, spikes, pre
             put(f.create_group(f"intervals/{name}_presentations"), df)
 
 
-def make_fake_neuropixels_cache(cache_dir, seed: int = 0) -> FakeNeuropixelsCache:
+def _write_session_nwb(path, session_id, electrodes, groups, units, spikes, presentations):
+    """The same session as a real NWB-2 file, written with allensdk's own objects and pynwb."""
+    import pandas as pd
+    import pynwb
+    from allensdk.brain_observatory.behavior.data_objects.stimuli.presentations import Presentations
+    from allensdk.brain_observatory.ecephys._channel import Channel
+    from allensdk.brain_observatory.ecephys._channels import Channels
+    from allensdk.brain_observatory.ecephys._probe import Probe
+    from allensdk.brain_observatory.ecephys._unit import Unit
+    from allensdk.brain_observatory.ecephys._units import Units
+    from allensdk.brain_observatory.ecephys.probes import Probes
+    from allensdk.brain_observatory.nwb import add_stimulus_timestamps
+
+    from .._io import atomic_write
+
+    nwbfile = pynwb.NWBFile(
+        session_description="fake Visual Coding Neuropixels session", identifier=str(session_id),
+        session_id=str(session_id), institution="mbutils test fixture",
+        session_start_time=datetime.datetime(2019, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+    table = pd.concat(list(presentations.values()), ignore_index=True).sort_values("start_time")
+    add_stimulus_timestamps(nwbfile, table["start_time"].to_numpy())
+    Presentations(table, sort_columns=False).to_nwb(nwbfile)
+    probes = []
+    for g in groups.itertuples():
+        chans = electrodes[electrodes.probe_id == g.id]
+        channels = Channels([
+            Channel(id=int(c.id), probe_id=int(c.probe_id), valid_data=bool(c.valid_data),
+                    probe_channel_number=int(c.probe_channel_number),
+                    probe_vertical_position=int(c.probe_vertical_position),
+                    probe_horizontal_position=int(c.probe_horizontal_position),
+                    structure_acronym=str(c.location))  # "None": outside the brain
+            for c in chans.itertuples()
+        ])
+        rows = np.flatnonzero(units.peak_channel_id.isin(chans.id).to_numpy())
+        probe_units = Units([
+            Unit(id=int(u.id), peak_channel_id=int(u.peak_channel_id), local_index=int(u.local_index),
+                 cluster_id=int(u.cluster_id), quality=str(u.quality), firing_rate=float(u.firing_rate),
+                 isi_violations=float(u.isi_violations), presence_ratio=float(u.presence_ratio),
+                 amplitude_cutoff=float(u.amplitude_cutoff), mean_waveforms=np.zeros((2, 4)),
+                 spike_amplitudes=np.ones(spikes[i].size), spike_times=spikes[i])
+            for i, u in zip(rows, units.iloc[rows].itertuples())
+        ])
+        probes.append(Probe(id=int(g.id), name=str(g.name), channels=channels, units=probe_units))
+    Probes(probes).to_nwb(nwbfile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp, pynwb.NWBHDF5IO(str(tmp), "w") as io:
+        io.write(nwbfile)
+
+
+def make_fake_neuropixels_cache(cache_dir, seed: int = 0, session_format: str = "hdf5") -> FakeNeuropixelsCache:
     """Write a tiny fake Neuropixels cache with planted spike counts.
 
     Each brain_observatory_1.1 session shows the 118 scenes and the blank (frame -1) 50 times
@@ -308,6 +358,11 @@ def make_fake_neuropixels_cache(cache_dir, seed: int = 0) -> FakeNeuropixelsCach
         Folder to create (the manifest is ``cache_dir/manifest.json``).
     seed : int
         Seed of the planted counts and presentation order.
+    session_format : {"hdf5", "nwb"}
+        ``"hdf5"``: the session files :class:`FakeSessionApi` reads (works with any pynwb/hdmf);
+        ``"nwb"``: real NWB-2 files, written with allensdk's ``Probes``/``Presentations`` objects
+        and pynwb, that allensdk's own reader opens (needs a pynwb that works with the installed
+        hdmf; pynwb 2.8 needs hdmf < 4).
 
     Returns
     -------
@@ -323,6 +378,8 @@ def make_fake_neuropixels_cache(cache_dir, seed: int = 0) -> FakeNeuropixelsCach
         from allensdk.brain_observatory.ecephys.ecephys_project_api import EcephysProjectFixedApi
         from allensdk.brain_observatory.ecephys.ecephys_project_cache import EcephysProjectCache
 
+    if session_format not in ("hdf5", "nwb"):
+        raise ValueError(f"session_format={session_format!r}; expected 'hdf5' or 'nwb'")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     manifest = cache_dir / "manifest.json"
@@ -422,8 +479,9 @@ def make_fake_neuropixels_cache(cache_dir, seed: int = 0) -> FakeNeuropixelsCach
             counts[uid], distractors[uid] = grid, grid_out
         if session_type == "brain_observatory_1.1":
             used.append(sid)
-        _write_session_file(cache_dir / f"session_{sid}" / f"session_{sid}.nwb", sid, electrodes,
-                            pd.DataFrame(group_rows), pd.DataFrame(spec_rows), spikes, pres)
+        writer = _write_session_file if session_format == "hdf5" else _write_session_nwb
+        writer(cache_dir / f"session_{sid}" / f"session_{sid}.nwb", sid, electrodes,
+               pd.DataFrame(group_rows), pd.DataFrame(spec_rows), spikes, pres)
 
     pd.DataFrame(sessions).set_index("id").to_csv(cache_dir / "sessions.csv")
     pd.DataFrame(probes).set_index("id").to_csv(cache_dir / "probes.csv")

@@ -160,7 +160,11 @@ def _refuse_write(path, data):
 def _make_cache(manifest: Path, offline: bool, fetch_api, timeout: float):
     _, EcephysProjectCache, _ = _import_allensdk()
     if fetch_api is not None:
-        writer = None if hasattr(fetch_api, "rma_engine") or hasattr(fetch_api, "app_engine") else _refuse_write
+        from allensdk.brain_observatory.ecephys.ecephys_project_api.http_engine import write_from_stream
+
+        # an api without an http engine returns an iterable of bytes per file
+        has_engine = hasattr(fetch_api, "rma_engine") or hasattr(fetch_api, "app_engine")
+        writer = _refuse_write if offline else None if has_engine else write_from_stream
         return EcephysProjectCache(fetch_api=fetch_api, stream_writer=writer, manifest=str(manifest))
     if offline:
         return EcephysProjectCache(fetch_api=_offline_api(), stream_writer=_refuse_write, manifest=str(manifest))
@@ -227,10 +231,32 @@ def _scene_path(cache, number) -> Path:
     return Path(cache.get_cache_path(None, cache.NATURAL_SCENE_KEY, int(number)))
 
 
+def _check_nwb_reader() -> None:
+    """Raise a clear error when pynwb cannot build NWB file objects with the installed hdmf.
+
+    allensdk reads session files with pynwb; pynwb 2.x next to hdmf 4 or later fails on every
+    file with "Can't instantiate abstract class NWBFile".
+    """
+    import hdmf
+    import pynwb
+
+    try:
+        pynwb.NWBFile(session_description="check", identifier="check",
+                      session_start_time=datetime.datetime(2019, 1, 1, tzinfo=datetime.timezone.utc))
+    except TypeError as err:
+        raise AllenDataError(
+            f"allensdk cannot read Neuropixels session files here: pynwb {pynwb.__version__} cannot create NWB "
+            f"file objects with hdmf {hdmf.__version__} ({err}). Install an hdmf that this pynwb supports "
+            f"(for pynwb 2.8: pip install 'hdmf<4') and run again; finished sessions are kept."
+        ) from err
+
+
 def _open_session(cache, session_id, path: Path, session_api):
     from functools import partial
 
     _, _, EcephysSession = _import_allensdk()
+    if session_api is None:
+        _check_nwb_reader()
     unfiltered = {"amplitude_cutoff_maximum": None, "presence_ratio_minimum": None, "isi_violations_maximum": None}
     with reading(path, "session NWB file"):
         if session_api is None:
@@ -374,8 +400,8 @@ def build_neuropixels_dataset(
         -1), ``stimuli(stimulus, y, x)`` uint8 (the natural-scenes template and a constant gray
         blank), per-unit ``cell_specimen_id`` (the ecephys unit id), ``area``,
         ``ecephys_session_id`` and ``specimen_id`` (the mouse), the unknown values
-        ``cre_line='unknown'``, ``imaging_depth=-1``, ``p_run_mod_ns=NaN`` and ``excitatory=True``
-        (the schema needs a bool; nothing is measured), attribute ``source='allen_neuropixels'``.
+        ``cre_line='unknown'``, ``imaging_depth=-1``, ``excitatory=NaN`` and ``p_run_mod_ns=NaN``
+        (not measured), attribute ``source='allen_neuropixels'``.
 
     Raises
     ------
@@ -547,20 +573,16 @@ def _assemble(sessions, signatures, parts, stimuli_path):
     ids = np.concatenate(ids)
     if ids.size == 0:
         raise AllenDataError(f"the {len(signatures)} selected sessions hold no unit that passes the filters")
-    n = ids.size
     template = np.load(stimuli_path, allow_pickle=False)
     blank = np.full((1,) + template.shape[1:], BLANK_GRAY, dtype=np.uint8)
+    # cre_line, imaging_depth, excitatory and p_run_mod_ns are not given: the dataset fills
+    # them with its unknown values ("unknown", -1, NaN, NaN)
     dataset = NeuralDataset.from_arrays(
         np.concatenate(blocks), np.concatenate([template, blank], axis=0), stimulus=STIMULUS_IDS,
-        cell_specimen_id=ids, area=np.concatenate(areas), cre_line=np.full(n, "unknown"),
-        imaging_depth=np.full(n, -1, dtype=np.int64), excitatory=np.ones(n, dtype=bool),
-        p_run_mod_ns=np.full(n, np.nan), source="allen_neuropixels",
-        attrs={"n_neurons_dropped_all_nan": n_dropped_nan},
+        cell_specimen_id=ids, area=np.concatenate(areas), specimen_id=np.concatenate(specimen_ids),
+        source="allen_neuropixels", attrs={"n_neurons_dropped_all_nan": n_dropped_nan},
     )
-    ds = dataset.ds.assign_coords(
-        ecephys_session_id=("neuron", np.concatenate(session_ids)),
-        specimen_id=("neuron", np.concatenate(specimen_ids)),
-    )
+    ds = dataset.ds.assign_coords(ecephys_session_id=("neuron", np.concatenate(session_ids)))
     return NeuralDataset(ds)
 
 
