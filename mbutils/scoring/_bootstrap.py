@@ -32,11 +32,12 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from .rsa import rdm
 
 #: default number of bootstrap draws per model (``score_model(n_boot=...)``)
-DEFAULT_N_BOOT = 1000
+DEFAULT_N_BOOT = 200
 #: columns of the ``bootstrap`` table
 BOOTSTRAP_COLUMNS = ["model", "train_type", "metric", "area", "draw", "max_score", "unbiased_score"]
 #: columns the intervals add to a summary table
@@ -141,6 +142,43 @@ def _weighted_r(sx, sxx, sy, syy, sxy, total):
     return np.clip(r, -1.0, 1.0)
 
 
+@njit(cache=True, nogil=True)
+def _area_sums(G, j0, Cy, Cyy, total, Nc, codes, valid, m, num, den):  # pragma: no cover - compiled
+    """Add the draws' Pearson r of the targets ``j0 : j0 + w`` to their areas' sums.
+
+    ``G`` (n_boot, 3 w): the weighted sums ``[C q | C q^2 | C q y]`` of the block's centered
+    predictions ``q`` and targets ``y``; ``Cy``, ``Cyy`` (n_boot, n_targets): ``C y``, ``C y^2``.
+    Target ``j`` is neuron ``j % m`` of half ``j // m``; its r (NaN where a variance is not
+    positive, or not ``valid``) enters ``num[b, area, half]`` weighted by the neuron's count in
+    draw ``b`` (``Nc``), the count itself ``den``.
+    """
+    n_boot = G.shape[0]
+    w = G.shape[1] // 3
+    for b in range(n_boot):
+        for t in range(w):
+            j = j0 + t
+            if not valid[j]:
+                continue
+            neuron = j % m
+            c = Nc[b, neuron]
+            if c == 0.0:
+                continue
+            sq = np.float64(G[b, t])
+            sqq = np.float64(G[b, w + t])
+            sqy = np.float64(G[b, 2 * w + t])
+            sy = Cy[b, j]
+            vq = sqq - sq * sq / total
+            vy = Cyy[b, j] - sy * sy / total
+            if not (vq > 0.0 and vy > 0.0):
+                continue
+            r = (sqy - sq * sy / total) / np.sqrt(vq * vy)
+            if not np.isfinite(r):
+                continue
+            r = min(max(r, -1.0), 1.0)
+            num[b, codes[neuron], j // m] += c * r
+            den[b, codes[neuron], j // m] += c
+
+
 def srp_draws(operators, Y, area_codes, n_areas, stim_counts, neuron_counts, valid=None, precision="float32",
               n_workers=1):
     """Area scores of every layer in every draw, from the leave-one-out operators.
@@ -157,17 +195,19 @@ def srp_draws(operators, Y, area_codes, n_areas, stim_counts, neuron_counts, val
     stim_counts, neuron_counts : ndarray (n_boot, n_stimuli), (n_boot, n_neurons)
         From :func:`resample_counts`.
     valid : ndarray (n_layers, h * n_neurons), bool, optional
-        False where the score itself is NaN (unusable target or constant predictions): NaN in
-        every draw too.
+        False where the score itself is NaN (unusable target or constant predictions): left out
+        of every draw too.
     precision : {"float32", "float64"}
-        Arithmetic of the weighted sums (products of counts with centered predictions and
-        targets). float32 changes a draw's r by about 1e-6.
+        Arithmetic of the weighted sums (products of the counts with the centered predictions
+        and targets; r is formed in float64). float32 changes a draw's r by about 1e-6.
     n_workers : int
         Threads over the layers.
 
     Returns
     -------
     ndarray (n_layers, n_boot, n_areas, h)
+        Per draw and area, the mean r of the drawn neurons (each as often as drawn; NaN r left
+        out; NaN where none is left).
     """
     from ._loo import parallel_map
 
@@ -178,39 +218,33 @@ def srp_draws(operators, Y, area_codes, n_areas, stim_counts, neuron_counts, val
     h = width // m
     Yc = Y - Y.mean(0)
     C = np.asarray(stim_counts, dtype=dt)
-    total = float(n)
-    Cy, Cyy = C @ Yc.astype(dt), C @ (Yc * Yc).astype(dt)
-    onehot = np.zeros((m, n_areas))
-    onehot[np.arange(m), area_codes] = 1.0
-    Nc = np.asarray(neuron_counts, dtype=np.float64)
     n_boot = C.shape[0]
+    Cy = (C @ Yc.astype(dt)).astype(np.float64)
+    Cyy = (C @ (Yc * Yc).astype(dt)).astype(np.float64)
+    Nc = np.ascontiguousarray(neuron_counts, dtype=np.float64)
+    codes = np.ascontiguousarray(area_codes, dtype=np.int64)
+    all_valid = np.ones(width, dtype=bool)
 
     def layer(i):
-        out = np.full((n_boot, n_areas, h), np.nan)
         P = operators[i]
         if P is None:
-            return out
+            return np.full((n_boot, n_areas, h), np.nan)
+        ok = all_valid if valid is None else np.ascontiguousarray(valid[i], dtype=bool)
         Q = P @ Yc
         Q -= Q.mean(0)
-        r = np.empty((n_boot, width))
+        num = np.zeros((n_boot, n_areas, h))
+        den = np.zeros((n_boot, n_areas, h))
         for j in range(0, width, _BLOCK):
             e = min(width, j + _BLOCK)
-            q, y = Q[:, j:e], Yc[:, j:e]
-            r[:, j:e] = _weighted_r(C @ q.astype(dt), C @ (q * q).astype(dt), Cy[:, j:e], Cyy[:, j:e],
-                                    C @ (q * y).astype(dt), total)
-        if valid is not None:
-            r[:, ~np.asarray(valid[i], dtype=bool)] = np.nan
-        for k in range(h):
-            rk = r[:, k * m:(k + 1) * m]
-            finite = np.isfinite(rk)
-            num = (np.where(finite, rk, 0.0) * Nc) @ onehot
-            den = (finite * Nc) @ onehot
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[:, :, k] = np.where(den > 0, num / den, np.nan)
-        return out
+            q = Q[:, j:e]
+            G = C @ np.concatenate([q, q * q, q * Yc[:, j:e]], axis=1).astype(dt)
+            _area_sums(G, j, Cy, Cyy, float(n), Nc, codes, ok, m, num, den)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.maximum(den, 1.0), np.nan)
 
-    return np.stack(parallel_map(layer, range(len(operators)), n_workers)) if len(operators) else \
-        np.full((0, n_boot, n_areas, h), np.nan)
+    if not len(operators):
+        return np.full((0, n_boot, n_areas, h), np.nan)
+    return np.stack(parallel_map(layer, range(len(operators)), n_workers))
 
 
 def neural_triangles(ys, area_codes, n_areas, flat):
