@@ -347,7 +347,7 @@ def cross_dataset_summary(table: pd.DataFrame, correlations: pd.DataFrame, chang
                  "the rankings are reversed" if r.ci_high < 0 else
                  "the interval includes 0: the data do not show that the rankings agree")
         few = (f" With {r.n_models} models the p-value (t approximation) and the interval are rough: "
-               f"{r.n_degenerate} of the resamples drew one score only."
+               f"{r.n_degenerate} resamples drew a single model's score on a side and were left out."
                if r.n_models < FEW_MODELS else "")
         lines.append(f"- {name}, {html.escape(r.dataset_a)} vs {html.escape(r.dataset_b)}: Spearman rho "
                      f"{_fmt(r.rho)} over {r.n_models} models ({pct} bootstrap interval {_fmt(r.ci_low)} to "
