@@ -82,10 +82,9 @@ def model_draws(run, metric, value="max_score", train_type=None) -> pd.DataFrame
     areas = set.intersection(*[set(g["area"]) for _, g in boot.groupby(keys)])
     draws = set.intersection(*[set(g["draw"]) for _, g in boot.groupby(keys)])
     boot = boot[boot["area"].isin(areas) & boot["draw"].isin(draws)]
-    wide = boot.pivot_table(index=keys, columns="draw", values=value, aggfunc="mean", dropna=False)
-    counts = boot.assign(ok=np.isfinite(boot[value])).pivot_table(index=keys, columns="draw", values="ok",
-                                                                  aggfunc="sum")
-    wide = wide.where(counts == len(areas))  # a draw with a NaN area: NaN
+    g = boot.assign(ok=np.isfinite(boot[value].to_numpy(dtype=np.float64))).groupby(keys + ["draw"])
+    wide = g[value].mean().unstack("draw")  # the (model, train_type) pairs of the table only
+    wide = wide.where(g["ok"].sum().unstack("draw") == len(areas))  # a draw with a NaN area: NaN
     pairs = wide.index.to_frame(index=False)
     pairs.insert(0, "label", _labels(run, pairs))
     wide.index = pd.Index(pairs["label"], name="label")
