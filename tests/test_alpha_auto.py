@@ -132,3 +132,17 @@ def test_auto_alpha_equals_ridgecv_on_a_layer_of_a_real_model():
         np.testing.assert_allclose(rows["alpha"].to_numpy(), chosen, rtol=1e-12)
         ref = np.array([pearsonr(pred[:, j], sub.y[:, j])[0] for j in range(sub.y.shape[1])])
         np.testing.assert_allclose(rows["score"].to_numpy(), ref, atol=1e-8)
+
+
+def test_command_line_takes_alpha_auto_and_the_cka_metric():
+    from mbutils.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["score", "resnet18", "--dataset", "d.nc", "--out", "o", "--alpha", "auto",
+                              "--metrics", "srp_ridge", "rsa", "cka", "--cka-estimator", "unbiased"])
+    assert args.alpha == "auto" and args.metrics == ["srp_ridge", "rsa", "cka"] and args.cka_estimator == "unbiased"
+    assert parser.parse_args(["score", "m", "--dataset", "d", "--out", "o", "--alpha", "2.5"]).alpha == 2.5
+    assert parser.parse_args(["score", "m", "--dataset", "d", "--out", "o"]).metrics == ["srp_ridge", "rsa"]
+    for bad in ("best", "-1", "0", "inf"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["score", "m", "--dataset", "d", "--out", "o", "--alpha", bad])
