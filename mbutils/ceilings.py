@@ -33,14 +33,16 @@ import pandas as pd
 
 from .constants import ALPHA, RELIABILITY_THRESHOLD, order_areas
 
-__all__ = ["mouse_to_mouse_scores", "mouse_to_mouse_ceiling", "normalize_by_ceiling", "CEILING_METRICS",
-           "SPECIMEN"]
+__all__ = ["mouse_to_mouse_scores", "mouse_to_mouse_ceiling", "normalize_by_ceiling", "best_normalized",
+           "plot_ceilings", "ceiling_summary", "CEILING_METRICS", "SPECIMEN"]
 
 #: metrics with a mouse-to-mouse ceiling
 CEILING_METRICS = ("srp_ridge", "rsa")
 #: the coordinate along ``neuron`` naming the animal
 SPECIMEN = "specimen_id"
 
+#: display names of the metrics
+_LABELS = {"srp_ridge": "SRP-Ridge", "rsa": "RSA"}
 _SCORE_COLUMNS = ["area", "metric", SPECIMEN, "score", "n_neurons", "n_other_neurons", "n_other_animals",
                   "penalty_dominated"]
 _CEILING_COLUMNS = ["area", "metric", "ceiling", "n_animals", "n_neurons", "split_half_ceiling"]
@@ -279,3 +281,122 @@ def normalize_by_ceiling(summary, ceilings, score="max_score") -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out[f"{score}_mouse_normalized"] = np.where(ceiling > 0, values / ceiling, np.nan)
     return out
+
+
+def best_normalized(normalized, score="max_score") -> pd.DataFrame:
+    """The best model per area and metric, its score and both normalizations.
+
+    Parameters
+    ----------
+    normalized : pandas.DataFrame
+        :func:`normalize_by_ceiling`'s output for a summary table (``model, train_type, area,
+        metric, <score>, ceiling, mouse_ceiling, <score>_mouse_normalized``).
+    score : str, default "max_score"
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per area (hierarchy order) and metric with a ceiling: ``area, metric, model,
+        train_type, score, split_half_ceiling, score_split_half_normalized, mouse_ceiling,
+        score_mouse_normalized``.
+    """
+    cols = ["area", "metric", "model", "train_type", "score", "split_half_ceiling", "score_split_half_normalized",
+            "mouse_ceiling", "score_mouse_normalized"]
+    rows = []
+    table = normalized[normalized["metric"].isin(CEILING_METRICS) & np.isfinite(normalized[score].astype(float))]
+    for area in order_areas(table["area"].astype(str)):
+        for metric in CEILING_METRICS:
+            g = table[(table["area"] == area) & (table["metric"] == metric)]
+            if not len(g):
+                continue
+            best = g.loc[g[score].astype(float).idxmax()]
+            split = float(best["ceiling"]) if "ceiling" in g.columns else float("nan")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rows.append({"area": area, "metric": metric, "model": best["model"],
+                             "train_type": best.get("train_type", ""), "score": float(best[score]),
+                             "split_half_ceiling": split,
+                             "score_split_half_normalized": float(best[score]) / split if split > 0 else np.nan,
+                             "mouse_ceiling": float(best["mouse_ceiling"]),
+                             "score_mouse_normalized": float(best[f"{score}_mouse_normalized"])})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def plot_ceilings(ceilings):
+    """The two ceilings per area, one panel per metric (grouped bars).
+
+    Parameters
+    ----------
+    ceilings : pandas.DataFrame
+        :func:`mouse_to_mouse_ceiling`'s table.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in CEILING_METRICS if m in set(ceilings["metric"])]
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5.5 * max(1, len(metrics)), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        g = ceilings[ceilings["metric"] == metric]
+        x = np.arange(len(g))
+        ax.bar(x - 0.2, g["split_half_ceiling"], 0.4, label="split-half", color="silver")
+        ax.bar(x + 0.2, g["ceiling"], 0.4, label="mouse-to-mouse", color="steelblue")
+        for xi, n in zip(x, g["n_animals"]):
+            ax.text(xi + 0.2, 0.02, f"{int(n)}", ha="center", va="bottom", fontsize=7, color="white")
+        ax.set_xticks(x, g["area"], rotation=30, ha="right")
+        ax.set(ylim=(min(0.0, float(np.nanmin(g[["ceiling", "split_half_ceiling"]].to_numpy(float), initial=0.0))), 1.0),
+               ylabel="ceiling (Pearson r)", title=_LABELS[metric])
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=8, loc="upper right")
+    fig.suptitle("Ceilings per area (numbers in the bars: animals held out in turn)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ceiling_summary(ceilings, best=None) -> str:
+    """A closing summary of the ceilings (and of the best normalized scores) in Markdown.
+
+    Parameters
+    ----------
+    ceilings : pandas.DataFrame
+        :func:`mouse_to_mouse_ceiling`'s table.
+    best : pandas.DataFrame, optional
+        :func:`best_normalized`'s table.
+
+    Returns
+    -------
+    str
+    """
+    lines = []
+    for metric in CEILING_METRICS:
+        g = ceilings[(ceilings["metric"] == metric) & np.isfinite(ceilings["ceiling"].astype(float))]
+        if not len(g):
+            lines.append(f"- **{_LABELS[metric]}**: no area has neurons of two animals to "
+                         "compare (the mouse-to-mouse ceiling needs at least 2).")
+            continue
+        ratio = (g["ceiling"] / g["split_half_ceiling"]).to_numpy(float)
+        lo, hi = g.loc[g["ceiling"].idxmin()], g.loc[g["ceiling"].idxmax()]
+        few, many = int(g["n_animals"].min()), int(g["n_animals"].max())
+        animals = f"{few} animals" if few == many else f"{few} to {many} animals"
+        lines.append(
+            f"- **{_LABELS[metric]}**: the mouse-to-mouse ceiling ranges from "
+            f"{lo['ceiling']:.3f} ({lo['area']}) to {hi['ceiling']:.3f} ({hi['area']}) over {len(g)} areas "
+            f"with {animals} each; it is "
+            f"{np.nanmin(ratio):.2f} to {np.nanmax(ratio):.2f} times the split-half ceiling "
+            f"(mean split-half ceiling {g['split_half_ceiling'].mean():.3f}).")
+    missing = ceilings.loc[~np.isfinite(ceilings["ceiling"].astype(float)), "area"].unique().tolist()
+    if missing:
+        lines.append(f"- No mouse-to-mouse ceiling for {', '.join(missing)} (fewer than two animals with "
+                     "selected neurons, or fewer than two neurons per animal for RSA).")
+    if best is not None and len(best):
+        finite = best[np.isfinite(best["score_mouse_normalized"].astype(float))]
+        above = finite[finite["score_mouse_normalized"] > 1]
+        lines.append(
+            f"- Best models: {len(above)} of {len(finite)} area-metric pairs score above the mouse-to-mouse "
+            f"ceiling (normalized score > 1"
+            + (f"; largest {above['score_mouse_normalized'].max():.2f}, {above.iloc[int(np.argmax(above['score_mouse_normalized'].to_numpy()))]['model']} "
+               f"in {above.iloc[int(np.argmax(above['score_mouse_normalized'].to_numpy()))]['area']}" if len(above) else "")
+            + f"); against the split-half ceiling the best normalized score is "
+            f"{best['score_split_half_normalized'].max():.2f}.")
+    return "\n".join(lines)

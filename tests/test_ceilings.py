@@ -174,3 +174,48 @@ def test_normalize_by_ceiling():
         normalize_by_ceiling(summary.drop(columns="max_score"), ceilings)
     with pytest.raises(ValueError, match="repeated"):
         normalize_by_ceiling(summary, pd.concat([ceilings, ceilings]))
+
+
+def test_ceiling_page_is_in_the_book_and_explains_both_ceilings(tmp_path):
+    import jupytext
+
+    from mbutils.build import NOTEBOOKS, section_notebooks, write_toc
+
+    assert NOTEBOOKS / "ceilings.py" in section_notebooks()
+    toc = write_toc(tmp_path / "_toc.yml", ["intro", "neural_data", "ceilings", "results_01_x"], [])
+    data_part = next(p for p in toc["parts"] if p["caption"] == "The data and the models")
+    assert {"file": "generated/ceilings"} in data_part["chapters"]
+    text = " ".join(c.source for c in jupytext.read(NOTEBOOKS / "ceilings.py").cells if c.cell_type == "markdown")
+    text = " ".join(text.split())
+    for phrase in ("**The split-half ceiling**", "**The mouse-to-mouse ceiling**", "Spearman-Brown",
+                   "`alpha = 1`", "leave-one-out", "**Normalized scores above 1.**",
+                   "is a lower bound on what is predictable, set by how well other animals predict one, "
+                   "not a bound on models"):
+        assert phrase in text, phrase
+
+
+@pytest.mark.slow
+def test_ceiling_page_runs_with_papermill(tmp_path):
+    import json
+
+    pytest.importorskip("papermill")
+    from mbutils.build import NOTEBOOKS, run_notebook
+    from mbutils.testing import make_fake_results
+
+    parts = [planted_mouse(n_animals=3, n_per=8, n_stim=30, n_trials=10, noise_sd=1.0, seed=s, area=a)[0]
+             for s, a in ((1, "VISp"), (2, "VISl"))]
+    data = NeuralDataset.from_arrays(
+        np.concatenate([p.responses.values for p in parts]), parts[0].stimuli.values,
+        area=np.concatenate([p.ds["area"].values for p in parts]),
+        specimen_id=np.concatenate([p.ds["specimen_id"].values for p in parts]), source="synthetic")
+    path = data.save(tmp_path / "ds.nc")
+    make_fake_results(tmp_path / "run", n_neurons_per_area=3, dataset=path)
+    out = tmp_path / "ceilings.ipynb"
+    run = run_notebook(NOTEBOOKS / "ceilings.py", out, dict(dataset=str(path), results=str(tmp_path / "run")))
+    assert run.status == "done" and not run.error, run.error
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
+    summary = "".join(outputs[-1]["data"]["text/markdown"])
+    expected = mouse_to_mouse_ceiling(path)
+    srp = expected[expected.metric == "srp_ridge"]
+    assert f"{srp['ceiling'].min():.3f}" in summary and "score above the mouse-to-mouse ceiling" in summary

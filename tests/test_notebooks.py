@@ -62,7 +62,7 @@ def test_smoke_parameters_are_used():
 
 def test_section_order():
     names = [p.stem for p in section_notebooks()]
-    assert names[:4] == ["intro", "neural_data", "model_zoo", "method_validation"]
+    assert names[:5] == ["intro", "neural_data", "model_zoo", "method_validation", "ceilings"]
     results = [n for n in names if n.startswith("results_")]
-    assert results == sorted(results) and names[4:] == results
+    assert results == sorted(results) and names[5:] == results
     assert "model_card" not in names

@@ -39,7 +39,7 @@ STATIC_PAGES = ("running",)
 
 
 # --------------------------------------------------------------------------- table of contents
-_FIXED_PARTS = [("The data and the models", ["neural_data", "model_zoo", "method_validation"])]
+_FIXED_PARTS = [("The data and the models", ["neural_data", "model_zoo", "method_validation", "ceilings"])]
 
 
 def write_toc(path, pages, model_pages, extra_pages=STATIC_PAGES, generated=GENERATED):

@@ -254,7 +254,7 @@ def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, titl
 
 def section_notebooks(notebook_dir=None) -> list:
     """The book's section notebooks in order: intro, neural data, model zoo, method
-    validation, then every ``results_*.py`` (sorted by name).
+    validation, ceilings, then every ``results_*.py`` (sorted by name).
 
     Parameters
     ----------
@@ -266,5 +266,5 @@ def section_notebooks(notebook_dir=None) -> list:
     list of pathlib.Path
     """
     notebook_dir = Path(notebook_dir or NOTEBOOKS)
-    fixed = [notebook_dir / f"{n}.py" for n in ("intro", "neural_data", "model_zoo", "method_validation")]
+    fixed = [notebook_dir / f"{n}.py" for n in ("intro", "neural_data", "model_zoo", "method_validation", "ceilings")]
     return [p for p in fixed if p.exists()] + sorted(notebook_dir.glob("results_*.py"))
