@@ -37,6 +37,7 @@ max_models = 40  # models drawn per panel (the best ones)
 # %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import Markdown, display
 
 from mbutils import pages, plots_uncertainty, uncertainty
@@ -79,9 +80,10 @@ for m in metrics:
 
 # %%
 widths = {m: (rankings[m]["ci_high"] - rankings[m]["ci_low"]).dropna() for m in metrics}
-display({m: {"median width": round(float(w.median()), 4) if len(w) else None,
-             "largest width": round(float(w.max()), 4) if len(w) else None,
-             "draws": int(rankings[m]["n_draws"].max()) if len(rankings[m]) else 0} for m, w in widths.items()})
+display(pd.DataFrame({METRIC_LABELS[m]: {"median width": float(w.median()) if len(w) else float("nan"),
+                                          "largest width": float(w.max()) if len(w) else float("nan"),
+                                          "draws": float(rankings[m]["n_draws"].max()) if len(rankings[m]) else 0.0}
+                      for m, w in widths.items()}).T.round(4))
 
 # %% [markdown]
 # ## Summary

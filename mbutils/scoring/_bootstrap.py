@@ -38,7 +38,7 @@ from .rsa import rdm
 
 #: default number of bootstrap draws per model (``score_model(n_boot=...)``): a random
 #: ResNet-18 on data/synthetic.nc (60 layers, 525 neurons, 118 stimuli) takes about 1.2 s more
-#: to score with 200 draws and 9 s more with 1,000 (one thread; docs/uncertainty.md)
+#: to score with 200 draws and 9 s more with 1,000 (one thread, on 2 shared cores)
 DEFAULT_N_BOOT = 200
 #: columns of the ``bootstrap`` table
 BOOTSTRAP_COLUMNS = ["model", "train_type", "metric", "area", "draw", "max_score", "unbiased_score"]
