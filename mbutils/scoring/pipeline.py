@@ -43,7 +43,7 @@ AUTO_ALPHAS = np.logspace(-3, 5, 17)
 #: layer's centered Gram matrix (scale invariant; beside the paper's fixed alpha)
 SCALED_METRIC = "srp_ridge_scaled"
 #: version of the score tables' contents: score folders of another version are scored again
-SCORES_VERSION = 4
+SCORES_VERSION = 5
 #: RSA is NaN for a layer whose RDM entries spread (standard deviation) by at most this
 RDM_INDISTINCT = 1e-8
 #: an area score above its noise ceiling by more than this is an error (see check_scores)
@@ -926,6 +926,11 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         R = R_scaled = R_extra = chosen = None
         if regression is not None:  # (n_layers, 3 * n_neur) each
             R, R_scaled, dominated, alpha_scaled, R_extra, chosen = regression.result()
+            if layer_grams is not None and len(alpha_scaled) == len(cka_constant):
+                # a layer constant against the scale of its features (which a Gram alone does not
+                # show): NaN for CKA too
+                cka_constant = cka_constant | np.isnan(alpha_scaled)
+                cka_values[cka_constant] = np.nan
 
     rows = []  # (grouping, group, layer..., metric, score, score_odd, score_even, n, n_nan)
     neuron_scores = []
