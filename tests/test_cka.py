@@ -206,3 +206,18 @@ def test_cka_alone_and_the_default_metrics(mouse, tmp_path):
     with pytest.raises(ValueError, match="cka_estimator"):
         score_model(TwoLayers(layers), ds, tmp_path / "c", metrics=("cka",), threshold=0.3, cache=False,
                     progress=False, cka_estimator="debiased")
+
+
+def test_a_constant_layer_has_no_cka(mouse):
+    from mbutils.scoring import score_features
+
+    ds, layers = mouse
+    feats = {"zero": np.full((24, 30), 3.0), "small": layers[0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for metrics in (("cka",), ("srp_ridge", "cka")):
+            sc = score_features(feats, ds, metrics=metrics, threshold=0.3, progress=False,
+                                reliability_cutoffs=())["scores"]
+            c = sc[sc["metric"] == "cka"]
+            assert c.loc[c["layer"] == "zero", "score"].isna().all() and c.loc[c["layer"] == "zero", "constant"].all()
+            assert c.loc[c["layer"] == "small", "score"].notna().all()
