@@ -525,7 +525,10 @@ def _save_template(cache, stimuli_path, offline, timeout):
         path = _download(lambda: cache.fetch_api.get_natural_scene_template(number=i), cache,
                          _scene_path(cache, i), f"natural scene template {i}", offline, timeout)
         with reading(path, "natural scene template"):
-            img = np.asarray(read_scene(str(path)))
+            try:
+                img = np.asarray(read_scene(str(path)))
+            except RuntimeError as err:  # SimpleITK's error for an unreadable image
+                raise OSError(str(err).strip().splitlines()[-1]) from err
         if img.ndim != 2 or (images and img.shape != images[0].shape):
             raise AllenCorruptFileError(
                 f"the natural scene template {str(path)!r} has shape {img.shape}, expected a 2-d grayscale image "
