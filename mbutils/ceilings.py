@@ -270,8 +270,9 @@ def normalize_by_ceiling(summary, ceilings, score="max_score") -> pd.DataFrame:
                              f"pass a score summary and mouse_to_mouse_ceiling's table")
     dup = ceilings.duplicated(["area", "metric"])
     if dup.any():
-        raise ValueError(f"ceilings holds {int(dup.sum())} repeated (area, metric) rows, e.g. "
-                         f"{tuple(ceilings.loc[dup, ['area', 'metric']].iloc[0])}; pass one ceiling per area and metric")
+        example = tuple(ceilings.loc[dup, ["area", "metric"]].iloc[0])
+        raise ValueError(f"ceilings holds {int(dup.sum())} repeated (area, metric) rows, e.g. {example}; "
+                         "pass one ceiling per area and metric")
     lookup = ceilings.set_index(["area", "metric"])["ceiling"].astype(float)
     keys = pd.MultiIndex.from_arrays([summary["area"].astype(str), summary["metric"].astype(str)])
     ceiling = lookup.reindex(keys).to_numpy(dtype=float)
@@ -342,14 +343,16 @@ def plot_ceilings(ceilings):
         x = np.arange(len(g))
         ax.bar(x - 0.2, g["split_half_ceiling"], 0.4, label="split-half", color="silver")
         ax.bar(x + 0.2, g["ceiling"], 0.4, label="mouse-to-mouse", color="steelblue")
-        for xi, n in zip(x, g["n_animals"]):
-            ax.text(xi + 0.2, 0.02, f"{int(n)}", ha="center", va="bottom", fontsize=7, color="white")
+        for xi, n, c in zip(x, g["n_animals"], g["ceiling"].to_numpy(float)):
+            ax.text(xi + 0.2, max(c, 0.0) if np.isfinite(c) else 0.0, f"{int(n)}", ha="center", va="bottom",
+                    fontsize=7)
         ax.set_xticks(x, g["area"], rotation=30, ha="right")
-        ax.set(ylim=(min(0.0, float(np.nanmin(g[["ceiling", "split_half_ceiling"]].to_numpy(float), initial=0.0))), 1.0),
-               ylabel="ceiling (Pearson r)", title=_LABELS[metric])
+        ax.set_xlim(-0.6, len(g) - 0.4)
+        low = float(np.nanmin(g[["ceiling", "split_half_ceiling"]].to_numpy(float), initial=0.0))
+        ax.set(ylim=(min(0.0, low), 1.2), yticks=np.arange(0.0, 1.01, 0.2), ylabel="ceiling (Pearson r)", title=_LABELS[metric])
         ax.grid(alpha=0.3, axis="y")
-    axes[0][0].legend(fontsize=8, loc="upper right")
-    fig.suptitle("Ceilings per area (numbers in the bars: animals held out in turn)", fontsize=10)
+    axes[0][0].legend(fontsize=8, loc="upper left", ncol=2)
+    fig.suptitle("Ceilings per area (numbers over the bars: animals held out in turn)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -392,11 +395,12 @@ def ceiling_summary(ceilings, best=None) -> str:
     if best is not None and len(best):
         finite = best[np.isfinite(best["score_mouse_normalized"].astype(float))]
         above = finite[finite["score_mouse_normalized"] > 1]
+        largest = ""
+        if len(above):
+            top = above.loc[above["score_mouse_normalized"].astype(float).idxmax()]
+            largest = f"; largest {top['score_mouse_normalized']:.2f}, {top['model']} in {top['area']}"
         lines.append(
             f"- Best models: {len(above)} of {len(finite)} area-metric pairs score above the mouse-to-mouse "
-            f"ceiling (normalized score > 1"
-            + (f"; largest {above['score_mouse_normalized'].max():.2f}, {above.iloc[int(np.argmax(above['score_mouse_normalized'].to_numpy()))]['model']} "
-               f"in {above.iloc[int(np.argmax(above['score_mouse_normalized'].to_numpy()))]['area']}" if len(above) else "")
-            + f"); against the split-half ceiling the best normalized score is "
-            f"{best['score_split_half_normalized'].max():.2f}.")
+            f"ceiling (normalized score > 1{largest}); against the split-half ceiling the best normalized "
+            f"score is {best['score_split_half_normalized'].max():.2f}.")
     return "\n".join(lines)
