@@ -120,8 +120,16 @@ def test_srp_part_equals_scikit_learn_and_scipy():
 
 def test_split_half_ceiling_is_the_score_tables_ceiling():
     from mbutils.reliability import noise_ceiling, splithalf_rdm_reliability, splithalf_reliability
+    from mbutils.scoring import score_features
 
     data, _ = planted_mouse(n_animals=3, n_per=10, n_stim=30, n_trials=8, noise_sd=3.0, seed=4)
+    table = _by_metric(mouse_to_mouse_ceiling(data, threshold=0.5))
+    features = {"layer0": np.random.default_rng(0).normal(size=(30, 20))}
+    scores = score_features(features, data, threshold=0.5, groupings=(), reliability_cutoffs=(), check=False,
+                            progress=False)["scores"].set_index("metric")
+    for metric in ("srp_ridge", "rsa"):
+        assert table.loc[metric, "split_half_ceiling"] == pytest.approx(scores.loc[metric, "ceiling"], abs=1e-12)
+        assert table.loc[metric, "n_neurons"] == scores.loc[metric, "n_neurons"] < 30
     table = _by_metric(mouse_to_mouse_ceiling(data, threshold=None))
     rel = splithalf_reliability(data.responses.values)
     assert table.loc["srp_ridge", "split_half_ceiling"] == pytest.approx(np.nanmean(noise_ceiling(rel)), abs=1e-12)
