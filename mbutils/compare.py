@@ -35,7 +35,7 @@ KEYS = ["model", "train_type"]
 FEW_MODELS = 10
 
 
-def _as_list(value, name):
+def _as_list(value):
     if value is None:
         return None
     if isinstance(value, (str, Path)):
@@ -66,10 +66,10 @@ def load_runs(results, datasets=None, labels=None) -> dict:
     ValueError
         Fewer than two folders, lists of different lengths, or repeated labels.
     """
-    results = _as_list(results, "results")
+    results = _as_list(results)
     if results is None or len(results) < 2:
         raise ValueError(f"results={results!r}; give two or more results folders, one per dataset")
-    datasets = _as_list(datasets, "datasets") or [None] * len(results)
+    datasets = _as_list(datasets) or [None] * len(results)
     if len(datasets) != len(results):
         raise ValueError(f"{len(datasets)} datasets for {len(results)} results folders; give one dataset file "
                          "(or None) per results folder")

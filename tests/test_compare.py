@@ -123,7 +123,8 @@ def test_rank_changes_name_the_planted_movers(planted):
     assert move == planted_move
     biggest = max(abs(v) for v in planted_move.values())
     assert srp.iloc[0]["abs_change"] == biggest > 0
-    assert (srp.iloc[0]["model"], srp.iloc[0]["train_type"]) in {k for k, v in planted_move.items() if abs(v) == biggest}
+    movers = {k for k, v in planted_move.items() if abs(v) == biggest}
+    assert (srp.iloc[0]["model"], srp.iloc[0]["train_type"]) in movers
     # RSA is reversed among the trained models: the best trained model on a is the worst trained on b
     rsa = ch[ch["metric"] == "rsa"].set_index(["model", "train_type"])
     n_trained = N_MODELS - 1
