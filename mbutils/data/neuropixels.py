@@ -261,6 +261,10 @@ def _open_session(cache, session_id, path: Path, session_api):
     with reading(path, "session NWB file"):
         if session_api is None:
             api = cache._build_nwb_api_for_session(str(path), int(session_id), True, **unfiltered)
+            try:
+                return EcephysSession(api=api, test=True)
+            except TypeError as err:  # pynwb's error for a file without an NWB version
+                raise OSError(f"not a readable NWB-2 file: {err}") from err
         else:
             api = session_api(
                 path=str(path),
