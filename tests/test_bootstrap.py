@@ -54,7 +54,8 @@ def _plain_draw(X, targets, alpha, stim, neurons):
     out = {}
     for name, S in (("srp_ridge", srp), ("rsa", rsa)):
         mx = S[:, :, 0].max(0)
-        un = 0.5 * (S[S[:, :, 1].argmax(0), np.arange(len(areas)), 2] + S[S[:, :, 2].argmax(0), np.arange(len(areas)), 1])
+        cols = np.arange(len(areas))
+        un = 0.5 * (S[S[:, :, 1].argmax(0), cols, 2] + S[S[:, :, 2].argmax(0), cols, 1])
         out[name] = (mx, un)
     return areas, out
 

@@ -3,7 +3,6 @@ intervals against numpy percentiles, runs without a bootstrap table, and the boo
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mbutils import uncertainty
