@@ -1,4 +1,4 @@
-"""Score one model against one dataset: SRP-Ridge and RSA per layer, area and group.
+"""Score one model against one dataset: SRP-Ridge and RSA (and optionally CKA) per layer, area and group.
 
 :func:`score_model` runs the whole pipeline (neuron selection, streamed extraction through
 reducers, scoring, tidy Parquet tables); :func:`score_features` does the scoring on features
@@ -863,7 +863,8 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     :data:`RELIABILITY_COLUMNS`, one row per layer, metric, area and cutoff: SRP-Ridge the mean
     per-neuron r over the neurons passing the cutoff, RSA the correlation with the neural RDM of
     the neurons passing it; ``n_neurons`` those neurons, ``ceiling`` their noise ceiling; empty
-    without ``reliability_cutoffs``).
+    without ``reliability_cutoffs``; CKA is not scored per cutoff). CKA rows (metric ``"cka"``,
+    with ``layer_grams``) have ``score_odd``/``score_even`` from the odd- and even-trial Grams.
     """
     _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
     _check_choice(cka_estimator, CKA_ESTIMATORS, "cka_estimator")
