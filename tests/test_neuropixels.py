@@ -120,6 +120,7 @@ def test_counts_match_spike_times_loop(fake, tmp_path, no_network):
 
     out = build(fake, tmp_path / "np.nc", window=(0.1, 0.35))
     ds = xr.open_dataset(out)
+    compared = 0
     for sid in fake.session_ids:
         with h5py.File(fake.session_path(sid), "r") as f:
             unit_ids = f["units/table/id"][()]
@@ -136,8 +137,10 @@ def test_counts_match_spike_times_loop(fake, tmp_path, no_network):
                 s = 118 if frame == -1 else frame
                 k = seen.get(s, 0)
                 seen[s] = k + 1
-                expected[s, k] = sum(1 for t in times if start + 0.1 <= t <= start + 0.35)
+                expected[s, k] = np.count_nonzero((times >= start + 0.1) & (times <= start + 0.35))
             np.testing.assert_array_equal(ds["responses"].values[rows[0]], expected)
+            compared += 1
+    assert compared == ds.sizes["neuron"] == 7
 
 
 def test_quality_filters_leave_units_out(fake, tmp_path, no_network):
@@ -146,12 +149,13 @@ def test_quality_filters_leave_units_out(fake, tmp_path, no_network):
     u = fake.units.set_index("unit_id")
     for why in ("isi_violations", "amplitude_cutoff", "presence_ratio", "quality", "outside the brain"):
         assert not kept & set(u.index[u.excluded == why]), why
-    # the unit at isi_violations 0.49, amplitude_cutoff 0.09, presence_ratio 0.91 passes
+    # the unit at isi_violations 0.49, amplitude_cutoff 0.09, presence_ratio 0.96 passes
     assert set(u.index[(u.isi_violations == 0.49)]) <= kept
-    # a looser isi threshold takes in the unit at exactly 0.5 (and only it)
-    ds = xr.open_dataset(build(fake, tmp_path / "loose.nc", isi_violations_max=0.6))
+    # looser thresholds take in the units at exactly 0.5 ISI violations and 0.95 presence (and only them)
+    ds = xr.open_dataset(build(fake, tmp_path / "loose.nc", isi_violations_max=0.6, presence_ratio_min=0.9))
     added = set(ds["cell_specimen_id"].values.tolist()) - kept
-    assert added == set(u.index[u.excluded == "isi_violations"])
+    assert added == set(u.index[u.excluded.isin(["isi_violations", "presence_ratio"])])
+    assert len(added) == 2
 
 
 def test_window_changes_the_counts(fake, tmp_path, no_network):
@@ -167,7 +171,8 @@ def test_areas(fake, tmp_path, no_network):
     out = build(fake, tmp_path / "lgd.nc", areas=["LGd", "VISl"])
     _check_planted(out, fake, expected=fake.expected_units(areas=["LGd", "VISl"]))
     assert set(xr.open_dataset(out)["area"].values.astype(str)) == {"LGd", "VISl"}
-    with pytest.raises(ValueError, match=r"area 'VISx'.*valid areas: \['CA1', 'LGd', 'VISam', 'VISl', 'VISp', 'VISrl'\]"):
+    valid = r"valid areas: \['CA1', 'LGd', 'VISam', 'VISl', 'VISp', 'VISrl'\]"
+    with pytest.raises(ValueError, match=r"area 'VISx'.*" + valid):
         build(fake, tmp_path / "x.nc", areas=["VISx"])
     out = build(fake, tmp_path / "one.nc", max_sessions=1)
     _check_planted(out, fake, expected=fake.expected_units().query("ecephys_session_id == 7001"))
@@ -226,7 +231,8 @@ def test_truncated_scene_template_names_the_file(fake, tmp_path, no_network):
 def test_offline_missing_files_fail_fast(fake, tmp_path, no_network):
     fake.session_path(7002).unlink()
     fake.scene_path(3).unlink()
-    with pytest.raises(AllenOfflineError, match=r"(?s)2 files \(1 of the 2 selected sessions\).*session 7002.*natural_scene_3\.tiff.*without --offline"):
+    message = r"(?s)2 files \(1 of the 2 selected sessions\).*session 7002.*natural_scene_3\.tiff.*without --offline"
+    with pytest.raises(AllenOfflineError, match=message):
         build(fake, tmp_path / "a.nc")
     assert not (tmp_path / "a.nc.parts" / "7001.npz").exists()  # checked before any work
     (fake.cache_dir / "units.csv").unlink()
@@ -298,7 +304,8 @@ def test_downloads_through_allensdk_atomically_and_resumes(fake, tmp_path, no_ne
     assert not (cache / "session_7002" / "session_7002.nwb").exists()  # no half-downloaded file
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     api = _mirror_api(fake.cache_dir)
-    _check_planted(build_neuropixels_dataset(cache, out, fetch_api=api, session_api=FakeSessionApi, progress=False), fake)
+    out = build_neuropixels_dataset(cache, out, fetch_api=api, session_api=FakeSessionApi, progress=False)
+    _check_planted(out, fake)
     assert [d for d in api.downloads if d.startswith("session")] == ["session_7002/session_7002.nwb"]
     assert sum(d.startswith("natural_scene_templates") for d in api.downloads) == 118
     assert no_network == []

@@ -63,20 +63,20 @@ FAKE_SESSIONS = [
 _UNIT_SPECS = {
     7001: [
         (0, "good", 0.10, 0.01, 0.99, None),
-        (0, "good", 0.49, 0.09, 0.91, None),  # just inside every threshold
+        (0, "good", 0.49, 0.09, 0.96, None),  # just inside every threshold
         (1, "good", 0.50, 0.01, 0.99, "isi_violations"),  # Allen's thresholds are strict
         (1, "good", 0.10, 0.20, 0.99, "amplitude_cutoff"),
-        (0, "good", 0.10, 0.01, 0.85, "presence_ratio"),
+        (0, "good", 0.10, 0.01, 0.95, "presence_ratio"),  # strict: 0.95 is out
         (1, "noise", 0.10, 0.01, 0.99, "quality"),
         (2, "good", 0.05, 0.02, 0.97, "area LGd (not a default area)"),
         (3, "good", 0.05, 0.02, 0.97, "area CA1"),
-        (4, "good", 0.20, 0.05, 0.95, None),
+        (4, "good", 0.20, 0.05, 0.98, None),
         (5, "good", 0.00, 0.00, 1.00, None),
     ],
     7002: [
         (0, "good", 0.10, 0.03, 0.96, None),
         (1, "good", 0.10, 0.03, 0.96, None),
-        (1, "good", 0.10, 0.03, 0.93, None),
+        (1, "good", 0.10, 0.03, 0.97, None),
         (2, "good", 0.10, 0.03, 0.96, "outside the brain"),
     ],
     7003: [
@@ -390,7 +390,8 @@ def make_fake_neuropixels_cache(cache_dir, seed: int = 0, session_format: str = 
     template = rng.integers(0, 256, size=(N_SCENES,) + TEMPLATE_SHAPE, dtype=np.uint8)
     (cache_dir / "natural_scene_templates").mkdir(exist_ok=True)
     for i in range(N_SCENES):
-        sitk.WriteImage(sitk.GetImageFromArray(template[i]), str(cache_dir / "natural_scene_templates" / f"natural_scene_{i}.tiff"))
+        scene = cache_dir / "natural_scene_templates" / f"natural_scene_{i}.tiff"
+        sitk.WriteImage(sitk.GetImageFromArray(template[i]), str(scene))
 
     stimulus_order = list(range(N_SCENES)) + [-1]
     sessions, probes, channels, units_csv, unit_rows = [], [], [], [], []
@@ -413,10 +414,12 @@ def make_fake_neuropixels_cache(cache_dir, seed: int = 0, session_format: str = 
                 chan_ids.append(cid)
                 chan_area.append(area)
                 elec_rows.append({"id": cid, "probe_id": pid, "valid_data": True, "probe_channel_number": k,
-                                  "probe_vertical_position": 20 * (k + 1), "probe_horizontal_position": 11 + 16 * (k % 2),
+                                  "probe_vertical_position": 20 * (k + 1),
+                                  "probe_horizontal_position": 11 + 16 * (k % 2),
                                   "location": "None" if area is None else area})
                 channels.append({"id": cid, "ecephys_probe_id": pid, "local_index": k,
-                                 "probe_horizontal_position": 11 + 16 * (k % 2), "probe_vertical_position": 20 * (k + 1),
+                                 "probe_horizontal_position": 11 + 16 * (k % 2),
+                                 "probe_vertical_position": 20 * (k + 1),
                                  "ecephys_structure_id": np.nan if area is None else 385.0 + k,
                                  "ecephys_structure_acronym": area,
                                  "anterior_posterior_ccf_coordinate": 8000.0, "dorsal_ventral_ccf_coordinate": 1000.0,

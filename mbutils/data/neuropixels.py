@@ -62,9 +62,10 @@ BLANK_GRAY = 127
 DEFAULT_AREAS = ("VISp", "VISl", "VISal", "VISpm", "VISrl", "VISam")
 #: spike-count window after each onset, seconds (the 250 ms presentation)
 DEFAULT_WINDOW = (0.0, 0.25)
-#: Allen's recommended unit quality thresholds, applied strictly:
-#: isi_violations < 0.5, amplitude_cutoff < 0.1, presence_ratio > 0.9
-QUALITY_DEFAULTS = {"isi_violations_max": 0.5, "amplitude_cutoff_max": 0.1, "presence_ratio_min": 0.9}
+#: unit quality thresholds, applied strictly: isi_violations < 0.5, amplitude_cutoff < 0.1,
+#: presence_ratio > 0.95 (Siegle et al. 2021, Nature, Extended Data Fig. 1; allensdk's
+#: UNIT_FILTER_DEFAULTS has the same values with <= and >=)
+QUALITY_DEFAULTS = {"isi_violations_max": 0.5, "amplitude_cutoff_max": 0.1, "presence_ratio_min": 0.95}
 SESSION_TYPE = "brain_observatory_1.1"
 NETWORK_TIMEOUT_S = 30.0
 _PART_VERSION = 1
@@ -102,12 +103,16 @@ def arrange_trials(values, frames, start_times, n_trials: int = N_TRIALS, stimul
             f"(n_units, n_presentations), (n_presentations,) and (n_presentations,)"
         )
     if not np.isfinite(frames).all() or (frames != np.rint(frames)).any():
-        raise ValueError(f"stimulus frames must be whole numbers, got {frames[~(frames == np.rint(frames))][:10].tolist()}")
+        bad = frames[~(frames == np.rint(frames))][:10].tolist()
+        raise ValueError(f"stimulus frames must be whole numbers, got {bad}")
     frames = frames.astype(np.int64)
     stimulus_ids = np.asarray(stimulus_ids, dtype=np.int64)
     unknown = np.setdiff1d(frames, stimulus_ids)
     if unknown.size:
-        raise ValueError(f"stimulus frames {unknown[:10].tolist()} are not among the expected ids {stimulus_ids.min()}..{stimulus_ids.max()}")
+        raise ValueError(
+            f"stimulus frames {unknown[:10].tolist()} are not among the expected ids "
+            f"{stimulus_ids.min()}..{stimulus_ids.max()}"
+        )
     order = np.argsort(start_times, kind="stable")
     frames, values = frames[order], values[:, order]
     position = np.searchsorted(np.sort(stimulus_ids), frames)
@@ -382,7 +387,7 @@ def build_neuropixels_dataset(
         Trials per stimulus; missing repeats are NaN.
     isi_violations_max, amplitude_cutoff_max, presence_ratio_min : float
         Unit quality thresholds, applied strictly (``isi_violations < 0.5``,
-        ``amplitude_cutoff < 0.1``, ``presence_ratio > 0.9`` by default). allensdk's own
+        ``amplitude_cutoff < 0.1``, ``presence_ratio > 0.95`` by default). allensdk's own
         filters still apply: ``quality == "good"`` and a peak channel inside the brain.
     fetch_api : object, optional
         The ``EcephysProjectApi`` to download with (default allensdk's warehouse api).
@@ -460,8 +465,9 @@ def build_neuropixels_dataset(
                 f"offline: the Neuropixels cache lacks the project tables {missing}; run once without "
                 f"--offline to download them"
             )
-    with network_errors("downloading the project tables", timeout), reading(tables[cache.SESSIONS_KEY], "session table"):
-        sessions = cache.get_session_table()
+    with network_errors("downloading the project tables", timeout):
+        with reading(tables[cache.SESSIONS_KEY], "session table"):
+            sessions = cache.get_session_table()
     sessions = _select_sessions(sessions, areas, max_sessions, strict_areas)
     if sessions.empty:
         raise AllenDataError(f"no {SESSION_TYPE} session in {str(cache_dir)!r} records in {areas}")
@@ -604,7 +610,14 @@ def add_neuropixels_arguments(parser) -> None:
     parser.add_argument("--areas", nargs="+", default=None, metavar="AREA",
                         help="ecephys_structure_acronym values to keep (default the six visual areas; e.g. LGd LP)")
     parser.add_argument("--max-sessions", type=int, default=None, metavar="N", help="use only the first N sessions")
-    parser.add_argument("--timeout", type=float, default=NETWORK_TIMEOUT_S, metavar="S", help="network timeout in seconds")
+    parser.add_argument("--isi-violations-max", type=float, default=QUALITY_DEFAULTS["isi_violations_max"], metavar="X",
+                        help="keep units with isi_violations < X (default 0.5)")
+    parser.add_argument("--amplitude-cutoff-max", type=float, default=QUALITY_DEFAULTS["amplitude_cutoff_max"],
+                        metavar="X", help="keep units with amplitude_cutoff < X (default 0.1)")
+    parser.add_argument("--presence-ratio-min", type=float, default=QUALITY_DEFAULTS["presence_ratio_min"],
+                        metavar="X", help="keep units with presence_ratio > X (default 0.95)")
+    parser.add_argument("--timeout", type=float, default=NETWORK_TIMEOUT_S, metavar="S",
+                        help="network timeout in seconds")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -616,6 +629,8 @@ def run_neuropixels(args) -> int:
         path = build_neuropixels_dataset(
             args.cache, args.out, offline=args.offline, window=tuple(args.window), areas=args.areas,
             max_sessions=args.max_sessions, timeout=getattr(args, "timeout", NETWORK_TIMEOUT_S),
+            isi_violations_max=args.isi_violations_max, amplitude_cutoff_max=args.amplitude_cutoff_max,
+            presence_ratio_min=args.presence_ratio_min,
             session_api=getattr(args, "session_api", None),
             progress=False if getattr(args, "no_progress", False) else None,
         )
