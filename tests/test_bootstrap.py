@@ -164,6 +164,10 @@ def test_bad_n_boot_is_refused():
     X, targets = _small_case()
     with pytest.raises(ValueError, match="n_boot=-3"):
         bootstrap_scores(targets, -3, model="m", train_type="t", operators=None)
+    from mbutils.scoring import score_features
+
+    with pytest.raises(ValueError, match="n_boot=2.5"):  # before the dataset is read
+        score_features([np.zeros((4, 3))], "no-such-file.nc", n_boot=2.5)
 
 
 def test_score_features_writes_the_table_and_intervals(tmp_path):

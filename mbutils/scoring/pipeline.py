@@ -875,6 +875,7 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     else:
         alpha = float(alpha)
     cutoffs = _check_cutoffs(reliability_cutoffs)
+    check_n_boot(n_boot)  # before any work
     if extra_targets is not None and not cutoffs:
         raise ValueError("extra_targets are scored for reliability_cutoffs only; give reliability_cutoffs too, or "
                          "leave extra_targets out")
@@ -1174,6 +1175,7 @@ def score_features(features, dataset, *, metrics=DEFAULT_METRICS, n_components=N
 
     metrics = _check_metrics_alpha(metrics, alpha)
     cutoffs = _check_cutoffs(reliability_cutoffs)
+    check_n_boot(n_boot)  # before any work
     names, arrays = _feature_layers(features)
     data, _path = _as_dataset(dataset)
     targets, selected, _n_bad, report = _select_targets(data, threshold, progress, select_kwargs)
@@ -1513,6 +1515,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
     _check_choice(mapping, tuple(MAPPINGS_SCORE), "mapping")
     metrics = _check_metrics_alpha(metrics, alpha)
     cutoffs = _check_cutoffs(reliability_cutoffs)
+    check_n_boot(n_boot)  # before any work
     if int(n_components) < 1:
         raise ValueError(f"n_components={n_components!r}; expected a positive integer")
     if out_dir is not None:
