@@ -23,8 +23,9 @@
 # neurons and on *d*), so two models are compared draw by draw: **P(A > B)** is the share of
 # draws in which model A's score (the mean over areas, as in the rankings of the other pages)
 # exceeds model B's. Intervals are percentile intervals of the draws. The layer maximum of a
-# resample is biased upwards like any maximum of noisy scores, so the intervals of the Max
-# scores sit above the unbiased scores' intervals.
+# resample is again a maximum over noisy layer scores, chosen and scored on the same trials, so
+# its draws carry the upward bias of the Max score itself; the unbiased score (layer chosen on
+# odd trials and scored on even ones, and the reverse) is the one without it (set `value`).
 
 # %% tags=["parameters", "hide-input"]
 dataset = "data/synthetic.nc"
