@@ -295,7 +295,10 @@ def _session_counts(session, path, window, n_trials, quality, areas):
     units = units[keep].sort_index()
     frames = pd.to_numeric(table["frame"], errors="coerce").to_numpy()
     if table.shape[0] == 0:
-        raise AllenCorruptFileError(f"the session file {str(path)!r} has no natural_scenes presentations")
+        raise AllenCorruptFileError(
+            f"the session file {str(path)!r} has no valid natural_scenes presentation although the session "
+            f"table lists it as {SESSION_TYPE}; the file is probably stale or corrupt: delete it and run again"
+        )
     with reading(path, "session NWB file"):
         counts = session.presentationwise_spike_counts(
             bin_edges=np.array([float(window[0]), float(window[1])]),
