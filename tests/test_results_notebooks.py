@@ -10,7 +10,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("results_*.py"))
 
 
 def test_notebooks_exist():
-    assert len(NOTEBOOKS) == 11
+    assert [p.stem.split("_")[1] for p in NOTEBOOKS] == [f"{k:02d}" for k in range(1, 13)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
