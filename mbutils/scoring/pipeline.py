@@ -514,9 +514,11 @@ def _targets_from_dataset(dataset) -> tuple[Targets, int]:
     return Targets(y[ok].T, odd[ok].T, even[ok].T, neurons, trials), n_bad
 
 
-def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator=None) -> dict:
+def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator=None, halves=None) -> dict:
     """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA),
-    and with ``cka_estimator`` the Gram's split-half CKA (:func:`_cka_ceiling`; NaN without)."""
+    and with ``cka_estimator`` the Gram's split-half CKA (:func:`_cka_ceiling`; NaN without), from
+    ``halves`` (:func:`_split_half_means` of ``targets.trials``, with ``n_splits`` and ``seed``) when
+    given."""
     from ..reliability import noise_ceiling
 
     labels = targets.neurons[label_column].to_numpy()
@@ -528,7 +530,9 @@ def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator
         rsa = cka = float("nan")
         if targets.trials is not None and m.sum() >= 2:
             rsa = _rdm_ceiling(targets.trials[m], n_splits, seed)
-        if targets.trials is not None and cka_estimator is not None:
+        if halves is not None and cka_estimator is not None:
+            cka = _cka_ceiling_of(halves, m, cka_estimator)
+        elif targets.trials is not None and cka_estimator is not None:
             cka = _cka_ceiling(targets.trials[m], n_splits, seed, cka_estimator)
         out[g] = {"srp_ridge": reg, "rsa": rsa, "cka": cka}
     return out
@@ -571,6 +575,26 @@ def _rdm_ceiling(trials, n_splits=10, seed=0) -> float:
             return float(noise_ceiling(splithalf_rdm_reliability(trials, n_splits=n_splits, seed=seed)))
     except ValueError:
         return float("nan")
+
+
+def _cka_ceiling_of(halves, mask, estimator) -> float:
+    """:func:`_cka_ceiling` of the neurons ``mask`` (bool, over the rows of ``halves``) from
+    :func:`_split_half_means`: the same splits, Grams and Spearman-Brown correction as
+    :func:`mbutils.scoring.cka.splithalf_cka_reliability`, without recomputing the half means."""
+    from ..reliability import noise_ceiling, spearman_brown
+
+    if mask.sum() < 1 or not halves:
+        return float("nan")
+    values = np.empty(len(halves))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, (first, second) in enumerate(halves):
+            a, b = first[mask], second[mask]
+            keep = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+            r = cka_matrix([linear_gram(a[keep].T)], [linear_gram(b[keep].T)], estimator)[0, 0] if keep.any() \
+                else np.nan
+            values[k] = spearman_brown(r)
+        return float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else float("nan")
 
 
 def _split_half_means(trials_list, n_splits=10, seed=0):
@@ -911,8 +935,11 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
                                            alpha, features_are_gram, n_workers, loo_precision,
                                            bool(scale_aware), extra_y, alphas, keep=kept)
-        ceilings = {key: _ceilings(targets, key, cka_estimator=cka_estimator if layer_grams is not None else None)
-                    for key in label_sets}
+        halves = None
+        if layer_grams is not None and targets.trials is not None and targets.trials.shape[2] >= 2:
+            halves = _split_half_means([targets.trials])  # once for every group's CKA ceiling
+        ceilings = {key: _ceilings(targets, key, cka_estimator=cka_estimator if layer_grams is not None else None,
+                                   halves=halves) for key in label_sets}
         if layer_grams is not None:
             cka_columns, cka_values, cka_constant = _cka_scores(targets, layer_grams, len(layers), label_sets, codes,
                                                                 cka_estimator)
