@@ -221,3 +221,28 @@ def test_a_constant_layer_has_no_cka(mouse):
             c = sc[sc["metric"] == "cka"]
             assert c.loc[c["layer"] == "zero", "score"].isna().all() and c.loc[c["layer"] == "zero", "constant"].all()
             assert c.loc[c["layer"] == "small", "score"].notna().all()
+
+
+def test_cka_at_reliability_cutoffs(mouse, tmp_path):
+    ds, layers = mouse
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tables = score_model(TwoLayers(layers), ds, tmp_path / "out", metrics=("rsa", "cka"), threshold=0.3,
+                             cache=False, progress=False, reliability_cutoffs=(0.3, 0.6))
+        targets = Targets.from_dataset(ds, threshold=0.3)
+    rel = tables["scores_reliability"]
+    c = rel[rel["metric"] == "cka"].set_index(["layer", "area", "cutoff"])
+    main = tables["scores"].query("metric == 'cka'").set_index(["layer", "area"])
+    reliability, areas = targets.neurons["reliability"].to_numpy(), targets.neurons["area"].to_numpy()
+    feats = [np.asarray(torch.tensor(f, dtype=torch.float32), dtype=np.float64) for f in layers]
+    n_checked = 0
+    for (layer, area, cutoff), row in c.iterrows():
+        m = (areas == area) & (reliability >= cutoff)
+        assert row["n_neurons"] == m.sum()
+        f = feats[int(layer[1:]) - 1]
+        assert row["score"] == pytest.approx(cka_reference(f, targets.y[:, m]), abs=1e-6)
+        if cutoff == 0.3:  # every selected neuron: the main table's score and ceiling
+            assert row["score"] == pytest.approx(main.loc[(layer, area), "score"], abs=1e-12)
+            assert row["ceiling"] == pytest.approx(main.loc[(layer, area), "ceiling"], rel=1e-12)
+        n_checked += 1
+    assert n_checked == len(c) >= 6 and set(c.index.get_level_values("cutoff")) == {0.3, 0.6}

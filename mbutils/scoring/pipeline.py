@@ -692,7 +692,7 @@ def _extra_targets(dataset, report, threshold, floor, progress, select_kwargs):
 
 
 def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_flags, layer_tri, flat, rsa_constant,
-                        model, train_type) -> pd.DataFrame:
+                        model, train_type, layer_grams=None, cka_constant=None, cka_estimator="biased") -> pd.DataFrame:
     """The ``scores_reliability`` table: scores per layer, metric, area and reliability cutoff.
 
     At each cutoff the neurons are those of ``targets`` and ``extra`` whose reliability is at
@@ -718,6 +718,12 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
     rsa_constant : ndarray (n_layers,), bool
         Layers whose RSA is NaN (constant or indistinct RDM).
     model, train_type : str
+    layer_grams : sequence of ndarray (n_stimuli, n_stimuli), optional
+        Layer Grams for CKA (:func:`_cka_scores`): the layer's CKA with the neural Gram of the
+        neurons passing the cutoff; None skips CKA.
+    cka_constant : ndarray (n_layers,), bool
+        Layers whose CKA is NaN.
+    cka_estimator : {"biased", "unbiased"}
 
     Returns
     -------
@@ -791,6 +797,21 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
         values[np.asarray(rsa_constant, dtype=bool)] = np.nan
         frames.append(frame("rsa", values, np.isnan(values).astype(np.int64), ceiling,
                             np.zeros(n_layers, dtype=bool), rsa_constant))
+    if layer_grams is not None:
+        y = np.concatenate([t.y for t in parts], axis=1)
+        ceiling = np.full(W.shape[1], np.nan)
+        have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
+        halves = _split_half_means([t.trials for t in parts]) if have_trials else None
+        neural = []
+        for j in keep:
+            neural.append(linear_gram(y[:, W[:, j]]))
+            if have_trials:
+                ceiling[j] = _cka_ceiling_of(halves, W[:, j], cka_estimator)
+        values = np.full((n_layers, W.shape[1]), np.nan)
+        values[:, keep] = cka_matrix(list(layer_grams), neural, cka_estimator)
+        values[np.asarray(cka_constant, dtype=bool)] = np.nan
+        frames.append(frame("cka", values, np.isnan(values).astype(np.int64), ceiling,
+                            np.zeros(n_layers, dtype=bool), cka_constant))
     if not frames:
         return pd.DataFrame(columns=RELIABILITY_COLUMNS)
     return pd.concat(frames, ignore_index=True)[RELIABILITY_COLUMNS]
@@ -887,7 +908,8 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     :data:`RELIABILITY_COLUMNS`, one row per layer, metric, area and cutoff: SRP-Ridge the mean
     per-neuron r over the neurons passing the cutoff, RSA the correlation with the neural RDM of
     the neurons passing it; ``n_neurons`` those neurons, ``ceiling`` their noise ceiling; empty
-    without ``reliability_cutoffs``; CKA is not scored per cutoff). CKA rows (metric ``"cka"``,
+    without ``reliability_cutoffs``; CKA the layer Gram's CKA with the neural Gram of the neurons
+    passing it). CKA rows (metric ``"cka"``,
     with ``layer_grams``) have ``score_odd``/``score_even`` from the odd- and even-trial Grams.
     """
     _check_choice(loo_precision, ("float32", "float64"), "loo_precision")
@@ -1045,7 +1067,9 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     srp_flags = (dominated, np.isnan(alpha_scaled)) if R is not None else None
     out["scores_reliability"] = _reliability_scores(
         layers, cutoffs, targets, extra_targets, R[:, :n_neur] if R is not None else None, R_extra, srp_flags,
-        layer_tri, tri_index, rsa_constant, model, train_type)
+        layer_tri, tri_index, rsa_constant, model, train_type,
+        layer_grams=layer_grams, cka_constant=cka_constant if layer_grams is not None else None,
+        cka_estimator=cka_estimator)
     if check_n_boot(n_boot):
         with blas_workers() as n_boot_workers:
             out["bootstrap"] = bootstrap_scores(
