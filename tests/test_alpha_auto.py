@@ -129,9 +129,20 @@ def test_auto_alpha_equals_ridgecv_on_a_layer_of_a_real_model():
         rows = ns[ns["layer"] == layers["name"].iloc[pick[k]]]
         grid = AUTO_ALPHAS * _mean_eigenvalue(X)
         chosen, pred = _sklearn_auto(X, sub.y, grid)
-        np.testing.assert_allclose(rows["alpha"].to_numpy(), chosen, rtol=1e-12)
+        mine = rows["alpha"].to_numpy()
+        same = np.isclose(mine, chosen, rtol=1e-12, atol=0)
+        # a different choice only at a tie of the leave-one-out errors (both computations round
+        # differently); none was seen, and at most a few are allowed
+        if not same.all():
+            errors = RidgeCV(alphas=grid, alpha_per_target=True, store_cv_results=True).fit(X, sub.y).cv_results_
+            errors = errors.mean(0)  # (n_targets, n_alphas)
+            for j in np.flatnonzero(~same):
+                nearest = [int(np.argmin(np.abs(np.log(grid / v)))) for v in (mine[j], chosen[j])]
+                a, b = errors[j, nearest[0]], errors[j, nearest[1]]
+                assert a == pytest.approx(b, rel=1e-9)
+        assert (~same).sum() <= 3
         ref = np.array([pearsonr(pred[:, j], sub.y[:, j])[0] for j in range(sub.y.shape[1])])
-        np.testing.assert_allclose(rows["score"].to_numpy(), ref, atol=1e-8)
+        np.testing.assert_allclose(rows["score"].to_numpy()[same], ref[same], atol=1e-8)
 
 
 def test_command_line_takes_alpha_auto_and_the_cka_metric():
