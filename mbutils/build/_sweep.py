@@ -142,8 +142,7 @@ def _score_job(model, weights, dataset, results, score_kwargs, scorer=None, wait
         with _PeakMemory() as peak:
             folder = score_entry(model, weights, dataset, results, score_kwargs, progress=False, scorer=scorer,
                                  wait=wait)
-        if (folder / SCORED_MARKER).stat().st_mtime >= began - 1:  # scored now (not reused)
-            _write_task_record(folder, time.perf_counter() - start, peak.bytes)
+        _write_task_record(folder, time.perf_counter() - start, peak.bytes, began)
     except Exception as err:  # reported per model; the sweep goes on
         log = _absolute(results) / "logs" / f"{ModelEntry(model, weights).key}.log"
         try:
@@ -196,11 +195,17 @@ class _PeakMemory:
         self.bytes = max(self.bytes, self._rss())
 
 
-def _write_task_record(folder, seconds, peak_bytes) -> None:
+def _write_task_record(folder, seconds, peak_bytes, began) -> None:
     """``<folder>/_task.json``: the model's time in its task and the task's peak memory, and
-    where it ran (the figures of benchmarks/bench_atlas.py)."""
+    where it ran (the figures of benchmarks/bench_atlas.py); only when the task scored the model
+    (its ``_scored.json`` is newer than ``began``, a ``time.time()``), not when it reused it."""
     import socket
 
+    try:
+        if (Path(folder) / SCORED_MARKER).stat().st_mtime < began - 1:
+            return
+    except OSError:  # another sweep is rescoring the folder: no record of this task
+        return
     record = {"seconds": seconds, "peak_rss_bytes": int(peak_bytes), "host": socket.gethostname(),
               "pid": os.getpid()}
     try:

@@ -96,7 +96,7 @@ def add_parser(subparsers, parents) -> None:
         Parsers holding the global options, given to every parser created here.
     """
     data = subparsers.add_parser(
-        "data", help="build neural dataset files (synthetic, Allen)", parents=parents, formatter_class=_RAW,
+        "data", help="build dataset files (synthetic, Allen, Sensorium, ...)", parents=parents, formatter_class=_RAW,
         description="Build a neural dataset file (NetCDF, schema in docs/dataset.md).",
         epilog="examples:\n"
                "  mbutils data synthetic --out data/synthetic.nc\n"

@@ -48,7 +48,7 @@ def add_parser(subparsers, parents) -> None:
         Parsers holding the global options.
     """
     p = subparsers.add_parser(
-        "score", help="score one model (SRP-Ridge, RSA, optionally CKA) on a dataset", parents=parents,
+        "score", help="score one model on a dataset (SRP-Ridge, RSA, CKA)", parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Score one model against a dataset: neuron selection, one streamed pass over the\n"
                     "118 scenes, SRP-Ridge and RSA per layer and area; writes tidy Parquet tables.",
