@@ -68,3 +68,38 @@ def test_bad_features_are_refused_with_the_reason(mouse):
         score_features("pixels", mouse, progress=False)
     with pytest.raises(ValueError, match="alpha=nan"):
         score_features([np.zeros((n, 3))], mouse, alpha=float("nan"), progress=False)
+
+
+def test_single_presentation_stimuli_are_scored(tmp_path):
+    """Stimuli shown once (Sensorium, Stringer) are scored on their trial averages; the odd/even
+    halves miss them, so the unbiased scores are NaN and a warning says why."""
+    import warnings
+
+    from scipy import stats
+    from sklearn.linear_model import RidgeCV
+
+    from mbutils.data import NeuralDataset, load_dataset, select_neurons
+    from mbutils.scoring import score_features
+    from mbutils.testing import make_fake_dataset
+
+    path = make_fake_dataset(tmp_path / "d.nc", n_neurons_per_area=20, n_stimuli=41, n_trials=8)
+    ds = load_dataset(path).ds.load()
+    r = ds["responses"].values.copy()
+    r[:, 1::3, 1:] = np.nan  # every third stimulus shown once
+    ds["responses"].values[:] = r
+    NeuralDataset(ds).save(tmp_path / "single.nc")
+    x = np.random.default_rng(0).normal(size=(40, 50))  # fewer features than components: not projected
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = score_features({"x": x}, tmp_path / "single.nc", metrics=("srp_ridge",), threshold=0.3,
+                                n_boot=0, progress=False)
+    assert any("single-presentation stimuli" in str(w.message) for w in caught)
+    selected, _ = select_neurons(load_dataset(tmp_path / "single.nc"), threshold=0.3)
+    y = selected.scenes().trial_average().values.T  # (stimuli, neurons), every stimulus
+    loo = RidgeCV(alphas=[1.0], store_cv_results=True, scoring="neg_mean_squared_error").fit(x, y).cv_results_[..., 0]
+    ref = np.array([stats.pearsonr(loo[:, j], y[:, j])[0] for j in range(y.shape[1])])
+    got = tables["neuron_scores"].set_index("cell_specimen_id")["score"]
+    ids = selected.ds["cell_specimen_id"].values
+    np.testing.assert_allclose(got.loc[ids].to_numpy(), ref, atol=1e-6)  # float32 products (docs/exactness.md)
+    summary = tables["summary"]
+    assert summary["max_score"].notna().all() and summary["unbiased_score"].isna().all()

@@ -497,12 +497,21 @@ def _targets_from_dataset(dataset) -> tuple[Targets, int]:
     y = dataset.trial_average().values.astype(np.float64)  # neuron x stimulus
     odd, even = dataset.trial_halves()
     odd, even = odd.values.astype(np.float64), even.values.astype(np.float64)
-    ok = np.isfinite(y).all(1) & np.isfinite(odd).all(1) & np.isfinite(even).all(1)
+    ok = np.isfinite(y).all(1)
     n_bad = int((~ok).sum())
     if n_bad:
         warnings.warn(
             f"excluding {n_bad} of {len(ok)} neurons whose trial-averaged responses contain NaN "
             f"(a stimulus with no valid trial)", RuntimeWarning, stacklevel=3)
+    if not ok.any():
+        raise ValueError(f"every one of the {len(ok)} selected neurons misses a stimulus (no valid trial): nothing "
+                         "to score; keep the stimuli every neuron saw (dataset.select or your own subset)")
+    halves_bad = ~(np.isfinite(odd).all(1) & np.isfinite(even).all(1)) & ok
+    if halves_bad.any():
+        warnings.warn(
+            f"{int(halves_bad.sum())} of {int(ok.sum())} neurons lack a trial in the odd or even half for some "
+            "stimulus (single-presentation stimuli): their odd/even-trial scores, and so the unbiased "
+            "scores, are NaN", RuntimeWarning, stacklevel=3)
     ds = dataset.ds
     meta = {c: ds[c].values[ok] for c in ("cell_specimen_id", "area", "cre_line", "imaging_depth")}
     meta["reliability"] = (ds["reliability"].values[ok].astype(np.float64) if "reliability" in ds.coords
