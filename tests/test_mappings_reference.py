@@ -108,6 +108,18 @@ def test_pca_rows_differ_across_sizes_above_the_stimulus_count():
     assert own.loc[100, "score"] == pytest.approx(own.loc[300, "score"], abs=1e-12)
 
 
+def test_pca_sizes_above_the_image_sets_rank_give_one_capped_row():
+    """With 400 reference images PCA has at most 399 components: 500 gives one row at 399 and
+    1000 (the same components) no row, so every PCA row shown is a distinct size."""
+    x, ref, y = _latent_problem()
+    out = compare_mappings({"l": x}, y, reductions=("pca", "srp"), n_components=(100, 500, 1000),
+                           regressions=("ridge_gcv",), reference={"l": ref}, progress=False)
+    pca = out[out["reduction"] == "pca"].set_index("n_components")
+    assert pca["n_features_used"].to_dict() == {100: 100, 500: 399}
+    assert pca["n_features_used"].is_unique
+    assert sorted(out.loc[out["reduction"] == "srp", "n_components"]) == [100, 500, 1000]  # SRP untouched
+
+
 def test_all_features_reference_equals_regressions_on_the_raw_features():
     """"none": one row per regression, scored as sklearn scores the raw features (the rotation onto
     the stimuli's span loses nothing)."""

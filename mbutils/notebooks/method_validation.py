@@ -76,8 +76,9 @@ dataset_banner(dataset)
 # the set is a stimulus), grayscale and at the stimuli's size. The paper used 9,216 ImageNet
 # images; here the set holds `n_images` crops (2,048 in the full book, 600 in smoke runs), which
 # keeps the page within a few minutes on 2 CPU cores. PCA then has up to `n_images - 1`
-# components, where PCA fitted on the 118 stimuli alone has at most 117; larger sizes are capped
-# (column `n_features_used`). Sparse random projections and random subsets fit nothing (a
+# components, where PCA fitted on the 118 stimuli alone has at most 117: the first size above
+# that rank is shown capped (column `n_features_used`), and larger PCA sizes, which would repeat
+# it, are not shown (`n_reference` sets the image set's size). Sparse random projections and random subsets fit nothing (a
 # projection matrix depends only on the layer's number of features), so they are drawn once per
 # layer and applied to the stimuli directly.
 

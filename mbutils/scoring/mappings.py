@@ -250,7 +250,9 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
     reference : dict name -> array (n_images, n_features), optional
         Per layer, its features for an auxiliary image set: PCA is fitted on them
         (:func:`fitted_pca_scores`) instead of on the stimuli. Layers missing from it are
-        fitted on the stimuli.
+        fitted on the stimuli. A PCA size above the reference's rank (``n_images - 1``) gets
+        one row, at that rank (``n_features_used``), for the first such size only: larger
+        sizes would repeat it.
     progress : bool, optional
 
     Returns
@@ -289,7 +291,7 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
 
         jobs = tqdm(jobs, desc="mappings")
     rows = []
-    pca_fits = {}
+    pca_fits, pca_used = {}, {}
     for name, r, k in jobs:
         x = np.asarray(features_per_layer[name])
         if x.shape[0] != y.shape[0]:
@@ -306,6 +308,10 @@ def compare_mappings(features_per_layer, responses, reductions=("pca", "srp", "s
                 fit = _reference_pca(reference[name], x)
                 pca_fits[name] = (fit, time.perf_counter() - t_fit)
             (C, U, root), fit_s = pca_fits[name]
+            used = min(k, U.shape[1])
+            if used in pca_used.setdefault(name, set()):
+                continue  # capped at the reference's rank: the same components as a smaller size
+            pca_used[name].add(used)
             t0 = time.perf_counter()
             z = (C @ U[:, :k]) / root[:k]
             fitted_on = "reference"
