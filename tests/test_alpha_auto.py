@@ -99,14 +99,15 @@ def test_default_grid_and_bad_grids():
         score_reduced(_layers(1), [X], None, targets, alpha="best", groupings=(), progress=False)
 
 
-def test_auto_alpha_equals_ridgecv_on_a_layer_of_a_real_model():
-    from mbutils.data import load_dataset
+def test_auto_alpha_equals_ridgecv_on_a_layer_of_a_real_model(tmp_path):
+    from mbutils.data import load_dataset, make_synthetic
     from mbutils.models import extract, load_model
     from mbutils.reduction import RDMReducer, SparseRandomProjection
 
     path = Path(__file__).resolve().parents[1] / "data" / "synthetic.nc"
-    if not path.exists():
-        pytest.skip("data/synthetic.nc not built (mbutils data synthetic)")
+    if not path.exists():  # a clean clone: a smaller synthetic mouse of the same kind
+        path = tmp_path / "synthetic.nc"
+        make_synthetic(600, progress=False).save(path)
     ds = load_dataset(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

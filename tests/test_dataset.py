@@ -198,8 +198,11 @@ def test_existing_files_load_unchanged(tmp_path, which):
 
     if which == "synthetic":
         path = Path(__file__).resolve().parents[1] / "data" / "synthetic.nc"
-        if not path.exists():
-            pytest.skip("data/synthetic.nc not built (mbutils data synthetic)")
+        if not path.exists():  # a clean clone: a smaller synthetic mouse of the same kind
+            from mbutils.data import make_synthetic
+
+            path = tmp_path / "synthetic.nc"
+            make_synthetic(400, progress=False).save(path)
     else:
         path = tmp_path / "fake.nc"
         make_fake_dataset(path)
