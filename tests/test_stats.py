@@ -1,7 +1,6 @@
 """mbutils.stats: statistics against hand computations and scipy/statsmodels; analyses on a fake
 sweep with planted effects."""
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.stats
 

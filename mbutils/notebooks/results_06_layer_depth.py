@@ -53,7 +53,7 @@ if imagenet_ok:
     display(fig)
     plt.close(fig)
     depths = stats.best_layer_depths(run, family="imagenet")
-    display(Markdown(f"Mean relative depth of the best layer (ImageNet-trained, all areas): "
+    display(Markdown("Mean relative depth of the best layer (ImageNet-trained, all areas): "
                      + ", ".join(f"{stats.METRIC_LABELS[m]} {g['mean_depth'].mean():.2f}"
                                  for m, g in depths.groupby("metric"))))
 
