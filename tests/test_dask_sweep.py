@@ -151,7 +151,7 @@ SLURM = {"name": "s", "models": ["gabor"], "cluster": {"type": "slurm", "queue":
 def test_slurm_section_becomes_a_job_script_with_its_resources(tmp_path):
     import yaml
 
-    from mbutils.build._cluster import job_script
+    from mbutils.build import job_script
 
     path = tmp_path / "slurm.yml"
     path.write_text(yaml.safe_dump(SLURM))
@@ -192,7 +192,7 @@ def test_bad_cluster_sections_are_refused_when_the_config_loads(tmp_path, sectio
 
 
 def test_local_layout_shares_cores_and_memory():
-    from mbutils.build._cluster import local_layout
+    from mbutils.build import local_layout
 
     assert local_layout(20, n_cpus=16, memory=64 * 2**30) == {"n_workers": 16, "threads": 1,
                                                               "memory_limit": 4 * 2**30}

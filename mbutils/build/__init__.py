@@ -24,6 +24,7 @@ Examples
 """
 from ._book import DEFAULT_DATASET, SITE, BookResult, build_book, ensure_dataset, jupyter_book_build, write_toc
 from ._browser import BrowserReport, check_book, find_chromium
+from ._cluster import CLUSTER_TYPES, job_script, local_layout, sweep_client
 from ._config import CONFIGS, ModelEntry, SweepConfig, default_jobs, load_config, resolve_models, validate_config
 from ._notebooks import NOTEBOOKS, NotebookRun, SweepSummary, notebook_parameters, run_notebook, section_notebooks
 from ._sweep import is_finished, run_sections, run_sweep, score_entry
@@ -31,6 +32,7 @@ from ._sweep import is_finished, run_sections, run_sweep, score_entry
 __all__ = [
     "BookResult",
     "BrowserReport",
+    "CLUSTER_TYPES",
     "CONFIGS",
     "DEFAULT_DATASET",
     "ModelEntry",
@@ -45,8 +47,10 @@ __all__ = [
     "ensure_dataset",
     "find_chromium",
     "is_finished",
+    "job_script",
     "jupyter_book_build",
     "load_config",
+    "local_layout",
     "notebook_parameters",
     "resolve_models",
     "run_notebook",
@@ -54,6 +58,7 @@ __all__ = [
     "run_sweep",
     "score_entry",
     "section_notebooks",
+    "sweep_client",
     "validate_config",
     "write_toc",
 ]

@@ -91,7 +91,7 @@ class SweepConfig:
         ``{"random_fourier": {"n_draws": 600}}``; see :func:`mbutils.build.score_entry`).
     cluster : dict or None
         A batch cluster to run the models on (``type: slurm|pbs|sge``, ``cores``, ``memory``,
-        ``jobs``, ``queue``, ``walltime``, ...; see :mod:`mbutils.build._cluster`); None runs
+        ``jobs``, ``queue``, ``walltime``, ...; see :func:`mbutils.build.sweep_client`); None runs
         them on this machine.
     path : pathlib.Path or None
         File the config was read from.

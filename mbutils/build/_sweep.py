@@ -396,7 +396,7 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
         Where the models run, each as one Dask task (score, then card): ``"local"`` (a
         LocalCluster of ``jobs`` workers; the default when ``jobs`` is not 1), a scheduler
         address ``"tcp://HOST:PORT"``, or a cluster section (default: the config's ``cluster``;
-        see :mod:`mbutils.build._cluster`).
+        see :func:`mbutils.build.sweep_client`).
 
     Returns
     -------
