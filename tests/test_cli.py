@@ -250,3 +250,24 @@ def test_signal_stops_a_real_score_run(signum, code, line, tmp_path):
     assert "Traceback" not in stderr
     assert stderr.rstrip().endswith(line)
     assert not (tmp_path / "out" / "summary.parquet").exists()
+
+
+def test_score_passes_n_boot_and_reliability_cutoffs(monkeypatch, tmp_path):
+    import mbutils.scoring.pipeline as pipeline
+
+    seen = []
+
+    def fake_score_model(*args, **kwargs):
+        import pandas as pd
+
+        seen.append(kwargs)
+        return {"summary": pd.DataFrame()}
+
+    monkeypatch.setattr(pipeline, "score_model", fake_score_model)
+    base = ["score", "gabor", "--weights", "random", "--dataset", str(tmp_path / "d.nc"), "--out", str(tmp_path / "o")]
+    assert main(base) == 0
+    assert main(base + ["--n-boot", "0", "--reliability-cutoffs"]) == 0
+    assert main(base + ["--reliability-cutoffs", "0.6", "0.7"]) == 0
+    assert "n_boot" not in seen[0] and "reliability_cutoffs" not in seen[0]  # score_model's defaults
+    assert seen[1]["n_boot"] == 0 and seen[1]["reliability_cutoffs"] == ()
+    assert seen[2]["reliability_cutoffs"] == (0.6, 0.7)

@@ -28,6 +28,8 @@ def _run(args) -> int:
         args.model, args.dataset, args.out, weights=weights, metrics=tuple(args.metrics),
         n_components=args.n_components, alpha=args.alpha, threshold=args.threshold, mapping=args.mapping,
         seed=args.seed, cache=not args.no_cache, batch_size=args.batch_size, cka_estimator=args.cka_estimator,
+        **({} if args.n_boot is None else {"n_boot": args.n_boot}),
+        **({} if args.reliability_cutoffs is None else {"reliability_cutoffs": tuple(args.reliability_cutoffs)}),
     )
     summary = tables["summary"]
     if not summary.empty:
@@ -77,4 +79,9 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--seed", type=int, default=0, help="projection seed")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--n-boot", type=int, default=None,
+                   help="bootstrap draws over stimuli and neurons (default: score_model's, 200; 0: none)")
+    p.add_argument("--reliability-cutoffs", type=float, nargs="*", default=None, metavar="R",
+                   help="reliability cutoffs of scores_reliability.parquet (default 0.5 0.55 ... 0.95; given "
+                        "with no value: none, no extra neurons scored)")
     p.set_defaults(func=_run)
