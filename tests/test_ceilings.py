@@ -206,7 +206,6 @@ def test_ceiling_page_is_in_the_book_and_explains_both_ceilings(tmp_path):
 def test_ceiling_page_runs_with_papermill(tmp_path):
     import json
 
-    pytest.importorskip("papermill")
     from mbutils.build import NOTEBOOKS, run_notebook
     from mbutils.testing import make_fake_results
 

@@ -11,8 +11,6 @@ import pytest
 from mbutils.build import ModelEntry, SweepConfig, load_config, run_sweep
 from mbutils.testing import make_fake_dataset
 
-pytest.importorskip("distributed")
-
 # a card that only reads the stored tables (the packaged model card takes seconds per model)
 CARD = '''# %% tags=["parameters"]
 model = "x"
