@@ -103,7 +103,18 @@ def _model():
     return load_model("resnet18", weights="random", device="cpu")
 
 
-def part_forward(data, batch_size):
+def _forward_batch(batch_size, metrics):
+    """The forward pass's batch as :func:`mbutils.scoring.score_model` runs it: ``batch_size``
+    when given, else ``ROWWISE_BATCH`` stimuli when every metric's reduction is row-wise
+    (SRP-Ridge alone), else all stimuli at once (None)."""
+    from mbutils.models.extraction import ROWWISE_BATCH
+
+    if batch_size is not None:
+        return batch_size
+    return ROWWISE_BATCH if set(metrics) == {"srp_ridge"} else None
+
+
+def part_forward(data, batch_size, metrics=("srp_ridge", "rsa")):
     """The bare forward pass over the dataset's scenes: seconds and peak RSS."""
     import torch
 
@@ -112,21 +123,24 @@ def part_forward(data, batch_size):
     stimuli = np.asarray(NeuralDataset.load(data).scenes().stimuli.values)
     model = _model()
     n = stimuli.shape[0]
+    batch_size = _forward_batch(batch_size, metrics)
     step = n if batch_size is None else batch_size
     t = time.perf_counter()
     with torch.no_grad():
         for start in range(0, n, step):
             model.module(model.transform(stimuli[start:start + step]).to(model.device))
-    return {"seconds": time.perf_counter() - t, "peak_rss_mb": _peak_rss_mb(), "n_stimuli": n}
+    return {"seconds": time.perf_counter() - t, "peak_rss_mb": _peak_rss_mb(), "n_stimuli": n, "batch_size": step}
 
 
-def part_score(data, batch_size, out_dir):
+def part_score(data, batch_size, out_dir, metrics=("srp_ridge", "rsa"), n_boot=None):
     """:func:`mbutils.scoring.score_model` on the dataset: seconds, timings and peak RSS."""
     from mbutils.scoring import score_model
 
     model = _model()
     t = time.perf_counter()
-    tables = score_model(model, data, out_dir, cache=False, progress=False, batch_size=batch_size)
+    boot = {} if n_boot is None else {"n_boot": n_boot}
+    tables = score_model(model, data, out_dir, cache=False, progress=False, batch_size=batch_size,
+                         metrics=tuple(metrics), **boot)
     seconds = time.perf_counter() - t
     prov = json.loads((Path(out_dir) / "provenance.json").read_text())
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "timings": prov["timings"],
@@ -216,11 +230,12 @@ def child(args):
 
     mbutils.set_config(progress=False)
     batch = args.batch_size
+    metrics = args.metrics.split(",")
     if args.part == "forward":
-        res = part_forward(args.data, batch)
+        res = part_forward(args.data, batch, metrics)
     elif args.part == "score":
         with tempfile.TemporaryDirectory() as tmp:
-            res = part_score(args.data, batch, Path(tmp) / "scores")
+            res = part_score(args.data, batch, Path(tmp) / "scores", metrics, args.n_boot)
     elif args.part == "check":
         with tempfile.TemporaryDirectory() as tmp:
             res = part_check(args.data, Path(tmp) / "scores")
@@ -238,7 +253,11 @@ def main():
     ap.add_argument("--shapes", default=SHAPES, help=f"comma-separated <stimuli>x<neurons> (default {SHAPES})")
     ap.add_argument("--check-shape", default="600x1000", help="shape of the scikit-learn check")
     ap.add_argument("--check-only", action="store_true", help="run the check only")
-    ap.add_argument("--batch-size", type=int, default=None, help="forward pass batch (default: all images at once)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="forward pass batch (default: as score_model runs, see _forward_batch)")
+    ap.add_argument("--metrics", default="srp_ridge,rsa", help="metrics of the score part (default srp_ridge,rsa)")
+    ap.add_argument("--n-boot", type=int, default=None, help="bootstrap draws of the score part (default: "
+                    "score_model's)")
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="stop a part past this resident memory")
     ap.add_argument("--timeout", type=float, default=1800.0, help="stop a part past this many seconds")
     ap.add_argument("--out", default=str(HERE / "results" / "large.json"))
@@ -251,8 +270,9 @@ def main():
         return child(args)
 
     batch = [] if args.batch_size is None else ["--batch-size", str(args.batch_size)]
+    batch += ["--metrics", args.metrics] + ([] if args.n_boot is None else ["--n-boot", str(args.n_boot)])
     report = {"machine": {"cpus": os.cpu_count(), "threads": os.environ.get("OMP_NUM_THREADS")},
-              "batch_size": args.batch_size, "max_rss_gb": args.max_rss_gb, "timeout_s": args.timeout,
+              "metrics": args.metrics.split(","), "n_boot": args.n_boot, "batch_size": args.batch_size, "max_rss_gb": args.max_rss_gb, "timeout_s": args.timeout,
               "shapes": []}
     with tempfile.TemporaryDirectory(prefix="bench-large-") as tmp:
         s, n = parse_shapes(args.check_shape)[0]

@@ -445,3 +445,40 @@ def test_batchnorm_layers_projected_with_their_source(monkeypatch):
     assert len(calls) == 2 * 3  # three batches of at most 4 stimuli
     for name, a, b in zip(names, rowwise["srp"], fs["srp"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(b).max()), err_msg=name)
+
+
+def test_an_extraction_that_cannot_fit_is_refused_before_the_forward_pass(resnet18, monkeypatch):
+    """Full-layer reductions (RDM) of many stimuli: the estimate (4 bytes x stimuli x twice the
+    largest layer in one pass, once with batch_size) against free memory and disk is checked
+    before the model runs, and the error names the layer, the sizes and the ways around it."""
+    from collections import namedtuple
+
+    from mbutils.models import NotEnoughMemoryError, check_room
+    from mbutils.reduction import RDMReducer, SparseRandomProjection
+
+    infos = resnet18.layers()
+    largest = max(infos, key=lambda i: i.n_features)
+    need = 4 * 6000 * largest.n_features * 2
+    with pytest.raises(NotEnoughMemoryError, match=rf"6,000 stimuli.*{largest.name!r}.*srp_ridge"):
+        check_room(resnet18, infos, 6000, {"rdm": RDMReducer()}, available=need - 1)
+    check_room(resnet18, infos, 6000, {"rdm": RDMReducer()}, available=need)  # fits: no error
+    # batched: one layer in memory, every layer on disk
+    check_room(resnet18, infos, 6000, {"rdm": RDMReducer()}, batch_size=64, available=need // 2,
+               disk_free=4 * 6000 * sum(i.n_features for i in infos))
+    with pytest.raises(NotEnoughMemoryError, match="spilled to disk"):
+        check_room(resnet18, infos, 6000, {"rdm": RDMReducer()}, batch_size=64, available=need // 2,
+                   disk_free=4 * 6000 * sum(i.n_features for i in infos) - 1)
+    # row-wise reductions run in batches of stimuli: nothing to check
+    check_room(resnet18, infos, 6000, {"srp": SparseRandomProjection(n_components=16)}, available=0)
+
+    # through extract: refused before any layer is computed
+    import psutil
+
+    calls = []
+    monkeypatch.setattr(resnet18, "run", lambda *a, **k: calls.append(1))
+    Mem = namedtuple("Mem", "available")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem(10 * 2**20))
+    stim = np.random.default_rng(0).integers(0, 256, (8, 32, 32), dtype=np.uint8)
+    with pytest.raises(NotEnoughMemoryError, match="8 stimuli"):
+        extract(resnet18, stim, {"rdm": RDMReducer()}, cache=False)
+    assert calls == []

@@ -168,3 +168,41 @@ def test_pearson_between_columns_against_scipy_with_unusable_columns():
         for j in range(2):
             assert np.isclose(r[i, j], pearsonr(A[:, i], B[:, j])[0], rtol=0, atol=1e-12)
     assert np.isnan(r[3]).all() and np.isnan(r[:, 2]).all()
+
+
+class _one_worker:
+    """``blas_workers`` with one worker thread (so the layers are scored one at a time)."""
+
+    def __enter__(self):
+        return 1
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("alpha", [1.0, "auto"])
+def test_layers_scored_a_few_at_a_time_give_the_same_tables(monkeypatch, alpha):
+    """Thousands of stimuli score a few layers at a time (bounded memory for the leave-one-out
+    operators); the tables, bootstrap draws included, equal those of every layer together."""
+    import mbutils.scoring.pipeline as pipeline
+
+    n_neur = 60
+    targets, feats, rdms, layers = _problem(n_neur, seed=3)
+    rng = np.random.default_rng(4)
+    extra = Targets(rng.normal(size=(N_STIM, 9)), rng.normal(size=(N_STIM, 9)), rng.normal(size=(N_STIM, 9)),
+                    targets.neurons.iloc[:9].assign(cell_specimen_id=np.arange(100, 109), reliability=0.6), None)
+    targets.neurons["reliability"] = 0.9
+    kwargs = dict(alpha=alpha, groupings=(), progress=False, n_boot=7, reliability_cutoffs=(0.5, 0.8),
+                  extra_targets=extra, check=False)
+    assert len(pipeline._layer_chunks(len(feats), N_STIM)) == 1
+    together = score_reduced(layers, feats, rdms, targets, **kwargs)
+    monkeypatch.setattr(pipeline, "OPERATOR_MEMORY", 1)
+    monkeypatch.setattr(pipeline, "blas_workers", _one_worker)
+    assert [len(c) for c in pipeline._layer_chunks(len(feats), N_STIM)] == [1] * len(feats)
+    assert [len(c) for c in pipeline._layer_chunks(len(feats), N_STIM, at_least=3)] == [3, 1]
+    apart = score_reduced(layers, feats, rdms, targets, **kwargs)
+    assert set(together) == set(apart)
+    if alpha != "auto":
+        assert (together["bootstrap"]["metric"] == "srp_ridge").sum() == 7 * len(AREAS)
+    for name in together:
+        pd.testing.assert_frame_equal(together[name], apart[name], check_exact=False, rtol=1e-12, atol=1e-12)

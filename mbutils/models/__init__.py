@@ -6,10 +6,12 @@
   ``"package.module:callable"``); :func:`default_weights`, :func:`available_weights`.
 - :class:`FeatureModel`, :class:`LayerInfo`, :class:`KeepReducer`: the feature-model interface.
 - :func:`extract`, :class:`FeatureSet`, :func:`layer_table`: one forward pass, every layer
-  handed to reducers and freed at once, reduced results cached on disk.
+  handed to reducers and freed at once, reduced results cached on disk;
+  :func:`check_room` / :class:`NotEnoughMemoryError`: an extraction whose full layers cannot
+  fit in free memory is refused before the forward pass.
 """
 from .base import AffineLink, FeatureModel, KeepReducer, LayerInfo, check_stimuli
-from .extraction import FeatureSet, extract, layer_table
+from .extraction import FeatureSet, NotEnoughMemoryError, check_room, extract, layer_table
 from .registry import (
     MODELS,
     SOURCES,
@@ -33,9 +35,11 @@ __all__ = [
     "AffineLink",
     "MODELS",
     "ModelInfo",
+    "NotEnoughMemoryError",
     "SOURCES",
     "WeightsUnavailableError",
     "available_weights",
+    "check_room",
     "check_stimuli",
     "default_weights",
     "extract",

@@ -213,42 +213,68 @@ def srp_draws(operators, Y, area_codes, n_areas, stim_counts, neuron_counts, val
         Per draw and area, the mean r of the drawn neurons (each as often as drawn; NaN r left
         out; NaN where none is left).
     """
-    from ._loo import parallel_map
+    return SrpDraws(Y, area_codes, n_areas, stim_counts, neuron_counts, precision=precision).draws(
+        operators, valid, n_workers)
 
-    dt = np.float32 if precision == "float32" else np.float64
-    Y = np.asarray(Y, dtype=np.float64)
-    n, width = Y.shape
-    m = neuron_counts.shape[1]
-    h = width // m
-    Yc = Y - Y.mean(0)
-    C = np.asarray(stim_counts, dtype=dt)
-    n_boot = C.shape[0]
-    Cy = (C @ Yc.astype(dt)).astype(np.float64)
-    Cyy = (C @ (Yc * Yc).astype(dt)).astype(np.float64)
-    Nc = np.ascontiguousarray(neuron_counts, dtype=np.float64)
-    codes = np.ascontiguousarray(area_codes, dtype=np.int64)
-    all_valid = np.ones(width, dtype=bool)
 
-    def layer(i):
-        P = operators[i]
+class SrpDraws:
+    """The SRP-Ridge draws of :func:`srp_draws`, prepared once and taken a few layers at a time.
+
+    The sums over the targets that every layer shares (the counts times the centered targets
+    and their squares) are computed here once; :meth:`draws` then takes any subset of the
+    layers, so that a caller holding one layer's operator at a time (large stimulus sets) gets
+    the same draws as :func:`srp_draws` of all layers at once.
+
+    Parameters
+    ----------
+    Y, area_codes, n_areas, stim_counts, neuron_counts, precision
+        As :func:`srp_draws`.
+    """
+
+    def __init__(self, Y, area_codes, n_areas, stim_counts, neuron_counts, precision="float64"):
+        if precision not in ("float32", "float64"):
+            raise ValueError(f"precision={precision!r}; expected 'float32' or 'float64'")
+        self.dt = np.float32 if precision == "float32" else np.float64
+        Y = np.asarray(Y, dtype=np.float64)
+        self.n, self.width = Y.shape
+        self.m = neuron_counts.shape[1]
+        self.h = self.width // self.m
+        self.n_areas = int(n_areas)
+        self.Yc = Y - Y.mean(0)
+        self.C = np.asarray(stim_counts, dtype=self.dt)
+        self.n_boot = self.C.shape[0]
+        self.Cy = (self.C @ self.Yc.astype(self.dt)).astype(np.float64)
+        self.Cyy = (self.C @ (self.Yc * self.Yc).astype(self.dt)).astype(np.float64)
+        self.Nc = np.ascontiguousarray(neuron_counts, dtype=np.float64)
+        self.codes = np.ascontiguousarray(area_codes, dtype=np.int64)
+
+    def layer(self, P, valid=None) -> np.ndarray:
+        """Draws of one layer: ndarray (n_boot, n_areas, h), from its operator ``P`` (n_stimuli,
+        n_stimuli; None: NaN) and ``valid`` (h * n_neurons,) bool (default: all)."""
         if P is None:
-            return np.full((n_boot, n_areas, h), np.nan)
-        ok = all_valid if valid is None else np.ascontiguousarray(valid[i], dtype=bool)
+            return np.full((self.n_boot, self.n_areas, self.h), np.nan)
+        ok = np.ones(self.width, dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool)
+        Yc, dt = self.Yc, self.dt
         Q = P @ Yc
         Q -= Q.mean(0)
-        num = np.zeros((n_boot, n_areas, h))
-        den = np.zeros((n_boot, n_areas, h))
-        for j in range(0, width, _BLOCK):
-            e = min(width, j + _BLOCK)
+        num = np.zeros((self.n_boot, self.n_areas, self.h))
+        den = np.zeros((self.n_boot, self.n_areas, self.h))
+        for j in range(0, self.width, _BLOCK):
+            e = min(self.width, j + _BLOCK)
             q = Q[:, j:e]
-            G = C @ np.concatenate([q, q * q, q * Yc[:, j:e]], axis=1).astype(dt)
-            _area_sums(G, j, Cy, Cyy, float(n), Nc, codes, ok, m, num, den)
+            G = self.C @ np.concatenate([q, q * q, q * Yc[:, j:e]], axis=1).astype(dt)
+            _area_sums(G, j, self.Cy, self.Cyy, float(self.n), self.Nc, self.codes, ok, self.m, num, den)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / np.maximum(den, 1.0), np.nan)
 
-    if not len(operators):
-        return np.full((0, n_boot, n_areas, h), np.nan)
-    return np.stack(parallel_map(layer, range(len(operators)), n_workers))
+    def draws(self, operators, valid=None, n_workers=1) -> np.ndarray:
+        """Draws of several layers: ndarray (n_layers, n_boot, n_areas, h) (see :func:`srp_draws`)."""
+        from ._loo import parallel_map
+
+        if not len(operators):
+            return np.full((0, self.n_boot, self.n_areas, self.h), np.nan)
+        return np.stack(parallel_map(lambda i: self.layer(operators[i], None if valid is None else valid[i]),
+                                     range(len(operators)), n_workers))
 
 
 def neural_triangles(ys, area_codes, n_areas, flat):
@@ -367,8 +393,33 @@ def draws_table(metric, areas, mx, un, model, train_type, start=0) -> pd.DataFra
         "max_score": mx.ravel(), "unbiased_score": un.ravel()})[BOOTSTRAP_COLUMNS]
 
 
+def _resamples(targets, n_boot, seed):
+    """``(areas, codes, C, N)`` of the draws of ``targets``: the sorted areas, each neuron's area
+    code, and the stimulus and neuron counts of :func:`resample_counts`."""
+    areas_of = targets.neurons["area"].to_numpy().astype(str)
+    areas = sorted(set(areas_of.tolist()))
+    codes = np.searchsorted(np.asarray(areas), areas_of)
+    n = targets.y.shape[0]
+    key = draw_key(n, targets.neurons["cell_specimen_id"].to_numpy(), areas_of, seed)
+    C, N = resample_counts(n, areas_of, n_boot, key)
+    return areas, codes, C, N
+
+
+def prepare_srp_draws(targets, n_boot, seed=0, precision="float64"):
+    """An :class:`SrpDraws` for the neurons of ``targets`` (all, odd and even trials), whose
+    draws of every layer, stacked in layer order, :func:`bootstrap_scores` takes as ``srp``;
+    None when there is nothing to draw (``n_boot`` 0 or no neurons)."""
+    n_boot = check_n_boot(n_boot)
+    if n_boot == 0 or not len(targets.neurons):
+        return None
+    areas, codes, C, N = _resamples(targets, n_boot, seed)
+    Y = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
+    return SrpDraws(Y, codes, len(areas), C, N, precision=precision)
+
+
 def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, valid=None, flagged=None,
-                     layer_tri=None, rsa_constant=None, seed=0, precision="float64", n_workers=1) -> pd.DataFrame:
+                     layer_tri=None, rsa_constant=None, seed=0, precision="float64", n_workers=1,
+                     srp=None) -> pd.DataFrame:
     """The ``bootstrap`` table of one model: layer-max and unbiased scores in every draw.
 
     Parameters
@@ -393,6 +444,9 @@ def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, vali
         Enters the draws' key with the dataset's neurons (:func:`draw_key`).
     precision : {"float32", "float64"}
     n_workers : int
+    srp : ndarray (n_layers, n_boot, n_areas, 3), optional
+        The SRP-Ridge draws of every layer, already taken (:func:`prepare_srp_draws`, a few
+        layers at a time); instead of ``operators``.
 
     Returns
     -------
@@ -402,19 +456,22 @@ def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, vali
     n_boot = check_n_boot(n_boot)
     if precision not in ("float32", "float64"):
         raise ValueError(f"precision={precision!r}; expected 'float32' or 'float64'")
-    areas_of = targets.neurons["area"].to_numpy().astype(str)
-    areas = sorted(set(areas_of.tolist()))
-    if n_boot == 0 or not areas or (operators is None and layer_tri is None):
+    if operators is not None and srp is not None:
+        raise ValueError("give the SRP-Ridge operators or their draws (srp), not both")
+    if n_boot == 0 or not len(targets.neurons) or (operators is None and srp is None and layer_tri is None):
         return empty_bootstrap_table()
-    codes = np.searchsorted(np.asarray(areas), areas_of)
+    areas, codes, C, N = _resamples(targets, n_boot, seed)
     n = targets.y.shape[0]
-    key = draw_key(n, targets.neurons["cell_specimen_id"].to_numpy(), areas_of, seed)
-    C, N = resample_counts(n, areas_of, n_boot, key)
     frames = []
     if operators is not None:
         Y = np.concatenate([targets.y, targets.y_odd, targets.y_even], axis=1)
-        S = srp_draws(operators, Y, codes, len(areas), C, N, valid=valid, precision=precision, n_workers=n_workers)
-        frames.append(draws_table("srp_ridge", areas, *layer_choice(S, flagged), model, train_type))
+        srp = srp_draws(operators, Y, codes, len(areas), C, N, valid=valid, precision=precision,
+                        n_workers=n_workers)
+    if srp is not None:
+        if srp.shape[1:3] != (n_boot, len(areas)):
+            raise ValueError(f"srp draws of shape {srp.shape}; expected (n_layers, {n_boot}, {len(areas)}, 3) for "
+                             f"n_boot={n_boot} and the {len(areas)} areas of the targets")
+        frames.append(draws_table("srp_ridge", areas, *layer_choice(srp, flagged), model, train_type))
     if layer_tri is not None:
         iu = np.triu_indices(n, 1)
         flat = np.ravel_multi_index(iu, (n, n))

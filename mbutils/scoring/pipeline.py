@@ -23,7 +23,8 @@ from scipy.linalg import blas
 
 from .._io import atomic_write, file_sha256
 from ..constants import ALPHA, DEFAULT_METRICS, METRICS, N_COMPONENTS, RELIABILITY_THRESHOLD, TRAIN_TYPES
-from ._bootstrap import DEFAULT_N_BOOT, attach_intervals, bootstrap_scores, check_n_boot, empty_bootstrap_table
+from ._bootstrap import (DEFAULT_N_BOOT, attach_intervals, bootstrap_scores, check_n_boot, empty_bootstrap_table,
+                         prepare_srp_draws)
 from ._loo import LooPearson, _operator_from_eig, blas_workers, loo_pearson_auto, parallel_map, penalty_dominated
 from .cka import CKA_ESTIMATORS, cka_matrix, linear_gram, splithalf_cka_reliability
 from .ridge import GRAM_TOLERANCE, centered_eigh, centered_svd, gram_error_ratio
@@ -211,11 +212,11 @@ def _check_alphas_auto(alphas):
     return grid
 
 
-def _auto_scores(ops, Ys, n_workers):
-    """Per layer, leave-one-out Pearson r and chosen penalties of the targets ``Ys`` (stacked).
+def _auto_scores(ops, prep, n_workers):
+    """Per layer, leave-one-out Pearson r and chosen penalties of the targets of ``prep`` (a
+    float64 :class:`~mbutils.scoring._loo.LooPearson`).
 
     Returns ``(R, A)``, both (n_layers, m): NaN rows for constant layers."""
-    prep = LooPearson(*Ys, precision="float64")
     m = prep.n_targets
 
     def one(op):
@@ -231,7 +232,7 @@ def _auto_scores(ops, Ys, n_workers):
 
 
 def _regression_scores(regression_features, n_layers, targets, alpha, features_are_gram, n_workers,
-                       precision="float32", scale_aware=True, extra_y=None, alphas=None, keep=None):
+                       precision="float32", scale_aware=True, extra_y=None, alphas=None, keep=None, draws=None):
     """Ridge-GCV leave-one-out Pearson r of every layer and target.
 
     Targets: all trials, odd trials, even trials (``3 * n_neurons``), prepared once for all
@@ -259,35 +260,79 @@ def _regression_scores(regression_features, n_layers, targets, alpha, features_a
         leave-one-out scores with it, ``R_scaled`` is None, ``alpha_scaled`` holds the mean
         eigenvalues). None otherwise.
 
-    With a dict ``keep`` (and a fixed ``alpha``), ``keep["operators"]`` receives the layers'
-    leave-one-out operators with ``alpha`` (for the bootstrap of the scores).
+    The layers are scored a few at a time (:func:`_layer_chunks`: every layer together for
+    a few hundred stimuli), so that memory stays bounded for thousands of stimuli.
+
+    With ``draws`` (a :class:`~mbutils.scoring._bootstrap.SrpDraws`), a dict ``keep`` and a
+    fixed ``alpha``, ``keep["srp_draws"]`` receives the bootstrap draws of every layer with
+    ``alpha``, taken from each layer's leave-one-out operator while it is held.
     """
+    n_stim = targets.y.shape[0]
+    chunks = _layer_chunks(n_layers, n_stim, at_least=n_workers)
     if isinstance(alpha, str):  # "auto"
-        ops = parallel_map(lambda i: _layer_spectrum_auto(regression_features[i], features_are_gram, alphas),
-                           range(n_layers), n_workers)
-        R, chosen = _auto_scores(ops, (targets.y, targets.y_odd, targets.y_even), n_workers)
-        R_extra = None
-        if extra_y is not None and extra_y.shape[1]:
-            R_extra = _auto_scores(ops, (extra_y,), n_workers)[0]
-        return (R, None, np.array([o[1] for o in ops], dtype=bool), np.array([o[2] for o in ops], dtype=np.float64),
-                R_extra, chosen)
+        prep = LooPearson(targets.y, targets.y_odd, targets.y_even, precision="float64")
+        prep_extra = LooPearson(extra_y, precision="float64") if extra_y is not None and extra_y.shape[1] else None
+        parts = []
+        for idx in chunks:  # the spectra of a few layers at a time (bounded memory)
+            ops = parallel_map(lambda i: _layer_spectrum_auto(regression_features[i], features_are_gram, alphas),
+                               idx, n_workers)
+            R, chosen = _auto_scores(ops, prep, n_workers)
+            R_extra = _auto_scores(ops, prep_extra, n_workers)[0] if prep_extra is not None else None
+            parts.append((R, chosen, R_extra, [o[1] for o in ops], [o[2] for o in ops]))
+            del ops
+        R, chosen = _stack_rows([p[0] for p in parts], prep.n_targets), _stack_rows([p[1] for p in parts],
+                                                                                    prep.n_targets)
+        R_extra = _stack_rows([p[2] for p in parts], prep_extra.n_targets) if prep_extra is not None else None
+        return (R, None, np.array([d for p in parts for d in p[3]], dtype=bool),
+                np.array([a for p in parts for a in p[4]], dtype=np.float64), R_extra, chosen)
     scorer = LooPearson(targets.y, targets.y_odd, targets.y_even, precision=precision)
-    ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
-                       range(n_layers), n_workers)
-    R = scorer.scores([o[0] for o in ops], n_workers)
-    if keep is not None:
-        keep["operators"] = [o[0] for o in ops]
-    R_scaled = None
-    if scale_aware:  # all trials only (a third of the products): odd and even halves are NaN
-        n = targets.y.shape[1]
-        R_scaled = np.full((n_layers, 3 * n), np.nan)
-        R_scaled[:, :n] = LooPearson(targets.y, precision=precision).scores([o[1] for o in ops], n_workers)
-    dominated = np.array([o[2] for o in ops], dtype=bool)
-    alpha_scaled = np.array([o[3] for o in ops], dtype=np.float64)
-    R_extra = None
-    if extra_y is not None and extra_y.shape[1]:
-        R_extra = LooPearson(extra_y, precision=precision).scores([o[0] for o in ops], n_workers)
+    n = targets.y.shape[1]
+    scorer_scaled = LooPearson(targets.y, precision=precision) if scale_aware else None
+    scorer_extra = LooPearson(extra_y, precision=precision) if extra_y is not None and extra_y.shape[1] else None
+    R = np.full((n_layers, scorer.n_targets), np.nan)
+    R_scaled = np.full((n_layers, 3 * n), np.nan) if scale_aware else None
+    R_extra = np.full((n_layers, scorer_extra.n_targets), np.nan) if scorer_extra is not None else None
+    dominated = np.zeros(n_layers, dtype=bool)
+    alpha_scaled = np.full(n_layers, np.nan)
+    srp_parts = []
+    for idx in chunks:  # the operators of a few layers at a time (bounded memory)
+        ops = parallel_map(lambda i: _layer_operators(regression_features[i], features_are_gram, alpha, scale_aware),
+                           idx, n_workers)
+        rows = np.asarray(idx, dtype=np.intp)
+        R[rows] = scorer.scores([o[0] for o in ops], n_workers)
+        if scale_aware:  # all trials only (a third of the products): odd and even halves are NaN
+            R_scaled[rows, :n] = scorer_scaled.scores([o[1] for o in ops], n_workers)
+        if scorer_extra is not None:
+            R_extra[rows] = scorer_extra.scores([o[0] for o in ops], n_workers)
+        dominated[rows] = [o[2] for o in ops]
+        alpha_scaled[rows] = [o[3] for o in ops]
+        if draws is not None:
+            srp_parts.append(draws.draws([o[0] for o in ops], np.isfinite(R[rows]), n_workers))
+        del ops
+    if draws is not None:
+        keep["srp_draws"] = np.concatenate(srp_parts) if srp_parts else draws.draws([], None)
     return R, R_scaled, dominated, alpha_scaled, R_extra, None
+
+
+#: memory for the leave-one-out operators of the layers scored together (bytes): each layer
+#: holds about four (n_stimuli, n_stimuli) float64 matrices while it is scored, so 118 stimuli
+#: score every layer of a model together and 6,000 stimuli about 2 layers at a time
+OPERATOR_MEMORY = 2 * 2**30
+
+
+def _layer_chunks(n_layers, n_stimuli, budget=None, at_least=1) -> list:
+    """The layers in consecutive groups whose leave-one-out operators fit :data:`OPERATOR_MEMORY`
+    together, with at least ``at_least`` layers per group (one per worker thread): a list of
+    ranges."""
+    per_layer = 4 * 8 * max(int(n_stimuli), 1) ** 2
+    size = max(1, int(at_least), int((OPERATOR_MEMORY if budget is None else budget) // per_layer))
+    return [range(i, min(n_layers, i + size)) for i in range(0, n_layers, size)]
+
+
+def _stack_rows(parts, width) -> np.ndarray:
+    """Row blocks stacked (an empty (0, width) array for none)."""
+    parts = [p for p in parts if p is not None and len(p)]
+    return np.concatenate(parts) if parts else np.full((0, width), np.nan)
 
 
 def _layer_triangles(layer_rdms, n_layers, n_stim):
@@ -959,13 +1004,14 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         # the regression runs in the background (worker threads, each with a single-threaded
         # BLAS) while this thread does the rest
         regression = None
-        kept = {}  # the leave-one-out operators, for the bootstrap
+        kept = {}  # the bootstrap draws of SRP-Ridge, taken while each layer's operator is held
         if regression_features is not None:
+            draws = prepare_srp_draws(targets, n_boot) if check_n_boot(n_boot) and not auto else None
             n_workers = stack.enter_context(blas_workers())
             background = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="mbutils-score"))
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
                                            alpha, features_are_gram, n_workers, loo_precision,
-                                           bool(scale_aware), extra_y, alphas, keep=kept)
+                                           bool(scale_aware), extra_y, alphas, keep=kept, draws=draws)
         halves = None
         if layer_grams is not None and targets.trials is not None and targets.trials.shape[2] >= 2:
             halves = _split_half_means([targets.trials])  # once for every group's CKA ceiling
@@ -1082,7 +1128,7 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
     if check_n_boot(n_boot):
         with blas_workers() as n_boot_workers:
             out["bootstrap"] = bootstrap_scores(
-                targets, n_boot, model=model, train_type=train_type, operators=kept.get("operators"),
+                targets, n_boot, model=model, train_type=train_type, srp=kept.get("srp_draws"),
                 valid=np.isfinite(R) if R is not None else None, flagged=dominated if R is not None else None,
                 layer_tri=layer_tri, rsa_constant=rsa_constant, n_workers=n_boot_workers)
     if check:
