@@ -135,11 +135,15 @@ def _repeated_stimuli(block: np.ndarray) -> np.ndarray:
     return (np.isfinite(block).sum(axis=2) >= 2).any(axis=0)
 
 
+#: values (neurons x stimuli x max(trials, 2 splits)) per chunk of :func:`splithalf_reliability`
+CHUNK_VALUES = 2048 * 119 * 50
+
+
 def splithalf_reliability(
     responses,
     n_splits: int = 10,
     seed: int = 0,
-    chunk_size: int = 2048,
+    chunk_size: int | None = None,
     progress: bool | None = None,
 ) -> np.ndarray:
     """Per-neuron split-half reliability, Spearman-Brown corrected, averaged over random splits.
@@ -158,8 +162,11 @@ def splithalf_reliability(
         Number of random splits into ``n_trials // 2`` vs ``n_trials // 2`` trials.
     seed : int, default 0
         Seed of the splits (see :func:`trial_splits`); the same for every neuron.
-    chunk_size : int, default 2048
-        Neurons per chunk (bounds memory: about ``chunk_size * n_stimuli * n_trials * 9`` bytes).
+    chunk_size : int, optional
+        Neurons per chunk. Memory grows with ``chunk_size * n_stimuli * max(n_trials,
+        2 * n_splits)`` (about 30 bytes each); the default keeps that product at
+        :data:`CHUNK_VALUES` (2,048 neurons of 119 stimuli and 50 trials; 101 neurons of
+        6,000 stimuli and 4 trials, about 0.4 GB).
     progress : bool, optional
         Progress bar over chunks (default ``mbutils.get_config().progress``).
 
@@ -184,7 +191,10 @@ def splithalf_reliability(
         weights[first[k], k] = 1.0
         weights[second[k], n_splits + k] = 1.0
     out = np.empty(n_neurons, dtype=np.float64)
-    starts = range(0, n_neurons, max(1, int(chunk_size)))
+    if chunk_size is None:
+        chunk_size = max(1, min(n_neurons, CHUNK_VALUES // max(1, n_stimuli * max(n_trials, 2 * n_splits))))
+    chunk_size = max(1, int(chunk_size))
+    starts = range(0, n_neurons, chunk_size)
     if progress is None:
         from .config import get_config
 
@@ -274,8 +284,8 @@ def splithalf_rdm_reliability(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Mean of empty slice")
         for k in range(n_splits):
-            mean_a = np.nanmean(arr[:, :, first[k]], axis=2)
-            mean_b = np.nanmean(arr[:, :, second[k]], axis=2)
+            mean_a = np.nanmean(arr[:, :, first[k]], axis=2, dtype=np.float64)
+            mean_b = np.nanmean(arr[:, :, second[k]], axis=2, dtype=np.float64)
             # a stimulus whose trials all fell into one half (ragged repeats) leaves this split
             both = ~(np.isnan(mean_a).all(axis=0) | np.isnan(mean_b).all(axis=0))
             a, b = _rdm_upper(mean_a[:, both]), _rdm_upper(mean_b[:, both])

@@ -3,6 +3,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -482,3 +483,60 @@ def test_an_extraction_that_cannot_fit_is_refused_before_the_forward_pass(resnet
     with pytest.raises(NotEnoughMemoryError, match="8 stimuli"):
         extract(resnet18, stim, {"rdm": RDMReducer()}, cache=False)
     assert calls == []
+
+
+def test_large_batched_extractions_keep_their_layers_on_disk(resnet18, monkeypatch, tmp_path):
+    """Reduced layers of all stimuli beyond REDUCED_MEMORY go to temporary files: the layers read
+    back equal the in-memory ones bit for bit (float64 blocks among float32 ones included), the
+    feature cache writes and reads them one layer at a time, and the scores are the same."""
+    import mbutils.models.cache as cache_mod
+    import mbutils.models.extraction as ex
+    from mbutils.models._spill import SpilledLayers
+    from mbutils.reduction import SparseRandomProjection
+
+    stim = np.random.default_rng(6).integers(0, 256, size=(9, 48, 48), dtype=np.uint8)
+    monkeypatch.setattr(ex, "ROWWISE_BATCH", 4)
+    reducers = {"srp": SparseRandomProjection(64, seed=2)}
+    in_memory = extract(resnet18, stim, reducers, cache=False)
+    assert isinstance(in_memory["srp"], list)
+    monkeypatch.setattr(ex, "REDUCED_MEMORY", 1)
+    on_disk = extract(resnet18, stim, reducers, cache=False)
+    assert isinstance(on_disk["srp"], SpilledLayers) and len(on_disk["srp"]) == len(in_memory["srp"])
+    assert not list((tmp_path / "cache" / "tmp").iterdir())  # anonymous files: nothing named on disk
+    for a, b in zip(in_memory["srp"], on_disk["srp"]):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(in_memory.layers, on_disk.layers)
+
+    # the cache: written one layer at a time, read lazily above LAZY_BYTES, the same arrays
+    monkeypatch.setattr(cache_mod, "LAZY_BYTES", 1)
+    first = extract(resnet18, stim, reducers, cache=tmp_path / "fc")
+    again = extract(resnet18, stim, reducers, cache=tmp_path / "fc")
+    assert again.from_cache and not isinstance(again["srp"], list)
+    for a, b in zip(in_memory["srp"], again["srp"]):
+        np.testing.assert_array_equal(a, b)
+    with np.load(next((tmp_path / "fc").rglob("*.npz"))) as npz:  # numpy's own reader
+        np.testing.assert_array_equal(npz["r0_l0"], in_memory["srp"][0])
+    assert first.seconds > 0
+
+
+def test_spilled_layers_stack_blocks_as_numpy_concatenate(tmp_path):
+    from mbutils.models._spill import SpilledLayers
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(size=(3, 5)).astype(np.float32), rng.normal(size=(2, 5)), rng.normal(size=(4, 5))]
+    store = SpilledLayers(tmp_path)
+    store.add_layer()
+    store.add_layer()
+    for b in blocks:
+        store.append(1, b)
+    store.append(0, blocks[0])
+    np.testing.assert_array_equal(store[1], np.concatenate(blocks))
+    assert store[1].dtype == np.float64 and store[0].dtype == np.float32
+    np.testing.assert_array_equal(store[-2], blocks[0])
+    assert store.nbytes() == sum(b.nbytes for b in blocks) + blocks[0].nbytes
+    with pytest.raises(ValueError, match="width 4 after blocks of width 5"):
+        store.append(1, np.zeros((1, 4)))
+    with pytest.raises(IndexError):
+        store[2]
+    store.close()

@@ -561,6 +561,8 @@ class NeuralDataset:
     def scenes(self) -> "NeuralDataset":
         """The dataset without the blank screen (stimulus ids >= 0: Allen's 118 scenes)."""
         keep = self.ds["stimulus"].values >= 0
+        if keep.all():  # nothing to drop: no copy of the responses
+            return self
         return NeuralDataset(self.ds.isel(stimulus=keep), path=self.path, validate=False)
 
     def reliability(self, n_splits: int = 10, seed: int = 0) -> np.ndarray:

@@ -14,7 +14,10 @@ import hashlib
 import json
 import os
 import re
+import threading
 import warnings
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,32 @@ from .._io import atomic_write, file_sha256
 __all__ = ["FeatureCache", "cache_key"]
 
 _FORMAT = 1
+#: entries larger than this (bytes) are read one layer at a time, when the layer is used
+#: (:class:`_NpzLayers`), instead of all at once
+LAZY_BYTES = 4 * 2**30
+
+
+class _NpzLayers(Sequence):
+    """The layers of one reducer in an open ``.npz`` entry, each read when indexed (a fresh array).
+
+    The archive stays open (on POSIX its data outlives a removal of the file by a cache prune).
+    """
+
+    def __init__(self, arrays, names):
+        self._arrays, self._names = arrays, list(names)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        with self._lock:
+            return np.array(self._arrays[self._names[i]])
+
+    def __repr__(self):
+        return f"_NpzLayers({len(self)} layers read on use)"
 
 
 def _library_versions() -> dict:
@@ -88,9 +117,14 @@ class FeatureCache:
             if file_sha256(npz) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             out = {}
-            with np.load(npz, allow_pickle=False) as arrays:
+            if npz.stat().st_size > LAZY_BYTES:  # read each layer when it is used
+                arrays = np.load(npz, allow_pickle=False)
                 for i, rname in enumerate(meta["reducers"]):
-                    out[rname] = [np.array(arrays[f"r{i}_l{j}"]) for j in range(len(meta["layers"]))]
+                    out[rname] = _NpzLayers(arrays, [f"r{i}_l{j}" for j in range(len(meta["layers"]))])
+            else:
+                with np.load(npz, allow_pickle=False) as arrays:
+                    for i, rname in enumerate(meta["reducers"]):
+                        out[rname] = [np.array(arrays[f"r{i}_l{j}"]) for j in range(len(meta["layers"]))]
             with contextlib.suppress(OSError):  # last use, for mbutils.caches (read-only is fine)
                 os.utime(side)
             return meta, out
@@ -105,10 +139,14 @@ class FeatureCache:
         """Write an entry atomically (arrays first, then the JSON with their checksum)."""
         npz, side = self.paths(model_name, key)
         names = list(results)
-        arrays = {f"r{i}_l{j}": np.asarray(a) for i, n in enumerate(names) for j, a in enumerate(results[n])}
         with atomic_write(npz) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+            # the layout of numpy.savez, one array at a time (layers read from disk stay one at a time)
+            with open(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED,
+                                                       allowZip64=True) as zf:
+                for i, n in enumerate(names):
+                    for j, a in enumerate(results[n]):
+                        with zf.open(f"r{i}_l{j}.npy", "w", force_zip64=True) as entry:
+                            np.lib.format.write_array(entry, np.asarray(a), allow_pickle=False)
         meta = dict(meta, key=key, reducers=names, sha256=file_sha256(npz), format=_FORMAT)
         with atomic_write(side) as tmp:
             Path(tmp).write_text(json.dumps(meta, indent=1))

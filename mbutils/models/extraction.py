@@ -27,6 +27,11 @@ __all__ = ["FeatureSet", "NotEnoughMemoryError", "check_room", "extract", "layer
 _LAYER_COLUMNS = ["name", "index", "depth", "n_features", "module_type", "n_nonfinite"]
 #: stimuli per forward pass when every reducer is row-wise (see :func:`extract`)
 ROWWISE_BATCH = 32
+#: a batched extraction whose reduced layers for all stimuli would take more than this (bytes,
+#: counted at 8 bytes a value) keeps them on disk and reads them back one layer at a time
+#: (:class:`~mbutils.models._spill.SpilledLayers`): ResNet-18's 60 projected layers of 4,096
+#: components stay in memory up to about 2,000 stimuli
+REDUCED_MEMORY = 4 * 2**30
 
 
 class FeatureSet:
@@ -46,7 +51,9 @@ class FeatureSet:
         Time the extraction took (0 when read from the cache).
 
     ``fs[reducer_name]`` is a list of numpy arrays, one per layer (row of ``layers``), each of
-    shape (n_stimuli, ...) as the reducer returned it.
+    shape (n_stimuli, ...) as the reducer returned it; for a batched extraction whose reduced
+    layers exceed :data:`REDUCED_MEMORY`, a sequence of the same arrays that reads each layer
+    from a temporary file when indexed (:class:`~mbutils.models._spill.SpilledLayers`).
     """
 
     def __init__(self, layers: pd.DataFrame, results: dict, identity: str = "", from_cache: bool = False,
@@ -286,17 +293,22 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress, shared=None)
     """Forward ``ROWWISE_BATCH`` stimuli at a time; stack each layer's reduced rows.
 
     ``shared`` (a :class:`~mbutils.reduction.SharedPasses`, default: a new one without layers)
-    observes every batch of every layer before its reducers."""
+    observes every batch of every layer before its reducers. When the reduced layers of all
+    stimuli would exceed :data:`REDUCED_MEMORY` (estimated after the first batch), the rows go
+    to temporary files (:class:`~mbutils.models._spill.SpilledLayers`) instead of memory, and
+    ``results`` gets those sequences in place of lists."""
     import mbutils
 
     if progress is None:
         progress = mbutils.get_config().progress
     if shared is None:
         shared = SharedPasses(reducers.values())
+    n = stimuli.shape[0]
     parts = {name: [] for name in reducers}  # name -> layer position -> list of row blocks
+    spilled = None  # name -> SpilledLayers, once the first batch shows the layers are too large
     layers = []
     nonfinite = []
-    starts = range(0, stimuli.shape[0], ROWWISE_BATCH)
+    starts = range(0, n, ROWWISE_BATCH)
     if progress:
         from tqdm import tqdm
 
@@ -315,16 +327,60 @@ def _run_rowwise(model, stimuli, reducers, results, rows, progress, shared=None)
             shared.observe(layer, features)
             outputs = [shared.reduce(red, features) for red in reducers.values()]
             for name, out in zip(reducers, outputs):
-                parts[name][pos[0]].append(out)
+                if spilled is not None:
+                    spilled[name].append(pos[0], out)
+                else:
+                    parts[name][pos[0]].append(out)
             nonfinite[pos[0] if b else len(layers) - 1] += _count_nonfinite(layer.name, features, outputs)
             pos[0] += 1
 
         model.run(stimuli[start:start + ROWWISE_BATCH], on_layer, progress=False)
-    for name in reducers:
-        results[name].extend(np.concatenate(blocks, axis=0) for blocks in parts[name])
-        parts[name] = None
+        if b == 0 and n > ROWWISE_BATCH:
+            spilled = _spill_if_large(parts, n)
+    if spilled is not None:
+        for name in reducers:
+            results[name] = spilled[name]
+    else:
+        for name in reducers:
+            results[name].extend(np.concatenate(blocks, axis=0) for blocks in parts[name])
+            parts[name] = None
     rows.extend([layer.name, layer.index, layer.depth, layer.n_features, layer.module_type, n]
                 for layer, n in zip(layers, nonfinite))
+
+
+def _spill_if_large(parts, n_stimuli):
+    """After the first batch: ``{name: SpilledLayers}`` holding the batch's rows when all
+    stimuli's reduced layers would exceed :data:`REDUCED_MEMORY` (and the disk has room), else
+    None (the rows stay in ``parts``)."""
+    import logging
+    import shutil
+
+    from ._spill import SpilledLayers, spill_folder
+
+    if any(np.ndim(blocks[0]) != 2 for layers in parts.values() for blocks in layers if blocks):
+        return None  # (reductions of other shapes stay in memory)
+    width = sum(int(np.shape(blocks[0])[1]) for layers in parts.values() for blocks in layers if blocks)
+    need = 8 * n_stimuli * width
+    if need <= REDUCED_MEMORY:
+        return None
+    folder = spill_folder()
+    free = shutil.disk_usage(folder).free
+    log = logging.getLogger(__name__)
+    if need > 0.9 * free:
+        log.warning("reduced layers of %d stimuli (up to %.1f GB) stay in memory: %.1f GB free under %s",
+                    n_stimuli, need / 1e9, free / 1e9, folder)
+        return None
+    log.info("reduced layers of %d stimuli (up to %.1f GB) kept in temporary files under %s", n_stimuli, need / 1e9,
+             folder)
+    spilled = {}
+    for name, layers in parts.items():
+        store = spilled[name] = SpilledLayers(folder)
+        for i, blocks in enumerate(layers):
+            store.add_layer()
+            for block in blocks:
+                store.append(i, block)
+            layers[i] = None
+    return spilled
 
 
 def layer_table(model: FeatureModel) -> pd.DataFrame:

@@ -564,28 +564,36 @@ def _targets_from_dataset(dataset) -> tuple[Targets, int]:
     neurons = pd.DataFrame(meta)
     neurons["area"] = neurons["area"].astype(str)
     neurons["cre_line"] = neurons["cre_line"].astype(str)
+    if ok.all():  # (no copies of large arrays)
+        return Targets(y.T, odd.T, even.T, neurons, dataset.responses.values), n_bad
     trials = dataset.responses.values[ok]
     return Targets(y[ok].T, odd[ok].T, even[ok].T, neurons, trials), n_bad
 
 
-def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator=None, halves=None) -> dict:
+def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator=None, halves=None,
+              complete=False) -> dict:
     """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA),
     and with ``cka_estimator`` the Gram's split-half CKA (:func:`_cka_ceiling`; NaN without), from
     ``halves`` (:func:`_split_half_means` of ``targets.trials``, with ``n_splits`` and ``seed``) when
-    given."""
+    given. ``complete``: every trial of ``targets.trials`` is finite, so that the RSA ceiling
+    (:func:`_rdm_ceiling`) can come from ``halves`` too (:func:`_rdm_ceiling_of`)."""
     from ..reliability import noise_ceiling
 
     labels = targets.neurons[label_column].to_numpy()
     out = {}
     per_neuron = noise_ceiling(targets.neurons["reliability"].to_numpy())
+    rows = halves[0][0].shape[0] if halves else 0  # (halves may hold more neurons after these)
     for g in pd.unique(labels):
         m = labels == g
         reg = float(np.nanmean(per_neuron[m])) if np.isfinite(per_neuron[m]).any() else float("nan")
         rsa = cka = float("nan")
+        padded = np.concatenate([m, np.zeros(max(rows - len(m), 0), dtype=bool)])
         if targets.trials is not None and m.sum() >= 2:
-            rsa = _rdm_ceiling(targets.trials[m], n_splits, seed)
+            # every trial present: the shared half means give splithalf_rdm_reliability's RDMs
+            rsa = _rdm_ceiling_of(halves, padded) if halves and complete else \
+                _rdm_ceiling(targets.trials[m], n_splits, seed)
         if halves is not None and cka_estimator is not None:
-            cka = _cka_ceiling_of(halves, m, cka_estimator)
+            cka = _cka_ceiling_of(halves, padded, cka_estimator)
         elif targets.trials is not None and cka_estimator is not None:
             cka = _cka_ceiling(targets.trials[m], n_splits, seed, cka_estimator)
         out[g] = {"srp_ridge": reg, "rsa": rsa, "cka": cka}
@@ -634,20 +642,30 @@ def _rdm_ceiling(trials, n_splits=10, seed=0) -> float:
 def _cka_ceiling_of(halves, mask, estimator) -> float:
     """:func:`_cka_ceiling` of the neurons ``mask`` (bool, over the rows of ``halves``) from
     :func:`_split_half_means`: the same splits, Grams and Spearman-Brown correction as
-    :func:`mbutils.scoring.cka.splithalf_cka_reliability`, without recomputing the half means."""
+    :func:`mbutils.scoring.cka.splithalf_cka_reliability`, without recomputing the half means
+    (the CKA of every split's two Grams in one :func:`~mbutils.scoring.cka.cka_matrix`)."""
     from ..reliability import noise_ceiling, spearman_brown
 
     if mask.sum() < 1 or not halves:
         return float("nan")
-    values = np.empty(len(halves))
+    fast = _split_cka(halves, mask) if estimator == "biased" else None
+    if fast is not None:  # every split at once
+        values = spearman_brown(fast)
+        return float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else float("nan")
+    r = np.full(len(halves), np.nan)
+    used, grams_a, grams_b = [], [], []
+    for k, (first, second) in enumerate(halves):
+        a, b = first[mask], second[mask]
+        keep = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+        if keep.any():
+            used.append(k)
+            grams_a.append(linear_gram(a[keep].T))
+            grams_b.append(linear_gram(b[keep].T))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for k, (first, second) in enumerate(halves):
-            a, b = first[mask], second[mask]
-            keep = np.isfinite(a).all(1) & np.isfinite(b).all(1)
-            r = cka_matrix([linear_gram(a[keep].T)], [linear_gram(b[keep].T)], estimator)[0, 0] if keep.any() \
-                else np.nan
-            values[k] = spearman_brown(r)
+        if used:
+            r[used] = np.diagonal(cka_matrix(grams_a, grams_b, estimator))
+        values = spearman_brown(r)
         return float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else float("nan")
 
 
@@ -658,18 +676,31 @@ def _split_half_means(trials_list, n_splits=10, seed=0):
     ``trials_list``: arrays (n_neurons_k, n_stimuli, n_trials) with the same stimuli and trials.
     Returns a list of ``(first, second)`` arrays (n_neurons, n_stimuli), one pair per split:
     the means :func:`mbutils.reliability.splithalf_rdm_reliability` takes for any subset of
-    these neurons (its splits depend only on the number of trials and ``seed``).
+    these neurons (its splits depend only on the number of trials and ``seed``), NaN where a
+    neuron has no finite trial of a stimulus in that half. All halves of all splits are one
+    float64 product of the trials with a (n_trials, 2 * n_splits) 0/1 matrix (sums and counts
+    of the finite trials), as ``numpy.nanmean`` up to the order of the sums.
     """
     from ..reliability import trial_splits
 
-    first, second = trial_splits(trials_list[0].shape[2], n_splits, seed)
-    out = []
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Mean of empty slice")
-        for k in range(n_splits):
-            out.append(tuple(np.concatenate([np.nanmean(t[:, :, half[k]], axis=2) for t in trials_list])
-                             for half in (first, second)))
-    return out
+    n_trials = trials_list[0].shape[2]
+    first, second = trial_splits(n_trials, n_splits, seed)
+    W = np.zeros((n_trials, 2 * n_splits))
+    for k in range(n_splits):
+        W[first[k], k] = 1.0
+        W[second[k], n_splits + k] = 1.0
+    blocks = []
+    for t in trials_list:
+        n, s_, _ = t.shape
+        valid = np.isfinite(t).reshape(n * s_, n_trials)
+        sums = np.where(valid, t.reshape(n * s_, n_trials), 0.0).astype(np.float64, copy=False) @ W
+        counts = valid.astype(np.float64) @ W
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = sums / counts
+        means[counts == 0] = np.nan
+        blocks.append(means.reshape(n, s_, 2 * n_splits))
+    M = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return [(np.ascontiguousarray(M[:, :, k]), np.ascontiguousarray(M[:, :, n_splits + k])) for k in range(n_splits)]
 
 
 def _rdm_ceiling_of(halves, mask) -> float:
@@ -683,6 +714,10 @@ def _rdm_ceiling_of(halves, mask) -> float:
     values = np.empty(len(halves))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        r = _split_rdm_correlations(halves, mask)
+        if r is not None:  # every split at once
+            values = spearman_brown(r)
+            return float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else float("nan")
         for k, (first, second) in enumerate(halves):
             a, b = _rdm_upper(first[mask]), _rdm_upper(second[mask])
             ok = np.isfinite(a) & np.isfinite(b)
@@ -693,6 +728,57 @@ def _rdm_ceiling_of(halves, mask) -> float:
             r = float(np.clip(np.dot(a, b) / denom, -1.0, 1.0)) if denom > 0 else float("nan")
             values[k] = spearman_brown(r)
         return float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else float("nan")
+
+
+def _stacked_halves(halves, mask):
+    """The half means of the neurons ``mask``: two arrays (n_splits, n_neurons, n_stimuli)."""
+    return (np.stack([first[mask] for first, _ in halves]), np.stack([second[mask] for _, second in halves]))
+
+
+def _split_rdm_correlations(halves, mask):
+    """Per split, the Pearson r of the two halves' RDM triangles (as :func:`_rdm_ceiling_of`'s
+    loop), all splits in batched products: ndarray (n_splits,); None where a half mean, an RDM
+    entry or a triangle's spread is not finite or zero (the loop then handles the split)."""
+    A, B = _stacked_halves(halves, mask)
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        return None
+    n = A.shape[2]
+    iu = np.triu_indices(n, 1)
+    tri = []
+    for X in (A, B):  # numpy.corrcoef of the stimuli over the neurons, per split
+        Xc = X - X.mean(axis=1, keepdims=True)
+        C = np.matmul(Xc.transpose(0, 2, 1), Xc)
+        d = np.sqrt(np.einsum("kii->ki", C))
+        if not (d > 0).all():
+            return None
+        C /= d[:, :, None]
+        C /= d[:, None, :]
+        np.clip(C, -1.0, 1.0, out=C)
+        tri.append(1.0 - C[:, iu[0], iu[1]])
+    a, b = (t - t.mean(axis=1, keepdims=True) for t in tri)
+    denom = np.sqrt(np.einsum("kp,kp->k", a, a) * np.einsum("kp,kp->k", b, b))
+    if a.shape[1] < 2 or not (denom > 0).all():
+        return None
+    return np.clip(np.einsum("kp,kp->k", a, b) / denom, -1.0, 1.0)
+
+
+def _split_cka(halves, mask):
+    """Per split, the biased linear CKA of the two halves' Grams (as :func:`_cka_ceiling_of`),
+    all splits in batched products: ndarray (n_splits,); None where a half mean is not finite
+    or a Gram is zero after centering (the loop then handles them)."""
+    A, B = _stacked_halves(halves, mask)
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        return None
+    grams = []
+    for X in (A, B):  # center_gram(linear_gram(x.T)): the Gram of each neuron centered over stimuli
+        Xc = X - X.mean(axis=2, keepdims=True)
+        K = np.matmul(Xc.transpose(0, 2, 1), Xc)
+        scale = np.abs(K).max(axis=(1, 2))
+        if not (scale > 0).all():
+            return None
+        K /= scale[:, None, None]
+        grams.append(K / np.sqrt(np.einsum("kij,kij->k", K, K))[:, None, None])
+    return np.clip(np.einsum("kij,kij->k", grams[0], grams[1]), -1.0, 1.0)
 
 
 def _check_cutoffs(cutoffs) -> tuple:
@@ -746,7 +832,8 @@ def _extra_targets(dataset, report, threshold, floor, progress, select_kwargs):
 
 
 def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_flags, layer_tri, flat, rsa_constant,
-                        model, train_type, layer_grams=None, cka_constant=None, cka_estimator="biased") -> pd.DataFrame:
+                        model, train_type, layer_grams=None, cka_constant=None, cka_estimator="biased",
+                        halves=None) -> pd.DataFrame:
     """The ``scores_reliability`` table: scores per layer, metric, area and reliability cutoff.
 
     At each cutoff the neurons are those of ``targets`` and ``extra`` whose reliability is at
@@ -778,6 +865,9 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
     cka_constant : ndarray (n_layers,), bool
         Layers whose CKA is NaN.
     cka_estimator : {"biased", "unbiased"}
+    halves : list, optional
+        :func:`_split_half_means` of the trials of ``targets`` and ``extra`` stacked, if already
+        computed.
 
     Returns
     -------
@@ -839,7 +929,8 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
         tri = np.full((len(flat), W.shape[1]), np.nan)
         ceiling = np.full(W.shape[1], np.nan)
         have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
-        halves = _split_half_means([t.trials for t in parts]) if have_trials else None
+        if have_trials and halves is None:
+            halves = _split_half_means([t.trials for t in parts])
         for j in keep:
             m = W[:, j]
             if m.sum() < 2:
@@ -855,7 +946,8 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
         y = np.concatenate([t.y for t in parts], axis=1)
         ceiling = np.full(W.shape[1], np.nan)
         have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
-        halves = _split_half_means([t.trials for t in parts]) if have_trials else None
+        if have_trials and halves is None:
+            halves = _split_half_means([t.trials for t in parts])
         neural = []
         for j in keep:
             neural.append(linear_gram(y[:, W[:, j]]))
@@ -1012,11 +1104,15 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             regression = background.submit(_regression_scores, regression_features, len(layers), targets,
                                            alpha, features_are_gram, n_workers, loo_precision,
                                            bool(scale_aware), extra_y, alphas, keep=kept, draws=draws)
-        halves = None
-        if layer_grams is not None and targets.trials is not None and targets.trials.shape[2] >= 2:
-            halves = _split_half_means([targets.trials])  # once for every group's CKA ceiling
+        halves = None  # split-half means of the targets' and extra neurons' trials, for every CKA ceiling
+        parts = [targets] + ([extra_targets] if extra_targets is not None and cutoffs else [])
+        if ((layer_grams is not None or layer_rdms is not None)
+                and all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
+                and len({t.trials.shape[2] for t in parts}) == 1):
+            halves = _split_half_means([t.trials for t in parts])
+        complete = halves is not None and bool(np.isfinite(targets.trials).all())
         ceilings = {key: _ceilings(targets, key, cka_estimator=cka_estimator if layer_grams is not None else None,
-                                   halves=halves) for key in label_sets}
+                                   halves=halves, complete=complete) for key in label_sets}
         if layer_grams is not None:
             cka_columns, cka_values, cka_constant = _cka_scores(targets, layer_grams, len(layers), label_sets, codes,
                                                                 cka_estimator)
@@ -1124,7 +1220,7 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         layers, cutoffs, targets, extra_targets, R[:, :n_neur] if R is not None else None, R_extra, srp_flags,
         layer_tri, tri_index, rsa_constant, model, train_type,
         layer_grams=layer_grams, cka_constant=cka_constant if layer_grams is not None else None,
-        cka_estimator=cka_estimator)
+        cka_estimator=cka_estimator, halves=halves)
     if check_n_boot(n_boot):
         with blas_workers() as n_boot_workers:
             out["bootstrap"] = bootstrap_scores(
@@ -1637,6 +1733,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
     t = time.perf_counter()
     targets, selected, n_nan_neurons, report = _select_targets(dataset, threshold, progress, select_kwargs)
     extra = _extra_targets(dataset, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
+    source, dataset = dataset.source, None  # (the responses of the neurons left out are not needed again)
     timings["selection_s"] = time.perf_counter() - t
 
     reducers = {}
@@ -1703,7 +1800,7 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
                        "n_boot": int(n_boot), "select_kwargs": select_kwargs or {}},
         "dataset": {"path": str(dataset_path) if dataset_path else None,
                     "sha256": file_sha256(dataset_path) if dataset_path and Path(dataset_path).exists() else None,
-                    "source": dataset.source, "n_stimuli": int(targets.y.shape[0]),
+                    "source": source, "n_stimuli": int(targets.y.shape[0]),
                     "n_neurons_selected": int(targets.y.shape[1]),
                     "n_neurons_excluded_nan": n_nan_neurons,
                     # neurons below the threshold, scored for the reliability cutoffs only
