@@ -188,3 +188,38 @@ def test_score_features_writes_the_table_and_intervals(tmp_path):
     assert row["max_score_ci_low"] == pytest.approx(np.quantile(draws, 0.025))
     assert row["max_score_ci_high"] == pytest.approx(np.quantile(draws, 0.975))
     assert summary.loc[summary["metric"] == "srp_ridge_scaled", "max_score_ci_low"].isna().all()
+
+
+def test_cka_draws_equal_the_cka_of_explicitly_resampled_grams():
+    """Each CKA draw equals the biased linear CKA (mbutils.scoring.cka, checked against the
+    published formula elsewhere) of the layer and area Grams of the resampled stimuli, repeats
+    included; unit counts give the scores themselves. The table gets a 'cka' block."""
+    from mbutils.scoring._bootstrap import cka_draws, neural_grams, resample_counts
+    from mbutils.scoring.cka import cka, linear_gram
+
+    X, targets = _small_case(seed=4, n=14)
+    X[1] = X[1] + 50.0  # a large common offset: the weighted centering must remove it
+    areas_of = targets.neurons["area"].to_numpy()
+    areas = sorted(set(areas_of))
+    codes = np.searchsorted(areas, areas_of)
+    halves = (targets.y, targets.y_odd, targets.y_even)
+    grams = [x @ x.T for x in X]  # uncentered layer Grams
+    C, _ = resample_counts(14, areas_of, 6, draw_key(14, np.arange(7), areas_of))
+    C = np.vstack([np.ones(14), C])
+    S = cka_draws(grams, neural_grams(halves, codes, len(areas)), C)
+    assert S.shape == (len(X), 7, len(areas), 3)
+    for b in range(7):
+        idx = np.repeat(np.arange(14), C[b].astype(int))
+        for l, x in enumerate(X):
+            for a, area in enumerate(areas):
+                for k, y in enumerate(halves):
+                    ref = cka(x[idx], y[idx][:, areas_of == area])
+                    assert S[l, b, a, k] == pytest.approx(ref, abs=1e-10)
+                    if b == 0:  # unit counts: the score itself
+                        assert S[l, b, a, k] == pytest.approx(cka(linear_gram(x), linear_gram(y[:, areas_of == area]),
+                                                                  grams=True), abs=1e-12)
+    constant = np.array([False, True, False])
+    assert np.isnan(cka_draws(grams, neural_grams(halves, codes, len(areas)), C, constant=constant)[1]).all()
+    boot = bootstrap_scores(targets, 5, model="m", train_type="random", layer_grams=grams)
+    assert set(boot["metric"]) == {"cka"} and len(boot) == 5 * len(areas)
+    assert boot[["max_score", "unbiased_score"]].notna().all().all()

@@ -246,3 +246,27 @@ def test_cli_sets_torch_env_before_subcommands(monkeypatch):
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
     assert main([]) == 2  # no subcommand: help
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+
+
+@pytest.mark.parametrize("name", ["neuropixels", "sensorium", "stringer"])
+def test_dataset_configs_score_a_dataset_of_their_kind(name, tmp_path):
+    """The per-dataset configs name registered models, and their score settings run on a dataset
+    with only responses and stimuli (the minimal format of the Sensorium and Stringer readers):
+    the two configs of thousands of images score SRP-Ridge alone."""
+    import numpy as np
+
+    from mbutils.data import NeuralDataset
+    from mbutils.scoring import score_model
+
+    cfg = load_config(name)  # validates every name against the registry
+    assert cfg.name == name and {e.model for e in cfg.models} >= {"alexnet", "resnet18", "gabor"}
+    rng = np.random.default_rng(1)
+    latent = rng.normal(size=(40, 3))
+    responses = (latent @ rng.normal(size=(3, 30))).T[:, :, None] + 0.3 * rng.normal(size=(30, 40, 4))
+    data = NeuralDataset.from_arrays(responses.astype(np.float32),
+                                     rng.integers(0, 256, (40, 32, 32), dtype=np.uint8))
+    tables = score_model("gabor", data, tmp_path / "out", weights="random", progress=False, cache=False,
+                         n_boot=5, **cfg.score)
+    metrics = set(tables["scores"]["metric"])
+    assert "srp_ridge" in metrics
+    assert ("rsa" in metrics) == (name == "neuropixels")

@@ -2,8 +2,8 @@
 
 A draw resamples the stimuli with replacement (and, for SRP-Ridge, the neurons of each area
 with replacement); the model is not run again and no ridge is refitted: the draw reuses the
-leave-one-out predictions ``P y`` of every layer (SRP-Ridge) and the layer and neural RDMs (RSA)
-of the scoring, so it measures how much the scores depend on the sample of stimuli and neurons
+leave-one-out predictions ``P y`` of every layer (SRP-Ridge), the layer and neural RDMs (RSA)
+and Grams (CKA) of the scoring, so it measures how much the scores depend on the sample of stimuli and neurons
 the dataset happens to hold.
 
 Draws are counts. A resample of the stimuli with counts ``c`` (``c_k``: how often stimulus
@@ -17,6 +17,8 @@ Draws are counts. A resample of the stimuli with counts ``c`` (``c_k``: how ofte
   stimuli differ (pairs of one stimulus drawn twice carry no dissimilarity and are dropped):
   each original pair ``k < l`` then appears ``c_k c_l`` times, so the score is the Pearson r of
   the original triangles weighted by ``c_k c_l``.
+- CKA (biased estimator): the CKA of the resampled Grams ``K[idx][:, idx]`` (repeats
+  included), from weighted sums over the original Grams (:func:`cka_draws`).
 
 Per draw, the layer maximum and the unbiased score are taken as
 :func:`~mbutils.scoring.summarize_scores` takes them (penalty-dominated layers left out), so the
@@ -352,6 +354,103 @@ def rsa_draws(layer_tri, neural_tri, n_stimuli, stim_counts, constant=None, prec
     return out.reshape(n_layers, W.shape[0], n_cols // h, h)
 
 
+def neural_grams(ys, area_codes, n_areas):
+    """Doubly centered linear Grams of each area and half (as the CKA scores take them).
+
+    Returns
+    -------
+    list of ndarray (n_stimuli, n_stimuli) or None
+        Entry ``a * len(ys) + k``: area ``a``, half ``k`` (None for an area without neurons).
+    """
+    from .cka import linear_gram
+
+    out = []
+    for a in range(n_areas):
+        mask = area_codes == a
+        for y in ys:
+            out.append(linear_gram(y[:, mask]) if mask.any() else None)
+    return out
+
+
+def cka_draws(layer_grams, neural, stim_counts, constant=None, h=3, block=32):
+    """Biased linear CKA of every layer with every area's Gram in every draw.
+
+    A draw with counts ``c`` (stimulus ``i`` drawn ``c_i`` times, ``N = sum c``) is the CKA of
+    the resampled Grams ``K[idx][:, idx]``, computed without forming them: with the weighted
+    centering of the resample, ``HSIC(K, L) = sum_ij c_i c_j K_ij L_ij - (2 / N) sum_i c_i (K c)_i
+    (L c)_i + (c^T K c)(c^T L c) / N^2`` (times ``1 / N^2``, which cancels in CKA). Centering
+    the Grams over the full sample first changes nothing (the weighted centering absorbs it) and
+    keeps the sums small.
+
+    Parameters
+    ----------
+    layer_grams : sequence of ndarray (n_stimuli, n_stimuli)
+        Per layer, its Gram (doubly centered or not).
+    neural : sequence of (ndarray (n_stimuli, n_stimuli) or None)
+        From :func:`neural_grams` (None: NaN column).
+    stim_counts : ndarray (n_boot, n_stimuli)
+    constant : ndarray (n_layers,), bool, optional
+        Layers whose CKA is NaN.
+    h : int
+        Halves per area in ``neural``.
+    block : int
+        Stimulus rows per block of the ``sum c_i c_j K_ij L_ij`` products (bounds memory:
+        ``n_boot * block * n_stimuli`` values).
+
+    Returns
+    -------
+    ndarray (n_layers, n_boot, n_areas, h)
+        NaN for a constant layer, an empty area, or a draw in which a Gram has no variance.
+    """
+    from .ridge import center_gram
+
+    C = np.asarray(stim_counts, dtype=np.float64)
+    n_boot, n = C.shape
+    N = C.sum(1)
+    n_layers, n_cols = len(layer_grams), len(neural)
+    out = np.full((n_layers, n_boot, n_cols), np.nan)
+    if not n_layers or not n_cols:
+        return out.reshape(n_layers, n_boot, n_cols // h, h)
+    Ks = np.stack([center_gram(K) for K in layer_grams])  # (n_layers, n, n)
+    ok_k = np.isfinite(Ks).all(axis=(1, 2))
+    Ks[~ok_k] = 0.0
+    cols = [c for c in range(n_cols) if neural[c] is not None and np.isfinite(neural[c]).all()]
+    Ls = np.stack([center_gram(neural[c]) for c in cols]) if cols else np.zeros((0, n, n))
+    # sum_ij c_i c_j A_ij B_ij for the pairs (layer, layer), (area, area) and (layer, area), by
+    # blocks of stimulus rows: weights (n_boot, rows, n) times the flattened Grams
+    t_kl = np.zeros((n_boot, n_layers, len(cols)))
+    t_kk = np.zeros((n_boot, n_layers))
+    t_ll = np.zeros((n_boot, len(cols)))
+    for i in range(0, n, block):
+        e = min(n, i + block)
+        Q = (C[:, i:e, None] * C[:, None, :]).reshape(n_boot, -1)  # c_i c_j for the block's rows
+        Kb = Ks[:, i:e, :].reshape(n_layers, -1)
+        Lb = Ls[:, i:e, :].reshape(len(cols), -1)
+        t_kk += Q @ (Kb * Kb).T
+        t_ll += Q @ (Lb * Lb).T
+        for a in range(len(cols)):
+            t_kl[:, :, a] += (Q * Lb[a]) @ Kb.T
+    CK = np.einsum("bi,lij->lbj", C, Ks)  # (n_layers, n_boot, n)
+    CL = np.einsum("bi,aij->abj", C, Ls)
+    kck = np.einsum("lbi,bi->bl", CK, C)
+    lcl = np.einsum("abi,bi->ba", CL, C)
+    Nb = N[:, None]
+    h_kk = t_kk - 2.0 / Nb * np.einsum("bi,lbi,lbi->bl", C, CK, CK) + kck * kck / Nb ** 2
+    h_ll = t_ll - 2.0 / Nb * np.einsum("bi,abi,abi->ba", C, CL, CL) + lcl * lcl / Nb ** 2
+    h_kl = (t_kl - 2.0 / N[:, None, None] * np.einsum("bi,lbi,abi->bla", C, CK, CL)
+            + kck[:, :, None] * lcl[:, None, :] / N[:, None, None] ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.sqrt(h_kk[:, :, None] * h_ll[:, None, :])
+        r = np.where((h_kk[:, :, None] > 0) & (h_ll[:, None, :] > 0), h_kl / denom, np.nan)
+    r = np.clip(r, -1.0, 1.0)
+    for j, c in enumerate(cols):
+        out[:, :, c] = r[:, :, j].T
+    out[~ok_k] = np.nan
+    if constant is not None:
+        out[np.asarray(constant, dtype=bool)] = np.nan
+    return out.reshape(n_layers, n_boot, n_cols // h, h)
+
+
 def layer_choice(S, flagged=None):
     """Per draw and area, the layer maximum and the unbiased score (as ``summarize_scores``).
 
@@ -419,7 +518,7 @@ def prepare_srp_draws(targets, n_boot, seed=0, precision="float64"):
 
 def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, valid=None, flagged=None,
                      layer_tri=None, rsa_constant=None, seed=0, precision="float64", n_workers=1,
-                     srp=None) -> pd.DataFrame:
+                     srp=None, layer_grams=None, cka_constant=None) -> pd.DataFrame:
     """The ``bootstrap`` table of one model: layer-max and unbiased scores in every draw.
 
     Parameters
@@ -447,6 +546,9 @@ def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, vali
     srp : ndarray (n_layers, n_boot, n_areas, 3), optional
         The SRP-Ridge draws of every layer, already taken (:func:`prepare_srp_draws`, a few
         layers at a time); instead of ``operators``.
+    layer_grams : sequence of ndarray (n_stimuli, n_stimuli), optional
+        Layer Grams of the CKA metric (biased estimator, :func:`cka_draws`); None skips CKA.
+    cka_constant : ndarray (n_layers,), bool, optional
 
     Returns
     -------
@@ -458,7 +560,8 @@ def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, vali
         raise ValueError(f"precision={precision!r}; expected 'float32' or 'float64'")
     if operators is not None and srp is not None:
         raise ValueError("give the SRP-Ridge operators or their draws (srp), not both")
-    if n_boot == 0 or not len(targets.neurons) or (operators is None and srp is None and layer_tri is None):
+    if n_boot == 0 or not len(targets.neurons) or (operators is None and srp is None and layer_tri is None
+                                                   and layer_grams is None):
         return empty_bootstrap_table()
     areas, codes, C, N = _resamples(targets, n_boot, seed)
     n = targets.y.shape[0]
@@ -478,6 +581,10 @@ def bootstrap_scores(targets, n_boot, *, model, train_type, operators=None, vali
         B = neural_triangles((targets.y, targets.y_odd, targets.y_even), codes, len(areas), flat)
         S = rsa_draws(layer_tri, B, n, C, constant=rsa_constant, precision=precision)
         frames.append(draws_table("rsa", areas, *layer_choice(S), model, train_type))
+    if layer_grams is not None:
+        G = neural_grams((targets.y, targets.y_odd, targets.y_even), codes, len(areas))
+        S = cka_draws(layer_grams, G, C, constant=cka_constant)
+        frames.append(draws_table("cka", areas, *layer_choice(S), model, train_type))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1033,13 +1033,14 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
         eigenvalue of its centered Gram on the centered stimulus space (``trace / (n - 1)``);
         default :data:`AUTO_ALPHAS` (``numpy.logspace(-3, 5, 17)``).
     n_boot : int, default 0
-        Bootstrap draws of the SRP-Ridge and RSA layer-max and unbiased scores per area: table
-        ``bootstrap`` (columns ``model, train_type, metric, area, draw, max_score,
+        Bootstrap draws of the SRP-Ridge, RSA and CKA layer-max and unbiased scores per area:
+        table ``bootstrap`` (columns ``model, train_type, metric, area, draw, max_score,
         unbiased_score``; see :mod:`mbutils.scoring._bootstrap`). Each draw resamples the
         stimuli (and, for SRP-Ridge, each area's neurons) with replacement and reuses the
-        leave-one-out predictions and the RDMs computed here; draw ``d`` is the same for every
-        model scored on the same neurons. SRP-Ridge is left out with ``alpha="auto"``. 0: no
-        table.
+        leave-one-out predictions, the RDMs and the Grams computed here; draw ``d`` is the same
+        for every model scored on the same neurons. SRP-Ridge is left out with
+        ``alpha="auto"``, CKA with ``cka_estimator="unbiased"``, and the scale-aware SRP-Ridge
+        score always. 0: no table.
 
     Returns
     -------
@@ -1226,7 +1227,10 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             out["bootstrap"] = bootstrap_scores(
                 targets, n_boot, model=model, train_type=train_type, srp=kept.get("srp_draws"),
                 valid=np.isfinite(R) if R is not None else None, flagged=dominated if R is not None else None,
-                layer_tri=layer_tri, rsa_constant=rsa_constant, n_workers=n_boot_workers)
+                layer_tri=layer_tri, rsa_constant=rsa_constant, n_workers=n_boot_workers,
+                # CKA draws with the biased estimator (the unbiased one has no resampled form here)
+                layer_grams=layer_grams if layer_grams is not None and cka_estimator == "biased" else None,
+                cka_constant=cka_constant if layer_grams is not None else None)
     if check:
         check_scores(out["scores"], ns)
     return out
