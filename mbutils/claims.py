@@ -747,6 +747,8 @@ def compute_claims(run: Run, dataset=None) -> pd.DataFrame:
     """
     ctx = _Context(run, dataset)
     rows = [_coverage_row(run)]
+    have = set(run.scores["metric"]) if len(run.scores) else set()
+    missing_metrics = [m for m in METRICS if m not in have] if len(run.models) else []
     for claim in paper_claims().to_dict("records"):
         cid, kind = claim["id"], claim["kind"]
         paper_value = claim["paper_value"] + (f" ({claim['notes']})" if claim["notes"] else "")
@@ -758,7 +760,14 @@ def compute_claims(run: Run, dataset=None) -> pd.DataFrame:
                 raise Unsupported("no computation is defined for this claim")
             if not len(run.models):
                 raise Unsupported("the run has no scored models")
-            out = fn(ctx)
+            try:
+                out = fn(ctx)
+            except (KeyError, IndexError, ValueError) as exc:
+                if not missing_metrics:
+                    raise
+                # a run without one of the paper's metrics (SRP-Ridge alone at thousands of images)
+                raise Unsupported(f"needs {' and '.join(missing_metrics)} scores, which this run does not have "
+                                  f"({type(exc).__name__}: {exc})") from None
         except Unsupported as exc:
             row["reason"] = str(exc)
             rows.append(row)

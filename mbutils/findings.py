@@ -377,7 +377,12 @@ def areas(run: Run) -> str:
              "Taskonomic clusters score consistently across areas, semantic tasks on top everywhere but VISrl "
              "(RSA Max; section 3.8, Figure 3).")
     n = len(run.family("imagenet", "trained"))
-    if n < MIN_MODELS:
+    has_rsa = "rsa" in set(run.scores["metric"])
+    if not has_rsa:
+        text = ("This run has no RSA scores (its metrics: "
+                + ", ".join(sorted(set(run.scores["metric"]))) + "), so the RSA Max claims of this section "
+                "cannot be tested.")
+    elif n < MIN_MODELS:
         text = _cannot("best-layer depth per area", f"n = {n} ImageNet-trained architectures", first=True)
     else:
         d = stats.best_layer_depths(run, family="imagenet")
@@ -388,7 +393,9 @@ def areas(run: Run) -> str:
                 f"{vp}earliest in {order.index[0]} ({_f(order.iloc[0], 2)}) and latest in {order.index[-1]} "
                 f"({_f(order.iloc[-1], 2)}).")
     n_tax = len(run.family("taskonomy", "trained"))
-    if n_tax < MIN_MODELS:
+    if not has_rsa:
+        pass
+    elif n_tax < MIN_MODELS:
         text += " Taskonomy clusters by area: " + _cannot("Taskonomy clusters by area",
                                                           f"n = {n_tax} trained Taskonomy encoders")
     else:

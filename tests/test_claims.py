@@ -151,3 +151,27 @@ def test_data_claims_are_compared_on_allen_data(tmp_path):
     assert t.loc["range_imagenet_rsa", "status"] in ("reproduced", "not_reproduced")
     assert t.loc["range_taskonomy_rsa", "status"] == "not_comparable"  # 6 encoders
     assert "n = 6" in t.loc["range_taskonomy_rsa", "reason"]
+
+
+def test_a_run_without_rsa_marks_the_rsa_claims_not_computable(tmp_path):
+    """SRP-Ridge alone (the sensorium and stringer configs): every claim that needs RSA says so
+    instead of failing, the SRP-Ridge claims are still evaluated, and the areas summary says the
+    run has no RSA scores."""
+    import pandas as pd
+
+    from mbutils import findings
+
+    make_fake_results(tmp_path, n_neurons_per_area=3)
+    for f in tmp_path.rglob("*.parquet"):
+        t = pd.read_parquet(f)
+        if "metric" in t.columns:
+            t[t["metric"] != "rsa"].to_parquet(f)
+    run = stats.load_run(tmp_path, metadata=fake_metadata())
+    assert "rsa" not in set(run.scores["metric"])
+    table = claims.compute_claims(run)
+    t = table.set_index("claim_id")
+    assert t.loc["taskonomy_depth_order", "reason"].startswith("needs rsa scores")
+    rsa_claims = t[t.index.str.contains("rsa")]
+    assert len(rsa_claims) >= 5 and (rsa_claims["status"] == "not_computable").all()
+    assert (t["reason"] != "").all()
+    assert "no RSA scores" in findings.areas(run)
