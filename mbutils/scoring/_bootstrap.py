@@ -430,14 +430,15 @@ def cka_draws(layer_grams, neural, stim_counts, constant=None, h=3, block=32):
         t_ll += Q @ (Lb * Lb).T
         for a in range(len(cols)):
             t_kl[:, :, a] += (Q * Lb[a]) @ Kb.T
-    CK = np.einsum("bi,lij->lbj", C, Ks)  # (n_layers, n_boot, n)
-    CL = np.einsum("bi,aij->abj", C, Ls)
-    kck = np.einsum("lbi,bi->bl", CK, C)
-    lcl = np.einsum("abi,bi->ba", CL, C)
+    CK = np.matmul(C[None], Ks).transpose(1, 0, 2)  # (n_boot, n_layers, n): (c^T K) per layer
+    CL = np.matmul(C[None], Ls).transpose(1, 0, 2) if len(cols) else np.zeros((n_boot, 0, n))
+    kck = np.einsum("bli,bi->bl", CK, C)
+    lcl = np.einsum("bai,bi->ba", CL, C)
+    WK = CK * C[:, None, :]  # c_i (K c)_i
     Nb = N[:, None]
-    h_kk = t_kk - 2.0 / Nb * np.einsum("bi,lbi,lbi->bl", C, CK, CK) + kck * kck / Nb ** 2
-    h_ll = t_ll - 2.0 / Nb * np.einsum("bi,abi,abi->ba", C, CL, CL) + lcl * lcl / Nb ** 2
-    h_kl = (t_kl - 2.0 / N[:, None, None] * np.einsum("bi,lbi,abi->bla", C, CK, CL)
+    h_kk = t_kk - 2.0 / Nb * np.einsum("bli,bli->bl", WK, CK) + kck * kck / Nb ** 2
+    h_ll = t_ll - 2.0 / Nb * np.einsum("bai,bai->ba", CL * C[:, None, :], CL) + lcl * lcl / Nb ** 2
+    h_kl = (t_kl - 2.0 / N[:, None, None] * np.matmul(WK, CL.transpose(0, 2, 1))
             + kck[:, :, None] * lcl[:, None, :] / N[:, None, None] ** 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         denom = np.sqrt(h_kk[:, :, None] * h_ll[:, None, :])
