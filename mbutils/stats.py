@@ -259,8 +259,18 @@ def independent_ttest(a, b, equal_var=True) -> TestResult:
                       effect_sizes={"hedges_g": g, "cohens_d": cohens_d(a, b)})
 
 
+#: samples up to this size get the exact permutation p-value of Spearman's rho
+EXACT_SPEARMAN_N = 8
+
+
 def spearman(x, y):
     """Spearman rank correlation over pairs where both values are finite.
+
+    The p-value is two-sided: ``scipy.stats.spearmanr``'s t approximation from
+    ``EXACT_SPEARMAN_N + 1`` pairs on, and below that the exact permutation p-value (the
+    fraction of the ``n!`` pairings whose ``|rho|`` reaches the observed one), where the t
+    approximation is far off (it gives p = 0 for any perfect ordering of 3 values, whose exact
+    p-value is 1/3).
 
     Returns
     -------
@@ -274,7 +284,26 @@ def spearman(x, y):
     if n < 3:
         return float("nan"), float("nan"), n
     res = scipy.stats.spearmanr(x[ok], y[ok])
-    return float(res.correlation), float(res.pvalue), n
+    rho, p = float(res.correlation), float(res.pvalue)
+    if n <= EXACT_SPEARMAN_N and np.isfinite(rho):
+        p = _exact_spearman_p(x[ok], y[ok])
+    return rho, p, n
+
+
+def _exact_spearman_p(x, y):
+    """Two-sided exact p-value of Spearman's rho over every pairing of ``x`` with ``y``
+    (``scipy.stats.permutation_test``: twice the smaller one-sided p-value, at most 1)."""
+    ry = scipy.stats.rankdata(y)
+    ry = (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
+
+    def rho(a, axis):
+        ra = scipy.stats.rankdata(a, axis=axis)
+        ra = ra - ra.mean(axis=axis, keepdims=True)
+        return (ra @ ry) / np.linalg.norm(ra, axis=axis)
+
+    res = scipy.stats.permutation_test((x,), rho, permutation_type="pairings", vectorized=True,
+                                       n_resamples=np.inf, axis=-1)
+    return float(res.pvalue)
 
 
 def bootstrap_ci(values, statistic=np.mean, confidence_level=0.95, n_resamples=2000, seed=0,
