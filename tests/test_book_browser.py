@@ -92,3 +92,34 @@ def test_chromium_profile_removed_while_a_helper_still_writes(tmp_path):
     t.join()
     _remove_profile(profile)
     assert not profile.exists()
+
+
+def test_a_browser_that_does_not_answer_is_a_named_timeout(monkeypatch):
+    """A silent browser (a machine short of memory) is a TimeoutError that names the request and
+    the page and says how to go on, not a bare TimeoutError."""
+    import asyncio
+
+    from mbutils.build import _browser
+
+    class Silent:
+        async def write_message(self, msg):
+            pass
+
+        async def read_message(self):
+            await asyncio.sleep(3600)
+
+        def close(self):
+            pass
+
+    cdp = _browser._CDP(Silent())
+    with pytest.raises(TimeoutError, match=r"no Target.createTarget from the browser within 0.2 s"):
+        asyncio.run(cdp.send("Target.createTarget", timeout=0.2))
+
+    async def connect(url, **kwargs):
+        return Silent()
+
+    import tornado.websocket
+    monkeypatch.setattr(tornado.websocket, "websocket_connect", connect)
+    with pytest.raises(TimeoutError, match=r"browser check of intro.html: no Target.createTarget .*"
+                                           r"--no-browser-check"):
+        asyncio.run(_browser._check_pages("ws://x", "http://x", ["intro.html"], 0.2))

@@ -192,9 +192,7 @@ class _CDP:
         await self.conn.write_message(json.dumps(msg))
         deadline = time.monotonic() + timeout
         while True:
-            raw = await asyncio.wait_for(self.conn.read_message(), max(0.1, deadline - time.monotonic()))
-            if raw is None:
-                raise RuntimeError("the browser closed the DevTools connection")
+            raw = await self._read(method, timeout, deadline)
             reply = json.loads(raw)
             if reply.get("id") == self.next_id:
                 if "error" in reply:
@@ -208,10 +206,17 @@ class _CDP:
             for i, ev in enumerate(self.events):
                 if ev.get("method") == method and ev.get("sessionId") == session:
                     return self.events.pop(i)
-            raw = await asyncio.wait_for(self.conn.read_message(), max(0.1, deadline - time.monotonic()))
-            if raw is None:
-                raise RuntimeError("the browser closed the DevTools connection")
+            raw = await self._read(method, timeout, deadline)
             self.events.append(json.loads(raw))
+
+    async def _read(self, method, timeout, deadline):
+        try:
+            raw = await asyncio.wait_for(self.conn.read_message(), max(0.1, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no {method} from the browser within {timeout:g} s") from None
+        if raw is None:
+            raise RuntimeError("the browser closed the DevTools connection")
+        return raw
 
 
 async def _check_pages(ws_url, base_url, pages, timeout):
@@ -222,33 +227,42 @@ async def _check_pages(ws_url, base_url, pages, timeout):
     reports = []
     try:
         for page in pages:
-            rep = PageReport(page)
-            target = await cdp.send("Target.createTarget", {"url": "about:blank"})
-            session = (await cdp.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}))[
-                "sessionId"]
-            await cdp.send("Page.enable", session=session)
-            await cdp.send("Network.enable", session=session)
-            cdp.events.clear()
-            await cdp.send("Page.navigate", {"url": f"{base_url}/{page}"}, session=session)
-            await cdp.wait_event("Page.loadEventFired", session, timeout)
-            for ev in cdp.events:
-                if ev.get("method") == "Network.responseReceived" and ev.get("sessionId") == session \
-                        and ev["params"].get("type") == "Document":
-                    rep.status = int(ev["params"]["response"]["status"])
-            res = await cdp.send("Runtime.evaluate", {"expression": _PAGE_JS, "awaitPromise": True,
-                                                      "returnByValue": True}, session=session, timeout=timeout)
-            info = json.loads(res["result"]["value"])
-            rep.title = info["title"]
-            rep.n_images = len(info["images"])
-            rep.broken_images = [i["src"] for i in info["images"] if not i["width"]]
-            rep.traceback = bool(info["traceback"])
-            rep.errors = info["errors"]
-            reports.append(rep)
-            await cdp.send("Target.closeTarget", {"targetId": target["targetId"]})
-            cdp.events.clear()
+            try:
+                reports.append(await _check_page(cdp, base_url, page, timeout))
+            except TimeoutError as e:
+                raise TimeoutError(f"browser check of {page}: {e} (a machine short of memory or CPU is "
+                                   f"slow to render; rerun, or build with --no-browser-check)") from None
     finally:
         conn.close()
     return reports
+
+
+async def _check_page(cdp, base_url, page, timeout):
+    """Load one page in a new tab and read what :data:`_PAGE_JS` reports of it."""
+    rep = PageReport(page)
+    target = await cdp.send("Target.createTarget", {"url": "about:blank"}, timeout=timeout)
+    session = (await cdp.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+                                timeout=timeout))["sessionId"]
+    await cdp.send("Page.enable", session=session, timeout=timeout)
+    await cdp.send("Network.enable", session=session, timeout=timeout)
+    cdp.events.clear()
+    await cdp.send("Page.navigate", {"url": f"{base_url}/{page}"}, session=session, timeout=timeout)
+    await cdp.wait_event("Page.loadEventFired", session, timeout)
+    for ev in cdp.events:
+        if ev.get("method") == "Network.responseReceived" and ev.get("sessionId") == session \
+                and ev["params"].get("type") == "Document":
+            rep.status = int(ev["params"]["response"]["status"])
+    res = await cdp.send("Runtime.evaluate", {"expression": _PAGE_JS, "awaitPromise": True,
+                                              "returnByValue": True}, session=session, timeout=timeout)
+    info = json.loads(res["result"]["value"])
+    rep.title = info["title"]
+    rep.n_images = len(info["images"])
+    rep.broken_images = [i["src"] for i in info["images"] if not i["width"]]
+    rep.traceback = bool(info["traceback"])
+    rep.errors = info["errors"]
+    await cdp.send("Target.closeTarget", {"targetId": target["targetId"]}, timeout=timeout)
+    cdp.events.clear()
+    return rep
 
 
 def check_book(html_dir, pages=None, chromium=None, timeout=60.0) -> BrowserReport:
