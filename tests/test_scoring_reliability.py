@@ -155,3 +155,40 @@ def test_bad_cutoffs_are_refused_with_the_value(mouse, layers, tmp_path):
         _score_model(mouse, layers, tmp_path / "bad", reliability_cutoffs=(0.5, 1.5))
     with pytest.raises(ValueError, match="reliability_cutoffs='low'"):
         score_features(layers, mouse, reliability_cutoffs="low")
+
+
+@pytest.mark.parametrize("case", ["tame", "offset", "far_subset", "missing", "tiny_sets"])
+def test_nested_ceilings_equal_the_direct_ones(case):
+    """The ceilings of an area's nested neuron sets (one per reliability cutoff) from sums over
+    the sets' differences equal the per-set computation, also with a large common offset, a
+    most-reliable subset far from the others' mean (the direct path takes over there), half
+    means that are missing, and sets of 0 or 1 neurons."""
+    from mbutils.scoring.pipeline import _cka_ceiling_of, _nested_ceilings, _rdm_ceiling_of, _split_half_means
+
+    rng = np.random.default_rng(7)
+    n, s, t = 60, 25, 8
+    signal = rng.normal(size=(n, s, 1))
+    trials = signal + 0.8 * rng.normal(size=(n, s, t))
+    rel = np.sort(rng.uniform(0.3, 1.0, size=n))[::-1]        # most reliable first
+    if case == "offset":
+        trials = trials + 1e6
+    if case == "far_subset":  # the 5 most reliable neurons, alone in the first set: shifted sums would
+        trials[:5] += 1e3     # lose 6 digits there, so the direct path computes it
+    if case == "missing":
+        trials[40, 3, :] = np.nan                               # a less reliable neuron misses a stimulus
+    cutoffs = [0.95, 0.9, 0.8, 0.6, 0.4] if case != "tiny_sets" else [1.5, 0.999, 0.5]
+    if case == "far_subset":
+        cutoffs = [rel[4], 0.9, 0.8, 0.6, 0.4]
+    masks = [rel >= c for c in cutoffs]
+    halves = _split_half_means([trials], n_splits=10, seed=0)
+    got_rsa, got_cka = _nested_ceilings(halves, masks, rsa=True, cka=True)
+    want_rsa = np.array([_rdm_ceiling_of(halves, m) for m in masks])
+    want_cka = np.array([_cka_ceiling_of(halves, m, "biased") for m in masks])
+    # (with the far subset inside them, the larger sets' RDMs hold about 10 digits in either path)
+    tol = [1e-12] + [1e-9 if case == "far_subset" else 1e-12] * (len(masks) - 1)
+    for i, tol_i in enumerate(tol):
+        assert got_rsa[i] == pytest.approx(want_rsa[i], abs=tol_i, nan_ok=True), (i, got_rsa, want_rsa)
+        assert got_cka[i] == pytest.approx(want_cka[i], abs=tol_i, nan_ok=True), (i, got_cka, want_cka)
+    assert np.isfinite(got_rsa).sum() >= (1 if case == "tiny_sets" else len(cutoffs) - 1)
+    with pytest.raises(ValueError, match="contained in the next"):
+        _nested_ceilings(halves, masks[::-1])

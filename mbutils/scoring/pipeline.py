@@ -781,6 +781,123 @@ def _split_cka(halves, mask):
     return np.clip(np.einsum("kij,kij->k", grams[0], grams[1]), -1.0, 1.0)
 
 
+#: the nested ceilings' shifted sums are used where the squared offset of a subset's mean from
+#: the reference, times its size, is at most this multiple of a stimulus' variance (so that at most
+#: about 4 of float64's 16 digits cancel); other subsets take the direct path
+NESTED_CANCELLATION = 1e4
+
+
+def _nested_ceilings(halves, masks, rsa=True, cka=False):
+    """RSA and biased-CKA split-half ceilings of nested neuron sets, from sums over their
+    differences: the ceilings at every reliability cutoff of an area for about the cost of one.
+
+    ``masks``: bool arrays over the rows of ``halves`` (:func:`_split_half_means`), each
+    contained in the next (the neurons of an area at decreasing cutoffs). Returns two arrays
+    (n_masks,): the ceilings of :func:`_rdm_ceiling_of` and of :func:`_cka_ceiling_of` with the
+    biased estimator, NaN where not asked. A mask whose sums would not reproduce the direct
+    computation (a half mean that is not finite, a subset mean far from the reference: see
+    :data:`NESTED_CANCELLATION`, a zero spread) is computed directly by those functions.
+
+    The RDM of a set is the correlation over its neurons of the stimuli's half means: from the
+    sums ``S = sum (x - c)(x - c)^T`` and ``u = sum (x - c)`` over its neurons, shifted by
+    ``c``, the mean of the largest set, the covariance is ``S - u u^T / N``. The CKA Gram is the
+    sum over neurons of each neuron's centered outer product, additive as it is.
+    """
+    from ..reliability import noise_ceiling, spearman_brown
+
+    masks = [np.asarray(m, dtype=bool) for m in masks]
+    out_rsa, out_cka = np.full(len(masks), np.nan), np.full(len(masks), np.nan)
+    direct_rsa, direct_cka = [], []
+    if not masks:
+        return out_rsa, out_cka
+    for small, large in zip(masks[:-1], masks[1:]):
+        if (small & ~large).any():
+            raise ValueError("_nested_ceilings: each mask must be contained in the next")
+    rows = np.flatnonzero(masks[-1])
+    A = np.stack([first[rows] for first, _ in halves])  # (n_splits, n_rows, n_stimuli)
+    B = np.stack([second[rows] for _, second in halves])
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        return (np.array([_rdm_ceiling_of(halves, m) for m in masks]) if rsa else out_rsa,
+                np.array([_cka_ceiling_of(halves, m, "biased") for m in masks]) if cka else out_cka)
+    local = [m[rows] for m in masks]
+    steps = [local[0]] + [b & ~a for a, b in zip(local[:-1], local[1:])]
+    n_stim = A.shape[2]
+    iu = np.triu_indices(n_stim, 1)
+    centred = {}
+    if rsa:
+        centred["rsa"] = [X - X.mean(axis=1, keepdims=True) for X in (A, B)]  # shifted by c
+    if cka:
+        centred["cka"] = [X - X.mean(axis=2, keepdims=True) for X in (A, B)]  # each neuron over stimuli
+    sums = {key: [np.zeros((A.shape[0], n_stim, n_stim)) for _ in range(2)] for key in centred}
+    firsts = [np.zeros((A.shape[0], n_stim)) for _ in range(2)]
+    count = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, step in enumerate(steps):
+            count += int(step.sum())
+            for key, halves_x in centred.items():
+                for h, X in enumerate(halves_x):
+                    if step.any():
+                        Xs = X[:, step, :]
+                        sums[key][h] += np.matmul(Xs.transpose(0, 2, 1), Xs)
+                        if key == "rsa":
+                            firsts[h] += Xs.sum(axis=1)
+            if rsa:
+                r = _rdm_split_r(sums["rsa"], firsts, count, iu) if count >= 2 else None
+                if r is None:
+                    direct_rsa.append(i)
+                else:
+                    values = spearman_brown(r)
+                    out_rsa[i] = float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else np.nan
+            if cka:
+                r = _cka_split_r(sums["cka"]) if count >= 1 else None
+                if r is None:
+                    direct_cka.append(i)
+                else:
+                    values = spearman_brown(r)
+                    out_cka[i] = float(noise_ceiling(np.nanmean(values))) if np.isfinite(values).any() else np.nan
+    for i in direct_rsa:
+        out_rsa[i] = _rdm_ceiling_of(halves, masks[i])
+    for i in direct_cka:
+        out_cka[i] = _cka_ceiling_of(halves, masks[i], "biased")
+    return out_rsa, out_cka
+
+
+def _rdm_split_r(S, u, n, iu):
+    """Per split, the Pearson r of the two halves' RDM triangles from shifted sums (see
+    :func:`_nested_ceilings`); None where cancellation or a zero spread needs the direct path."""
+    tri = []
+    for S_h, u_h in zip(S, u):
+        d2 = np.einsum("kii->ki", S_h) - u_h * u_h / n  # per split and stimulus: n x the variance
+        if not (d2 > 0).all() or ((u_h * u_h / n) > NESTED_CANCELLATION * d2).any():
+            return None
+        C = S_h - u_h[:, :, None] * u_h[:, None, :] / n
+        d = np.sqrt(d2)
+        C /= d[:, :, None]
+        C /= d[:, None, :]
+        np.clip(C, -1.0, 1.0, out=C)
+        tri.append(1.0 - C[:, iu[0], iu[1]])
+    a, b = (t - t.mean(axis=1, keepdims=True) for t in tri)
+    denom = np.sqrt(np.einsum("kp,kp->k", a, a) * np.einsum("kp,kp->k", b, b))
+    if a.shape[1] < 2 or not (denom > 0).all():
+        return None
+    return np.clip(np.einsum("kp,kp->k", a, b) / denom, -1.0, 1.0)
+
+
+def _cka_split_r(K):
+    """Per split, the biased linear CKA of the two halves' summed Grams (as :func:`_split_cka`);
+    None where a Gram is zero."""
+    grams = []
+    for K_h in K:
+        K_h = K_h.copy()
+        scale = np.abs(K_h).max(axis=(1, 2))
+        if not (scale > 0).all():
+            return None
+        K_h /= scale[:, None, None]
+        grams.append(K_h / np.sqrt(np.einsum("kij,kij->k", K_h, K_h))[:, None, None])
+    return np.clip(np.einsum("kij,kij->k", grams[0], grams[1]), -1.0, 1.0)
+
+
 def _check_cutoffs(cutoffs) -> tuple:
     """The reliability cutoffs as a sorted tuple of distinct floats in [-1, 1] (empty for None)."""
     if cutoffs is None:
@@ -924,34 +1041,36 @@ def _reliability_scores(layers, cutoffs, targets, extra, R_all, R_extra, srp_fla
                 ceiling[j] = float(np.nanmean(v))
         frames.append(frame("srp_ridge", score, size[None, :] - np.rint(n_ok).astype(np.int64), ceiling,
                             *srp_flags))
+    # the split-half ceilings of each area's nested neuron sets, from sums over the differences
+    have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
+    want_rsa = layer_tri is not None and have_trials
+    want_cka = layer_grams is not None and have_trials and cka_estimator == "biased"
+    ceiling_rsa, ceiling_cka = np.full(W.shape[1], np.nan), np.full(W.shape[1], np.nan)
+    if (layer_tri is not None or layer_grams is not None) and have_trials and halves is None:
+        halves = _split_half_means([t.trials for t in parts])
+    if want_rsa or want_cka:
+        for g in areas:
+            cols = sorted((j for j in keep if col_area[j] == g), key=lambda j: -col_cut[j])  # smallest set first
+            r_rsa, r_cka = _nested_ceilings(halves, [W[:, j] for j in cols], rsa=want_rsa, cka=want_cka)
+            ceiling_rsa[cols], ceiling_cka[cols] = r_rsa, r_cka
     if layer_tri is not None:
         y = np.concatenate([t.y for t in parts], axis=1)
         tri = np.full((len(flat), W.shape[1]), np.nan)
-        ceiling = np.full(W.shape[1], np.nan)
-        have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
-        if have_trials and halves is None:
-            halves = _split_half_means([t.trials for t in parts])
         for j in keep:
             m = W[:, j]
-            if m.sum() < 2:
-                continue
-            tri[:, j] = rdm(y[:, m]).ravel()[flat]
-            if have_trials:
-                ceiling[j] = _rdm_ceiling_of(halves, m)
+            if m.sum() >= 2:
+                tri[:, j] = rdm(y[:, m]).ravel()[flat]
         values = _pearson_between_columns(layer_tri, tri)
         values[np.asarray(rsa_constant, dtype=bool)] = np.nan
-        frames.append(frame("rsa", values, np.isnan(values).astype(np.int64), ceiling,
+        frames.append(frame("rsa", values, np.isnan(values).astype(np.int64), ceiling_rsa,
                             np.zeros(n_layers, dtype=bool), rsa_constant))
     if layer_grams is not None:
         y = np.concatenate([t.y for t in parts], axis=1)
-        ceiling = np.full(W.shape[1], np.nan)
-        have_trials = all(t.trials is not None and t.trials.shape[2] >= 2 for t in parts)
-        if have_trials and halves is None:
-            halves = _split_half_means([t.trials for t in parts])
+        ceiling = ceiling_cka
         neural = []
         for j in keep:
             neural.append(linear_gram(y[:, W[:, j]]))
-            if have_trials:
+            if have_trials and not want_cka:
                 ceiling[j] = _cka_ceiling_of(halves, W[:, j], cka_estimator)
         values = np.full((n_layers, W.shape[1]), np.nan)
         values[:, keep] = cka_matrix(list(layer_grams), neural, cka_estimator)
