@@ -264,8 +264,7 @@ def build_module(source: str, arch: str, trained: bool, offline: bool = True):
         if trained:
             path = _require_weights(source, arch, offline=True)
             state = torch.load(path, map_location="cpu", weights_only=True)
-            missing, unexpected = module.load_state_dict(state, strict=True), None
-            del missing, unexpected
+            module.load_state_dict(state, strict=True)
         return module
     raise ValueError(f"unknown model source {source!r}")
 

@@ -28,7 +28,6 @@ smoke = False
 # %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
 from mbutils import findings, pages, plots, stats
