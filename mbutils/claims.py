@@ -32,12 +32,29 @@ from ._io import atomic_write
 from .results import METRICS, Run, dataset_label, model_summary
 
 __all__ = ["paper_claims", "paper_models", "coverage", "compute_claims", "write_claims", "claim_counts",
-           "CLAIMS", "CRITERIA", "COLUMNS", "STATUSES"]
+           "CLAIMS", "CLAIM_METRICS", "CRITERIA", "COLUMNS", "STATUSES"]
 
 COLUMNS = ["claim_id", "section", "statement", "paper_value", "run_value", "n", "paper_n", "status", "reason"]
 STATUSES = ("reproduced", "not_reproduced", "not_comparable", "not_computable")
 #: inferential claims need at least this many models per group (or the paper's n, if smaller)
 MIN_GROUP = 10
+_BOTH = ("srp_ridge", "rsa")
+_METRIC_NAMES = {"srp_ridge": "SRP-Ridge", "rsa": "RSA", "cka": "CKA"}
+#: the metrics whose scores a claim's computation reads (a claim not listed reads no score table)
+CLAIM_METRICS = {
+    **{cid: ("srp_ridge",) for cid in (
+        "random_ge_trained_count", "trained_vs_random_srp_p", "trained_vs_random_srp_d", "depth_srp_spearman",
+        "transformer_srp_t", "training_gain_transformer_mixer", "baseline_gabor", "baseline_gist", "baseline_rff",
+        "range_imagenet_srp", "range_taskonomy_srp")},
+    **{cid: ("rsa",) for cid in (
+        "trained_vs_random_rsa_p", "trained_vs_random_rsa_d", "depth_rsa_spearman", "params_rsa_spearman",
+        "transformer_rsa_t", "range_imagenet_rsa", "range_imagenet_rsa_without_nf", "range_taskonomy_rsa",
+        "visal_best_rsa", "visal_fraction_explained")},
+    **{cid: _BOTH for cid in (
+        "best_architecture", "imagenet_top1_effect", "taskonomy_best_overall", "best_layer_depth",
+        "taskonomy_depth_order", "rank_corr_with_random", "rank_corr_without_random", "layer_corr_with_random",
+        "layer_corr_without_random")},
+}
 ALPHA = 0.05
 
 
@@ -760,6 +777,11 @@ def compute_claims(run: Run, dataset=None) -> pd.DataFrame:
                 raise Unsupported("no computation is defined for this claim")
             if not len(run.models):
                 raise Unsupported("the run has no scored models")
+            lacking = [m for m in CLAIM_METRICS.get(cid, ()) if m in missing_metrics]
+            if lacking:
+                scored = [_METRIC_NAMES[m] for m in _METRIC_NAMES if m in have]
+                raise Unsupported(f"needs {' and '.join(_METRIC_NAMES[m] for m in lacking)} scores; this run "
+                                  f"scored {' and '.join(scored) or 'no metric of the paper'} only")
             try:
                 out = fn(ctx)
             except (KeyError, IndexError, ValueError) as exc:

@@ -170,8 +170,11 @@ def test_a_run_without_rsa_marks_the_rsa_claims_not_computable(tmp_path):
     assert "rsa" not in set(run.scores["metric"])
     table = claims.compute_claims(run)
     t = table.set_index("claim_id")
-    assert t.loc["taskonomy_depth_order", "reason"].startswith("needs rsa scores")
-    rsa_claims = t[t.index.str.contains("rsa")]
-    assert len(rsa_claims) >= 5 and (rsa_claims["status"] == "not_computable").all()
+    needs_rsa = [cid for cid, metrics in claims.CLAIM_METRICS.items() if "rsa" in metrics]
+    assert len(needs_rsa) >= 15 and (t.loc[needs_rsa, "status"] == "not_computable").all()
+    assert all(t.loc[needs_rsa, "reason"].str.startswith("needs RSA scores; this run scored SRP-Ridge only")), \
+        t.loc[needs_rsa, "reason"]
+    srp_only = [cid for cid, metrics in claims.CLAIM_METRICS.items() if metrics == ("srp_ridge",)]
+    assert not t.loc[srp_only, "reason"].str.contains("needs RSA").any()
     assert (t["reason"] != "").all()
     assert "no RSA scores" in findings.areas(run)
