@@ -74,7 +74,7 @@ def _selected_targets(dataset, threshold, progress, select_kwargs):
             f"{where} has no {SPECIMEN!r} coordinate (the animal of each neuron); the mouse-to-mouse ceiling "
             f"needs it: build the dataset with NeuralDataset.from_arrays(..., specimen_id=...), or use "
             f"the split-half ceiling alone (mbutils.reliability)")
-    targets, selected, _, _ = _select_targets(data, threshold, progress, select_kwargs)
+    targets, selected, _, _, _ = _select_targets(data, threshold, progress, select_kwargs)
     ds = selected.ds
     animal_of = dict(zip(ds["cell_specimen_id"].values.tolist(), ds[SPECIMEN].values.tolist()))
     animals = np.array([animal_of[c] for c in targets.neurons["cell_specimen_id"].tolist()], dtype=np.int64)

@@ -192,3 +192,24 @@ def test_nested_ceilings_equal_the_direct_ones(case):
     assert np.isfinite(got_rsa).sum() >= (1 if case == "tiny_sets" else len(cutoffs) - 1)
     with pytest.raises(ValueError, match="contained in the next"):
         _nested_ceilings(halves, masks[::-1])
+
+
+def test_a_run_without_rsa_computes_no_rsa_ceiling(mouse, layers, tmp_path, monkeypatch):
+    """SRP-Ridge alone (the configs of thousands of stimuli) computes no RDM ceiling, whose (n, n)
+    RDMs would be most of the ceilings' work there; its tables equal the two-metric run's
+    SRP-Ridge rows."""
+    from mbutils.scoring import pipeline
+
+    both = _score_model(mouse, layers, tmp_path / "both", metrics=("srp_ridge", "rsa"), n_boot=0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an RSA ceiling was computed in a run without RSA")
+
+    monkeypatch.setattr(pipeline, "_rdm_ceiling", refuse)
+    monkeypatch.setattr(pipeline, "_rdm_ceiling_of", refuse)
+    alone = _score_model(mouse, layers, tmp_path / "alone", metrics=("srp_ridge",), n_boot=0)
+    for name in ("scores", "summary", "scores_reliability"):
+        a = alone[name].reset_index(drop=True)
+        b = both[name][both[name]["metric"].isin(a["metric"].unique())].reset_index(drop=True)
+        own = [c for c in a.columns if not c.startswith("overall")]  # (overall_*: the mean over both metrics)
+        pd.testing.assert_frame_equal(a[own], b[own], check_dtype=False)

@@ -526,7 +526,8 @@ def _as_dataset(dataset):
 
 
 def _select_targets(dataset, threshold, progress, select_kwargs):
-    """``(targets, selected scenes dataset, n neurons dropped for NaN, selection report)``."""
+    """``(targets, selected scenes dataset, n neurons dropped for NaN, selection report, scenes)``:
+    ``scenes`` is ``dataset.scenes()``, all neurons (for :func:`_extra_targets`)."""
     from ..data import select_neurons
 
     scenes = dataset.scenes()
@@ -534,7 +535,7 @@ def _select_targets(dataset, threshold, progress, select_kwargs):
     if selected.n_neurons == 0:
         raise ValueError(f"no neuron passed the selection (threshold={threshold}); lower the threshold")
     targets, n_bad = _targets_from_dataset(selected)
-    return targets, selected, n_bad, report
+    return targets, selected, n_bad, report, scenes
 
 
 def _targets_from_dataset(dataset) -> tuple[Targets, int]:
@@ -571,12 +572,14 @@ def _targets_from_dataset(dataset) -> tuple[Targets, int]:
 
 
 def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator=None, halves=None,
-              complete=False) -> dict:
+              complete=False, with_rsa=True) -> dict:
     """Noise ceilings per group: mean per-neuron sqrt(reliability) (regression), RDM split-half (RSA),
     and with ``cka_estimator`` the Gram's split-half CKA (:func:`_cka_ceiling`; NaN without), from
     ``halves`` (:func:`_split_half_means` of ``targets.trials``, with ``n_splits`` and ``seed``) when
     given. ``complete``: every trial of ``targets.trials`` is finite, so that the RSA ceiling
-    (:func:`_rdm_ceiling`) can come from ``halves`` too (:func:`_rdm_ceiling_of`)."""
+    (:func:`_rdm_ceiling`) can come from ``halves`` too (:func:`_rdm_ceiling_of`). ``with_rsa=False``
+    leaves the RSA ceilings NaN (a run without RSA, where at thousands of stimuli its (n, n) RDMs
+    would be most of this function's work)."""
     from ..reliability import noise_ceiling
 
     labels = targets.neurons[label_column].to_numpy()
@@ -588,7 +591,7 @@ def _ceilings(targets: Targets, label_column, n_splits=10, seed=0, cka_estimator
         reg = float(np.nanmean(per_neuron[m])) if np.isfinite(per_neuron[m]).any() else float("nan")
         rsa = cka = float("nan")
         padded = np.concatenate([m, np.zeros(max(rows - len(m), 0), dtype=bool)])
-        if targets.trials is not None and m.sum() >= 2:
+        if with_rsa and targets.trials is not None and m.sum() >= 2:
             # every trial present: the shared half means give splithalf_rdm_reliability's RDMs
             rsa = _rdm_ceiling_of(halves, padded) if halves and complete else \
                 _rdm_ceiling(targets.trials[m], n_splits, seed)
@@ -914,8 +917,10 @@ def _check_cutoffs(cutoffs) -> tuple:
     return tuple(float(v) for v in np.unique(values))
 
 
-def _extra_targets(dataset, report, threshold, floor, progress, select_kwargs):
+def _extra_targets(scenes, report, threshold, floor, progress, select_kwargs):
     """Trial averages of the neurons that pass the selection at ``floor`` but not at ``threshold``.
+
+    ``scenes``: the dataset's scenes (``dataset.scenes()``, as :func:`_select_targets` returns them).
 
     The reliabilities are those of the main selection's ``report`` (computed once), so that
     every other step of the selection (excitatory lines, running modulation) is the same.
@@ -930,18 +935,17 @@ def _extra_targets(dataset, report, threshold, floor, progress, select_kwargs):
 
     if threshold is None or floor >= threshold:  # (no threshold: every neuron is in the main selection)
         return None
-    scenes = dataset.scenes()
     rel = report.reliability.to_numpy(dtype=np.float64)
     if rel.shape[0] != scenes.ds.sizes["neuron"]:
         raise ValueError(f"the selection report holds {rel.shape[0]} reliabilities for "
                          f"{scenes.ds.sizes['neuron']} neurons; select on the same dataset")
-    with_rel = NeuralDataset(scenes.ds.assign_coords(reliability=("neuron", rel)), path=dataset.path, validate=False)
+    with_rel = NeuralDataset(scenes.ds.assign_coords(reliability=("neuron", rel)), path=scenes.path, validate=False)
     selected, _ = select_neurons(with_rel, threshold=floor, progress=progress, **(select_kwargs or {}))
     with np.errstate(invalid="ignore"):
         below = np.flatnonzero(selected.ds["reliability"].values < threshold)
     if not below.size:
         return None
-    extra = NeuralDataset(selected.ds.isel(neuron=below), path=dataset.path, validate=False)
+    extra = NeuralDataset(selected.ds.isel(neuron=below), path=scenes.path, validate=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NaN neurons below the threshold: left out silently
         targets, _n_bad = _targets_from_dataset(extra)
@@ -1232,7 +1236,8 @@ def score_reduced(layers, regression_features=None, layer_rdms=None, targets: Ta
             halves = _split_half_means([t.trials for t in parts])
         complete = halves is not None and bool(np.isfinite(targets.trials).all())
         ceilings = {key: _ceilings(targets, key, cka_estimator=cka_estimator if layer_grams is not None else None,
-                                   halves=halves, complete=complete) for key in label_sets}
+                                   halves=halves, complete=complete, with_rsa=layer_rdms is not None)
+                    for key in label_sets}
         if layer_grams is not None:
             cka_columns, cka_values, cka_constant = _cka_scores(targets, layer_grams, len(layers), label_sets, codes,
                                                                 cka_estimator)
@@ -1503,8 +1508,9 @@ def score_features(features, dataset, *, metrics=DEFAULT_METRICS, n_components=N
     check_n_boot(n_boot)  # before any work
     names, arrays = _feature_layers(features)
     data, _path = _as_dataset(dataset)
-    targets, selected, _n_bad, report = _select_targets(data, threshold, progress, select_kwargs)
-    extra = _extra_targets(data, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
+    targets, selected, _n_bad, report, scenes = _select_targets(data, threshold, progress, select_kwargs)
+    extra = _extra_targets(scenes, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
+    scenes = None
     n = selected.n_stimuli if hasattr(selected, "n_stimuli") else targets.y.shape[0]
     for name, x in zip(names, arrays):
         if x.shape[0] != n:
@@ -1854,9 +1860,10 @@ def score_model(model, dataset, out_dir, weights="trained", metrics=DEFAULT_METR
     train_type = getattr(model, "weights", weights)
 
     t = time.perf_counter()
-    targets, selected, n_nan_neurons, report = _select_targets(dataset, threshold, progress, select_kwargs)
-    extra = _extra_targets(dataset, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
-    source, dataset = dataset.source, None  # (the responses of the neurons left out are not needed again)
+    targets, selected, n_nan_neurons, report, scenes = _select_targets(dataset, threshold, progress, select_kwargs)
+    extra = _extra_targets(scenes, report, threshold, min(cutoffs), progress, select_kwargs) if cutoffs else None
+    # (the responses of the neurons left out are not needed again)
+    source, dataset, scenes = dataset.source, None, None
     timings["selection_s"] = time.perf_counter() - t
 
     reducers = {}
