@@ -12,9 +12,18 @@ task times`` (1.0: the workers were busy with models all the time; the rest is t
 start, the cards and idle workers at the end). The task times are measured inside the sweep,
 with the other worker running beside them, not alone.
 
+The whole atlas takes hours on a small machine, so it can be swept in parts: ``--folder DIR``
+keeps the results and the feature cache in ``DIR`` (the sweep skips the variants already scored
+there), and ``--max-minutes M`` stops the sweep after ``M`` minutes (the process group is sent
+SIGTERM, like Ctrl-C: a variant in progress leaves no folder a later run would trust). Each part's
+wall time is recorded in ``DIR/sweep.json``; the summary adds them up and says how many parts the
+figures come from (a variant stopped mid-way is scored again in the next part, so the overhead of
+a run in parts is an upper bound).
+
 Usage::
 
     python benchmarks/bench_atlas.py [--dataset data/synthetic.nc] [--jobs 2] [--reuse DIR]
+    python benchmarks/bench_atlas.py --folder results/atlas-bench --max-minutes 60   # one part
 
 Writes ``benchmarks/results/atlas.json``, ``atlas.csv``, ``atlas.md`` and ``atlas.png``.
 """
@@ -33,17 +42,32 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _sweep(dataset, folder: Path, jobs: int) -> dict:
+def _sweep(dataset, folder: Path, jobs: int, config="atlas", max_minutes=None) -> dict:
+    import signal
+
     env = dict(os.environ, MBUTILS_PROGRESS="0", MBUTILS_CACHE=str(folder / "cache"))
-    cmd = [sys.executable, "-m", "mbutils", "sweep", "--config", "atlas", "--dataset", str(dataset), "--results",
+    cmd = [sys.executable, "-m", "mbutils", "sweep", "--config", config, "--dataset", str(dataset), "--results",
            str(folder / "results"), "--book", str(folder / "book"), "--cluster", "local", "--jobs", str(jobs)]
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    stopped = False
+    try:
+        out, err = proc.communicate(timeout=None if max_minutes is None else 60.0 * max_minutes)
+    except subprocess.TimeoutExpired:
+        stopped = True
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
     wall = time.perf_counter() - start
-    (folder / "sweep.out").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    return {"wall_s": wall, "returncode": proc.returncode, "load_before": load, "load_after": os.getloadavg()[0],
-            "report": proc.stdout}
+    with open(folder / "sweep.out", "a") as f:
+        f.write(out + "\n--- stderr ---\n" + err + "\n")
+    return {"wall_s": wall, "returncode": proc.returncode, "stopped_after_max_minutes": stopped, "load_before": load,
+            "load_after": os.getloadavg()[0], "report": out}
 
 
 def _failures(report: str) -> list:
@@ -73,6 +97,15 @@ def _table(results: Path):
     return pd.DataFrame(rows).sort_values("task_s", ascending=False).reset_index(drop=True)
 
 
+def _parts(folder: Path) -> list:
+    """The parts swept into ``folder`` so far (``sweep.json``; a single run's record is one part)."""
+    path = folder / "sweep.json"
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    return record["parts"] if "parts" in record else [record]
+
+
 def _figure(table, path: Path) -> None:
     import matplotlib
 
@@ -99,33 +132,47 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default=str(ROOT / "data" / "synthetic.nc"))
     ap.add_argument("--jobs", type=int, default=2, help="Dask workers (default 2)")
     ap.add_argument("--reuse", default=None, help="a folder of an earlier run (its results/ and sweep.json)")
+    ap.add_argument("--folder", default=None, help="keep results and cache here and sweep what is not scored yet")
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop the sweep after this many minutes")
+    ap.add_argument("--config", default="atlas", help=argparse.SUPPRESS)  # (the tests sweep a small config)
+    ap.add_argument("--out", default=str(RESULTS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    out_dir = Path(args.out)
 
     if args.reuse:
         folder = Path(args.reuse)
-        sweep = json.loads((folder / "sweep.json").read_text())
+        parts = _parts(folder)
     else:
-        folder = Path(tempfile.mkdtemp(prefix="mbutils-atlas-"))
-        print(f"sweeping the atlas config into {folder} ...", flush=True)
-        sweep = _sweep(Path(args.dataset).resolve(), folder, args.jobs)
-        (folder / "sweep.json").write_text(json.dumps(sweep, indent=1))
+        folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="mbutils-atlas-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        parts = _parts(folder) if args.folder else []
+        print(f"sweeping the {args.config} config into {folder} ...", flush=True)
+        parts.append(_sweep(Path(args.dataset).resolve(), folder, args.jobs, args.config, args.max_minutes))
+        (folder / "sweep.json").write_text(json.dumps({"parts": parts}, indent=1))
+    sweep = parts[-1]
     table = _table(folder / "results")
     failures = _failures(sweep["report"])
-    total_task = float(table["task_s"].sum())
+    total_task = float(table["task_s"].sum()) if len(table) else 0.0
+    wall = float(sum(p["wall_s"] for p in parts))
+    finished = not sweep.get("stopped_after_max_minutes", False)
     summary = {
-        "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": sweep["wall_s"],
-        "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
-        "overhead": sweep["wall_s"] * args.jobs / total_task if total_task else None,
+        "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
+        "finished": finished, "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
+        "overhead": wall * args.jobs / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "load_before": sweep["load_before"], "load_after": sweep["load_after"], "folder": str(folder),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "atlas.json").write_text(json.dumps(summary, indent=1))
-    table.to_csv(RESULTS / "atlas.csv", index=False)
-    _figure(table, RESULTS / "atlas.png")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "atlas.json").write_text(json.dumps(summary, indent=1))
+    if not len(table):
+        print(f"no variant scored yet in {folder}")
+        return 0
+    table.to_csv(out_dir / "atlas.csv", index=False)
+    _figure(table, out_dir / "atlas.png")
+    state = "" if finished else " (stopped at --max-minutes: not the whole config yet)"
     lines = [f"# The offline zoo on this machine ({args.jobs} Dask workers, {os.cpu_count()} cores)", "",
-             f"- wall time {sweep['wall_s'] / 60:.1f} min for {len(table)} variants scored "
-             f"(scores and model cards); {len(failures)} failed",
+             f"- wall time {wall / 60:.1f} min in {len(parts)} part(s) for {len(table)} variants scored "
+             f"(scores and model cards){state}; {len(failures)} failed in the last part",
              f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers / sum) "
              f"{summary['overhead']:.2f}",
              f"- largest peak memory of a task {summary['peak_rss_gib_max']:.2f} GiB", "",
@@ -134,7 +181,7 @@ def main(argv=None) -> int:
               f"{r.scoring_s or float('nan'):.1f} |" for r in table.itertuples()]
     if failures:
         lines += ["", "Failures:", ""] + [f"- {f['model']}: {f['reason']}" for f in failures]
-    (RESULTS / "atlas.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "atlas.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:6]))
     return 0
 
