@@ -747,13 +747,23 @@ def _split_rdm_correlations(halves, mask):
         return None
     n = A.shape[2]
     iu = np.triu_indices(n, 1)
-    tri = []
+    covs = []
     for X in (A, B):  # numpy.corrcoef of the stimuli over the neurons, per split
         Xc = X - X.mean(axis=1, keepdims=True)
         C = np.matmul(Xc.transpose(0, 2, 1), Xc)
-        d = np.sqrt(np.einsum("kii->ki", C))
-        if not (d > 0).all():
+        if not (np.einsum("kii->ki", C) > 0).all():
             return None
+        covs.append(C)
+    return _triangles_r(covs, iu)
+
+
+def _triangles_r(covs, iu):
+    """Per split, the Pearson r of the two halves' RDM triangles (``1 -`` the correlations) from
+    their stimulus covariances ``covs`` (two arrays (n_splits, n_stimuli, n_stimuli) with positive
+    diagonals; overwritten); None where a triangle's spread is zero."""
+    tri = []
+    for C in covs:
+        d = np.sqrt(np.einsum("kii->ki", C))
         C /= d[:, :, None]
         C /= d[:, None, :]
         np.clip(C, -1.0, 1.0, out=C)
@@ -869,22 +879,14 @@ def _nested_ceilings(halves, masks, rsa=True, cka=False):
 def _rdm_split_r(S, u, n, iu):
     """Per split, the Pearson r of the two halves' RDM triangles from shifted sums (see
     :func:`_nested_ceilings`); None where cancellation or a zero spread needs the direct path."""
-    tri = []
+    covs = []
     for S_h, u_h in zip(S, u):
-        d2 = np.einsum("kii->ki", S_h) - u_h * u_h / n  # per split and stimulus: n x the variance
+        C = S_h - u_h[:, :, None] * u_h[:, None, :] / n
+        d2 = np.einsum("kii->ki", C)  # per split and stimulus: n x the variance
         if not (d2 > 0).all() or ((u_h * u_h / n) > NESTED_CANCELLATION * d2).any():
             return None
-        C = S_h - u_h[:, :, None] * u_h[:, None, :] / n
-        d = np.sqrt(d2)
-        C /= d[:, :, None]
-        C /= d[:, None, :]
-        np.clip(C, -1.0, 1.0, out=C)
-        tri.append(1.0 - C[:, iu[0], iu[1]])
-    a, b = (t - t.mean(axis=1, keepdims=True) for t in tri)
-    denom = np.sqrt(np.einsum("kp,kp->k", a, a) * np.einsum("kp,kp->k", b, b))
-    if a.shape[1] < 2 or not (denom > 0).all():
-        return None
-    return np.clip(np.einsum("kp,kp->k", a, b) / denom, -1.0, 1.0)
+        covs.append(C)
+    return _triangles_r(covs, iu)
 
 
 def _cka_split_r(K):
