@@ -157,7 +157,8 @@ def test_bad_cutoffs_are_refused_with_the_value(mouse, layers, tmp_path):
         score_features(layers, mouse, reliability_cutoffs="low")
 
 
-@pytest.mark.parametrize("case", ["tame", "offset", "far_subset", "missing", "tiny_sets"])
+@pytest.mark.parametrize("case", ["tame", "offset", "far_subset", "missing", "tiny_sets", "scale_1e-150",
+                                  "scale_1e150"])
 def test_nested_ceilings_equal_the_direct_ones(case):
     """The ceilings of an area's nested neuron sets (one per reliability cutoff) from sums over
     the sets' differences equal the per-set computation, also with a large common offset, a
@@ -172,6 +173,8 @@ def test_nested_ceilings_equal_the_direct_ones(case):
     rel = np.sort(rng.uniform(0.3, 1.0, size=n))[::-1]        # most reliable first
     if case == "offset":
         trials = trials + 1e6
+    if case.startswith("scale_"):
+        trials = trials * float(case[len("scale_"):])
     if case == "far_subset":  # the 5 most reliable neurons, alone in the first set: shifted sums would
         trials[:5] += 1e3     # lose 6 digits there, so the direct path computes it
     if case == "missing":

@@ -785,13 +785,8 @@ def _split_cka(halves, mask):
     grams = []
     for X in (A, B):  # center_gram(linear_gram(x.T)): the Gram of each neuron centered over stimuli
         Xc = X - X.mean(axis=2, keepdims=True)
-        K = np.matmul(Xc.transpose(0, 2, 1), Xc)
-        scale = np.abs(K).max(axis=(1, 2))
-        if not (scale > 0).all():
-            return None
-        K /= scale[:, None, None]
-        grams.append(K / np.sqrt(np.einsum("kij,kij->k", K, K))[:, None, None])
-    return np.clip(np.einsum("kij,kij->k", grams[0], grams[1]), -1.0, 1.0)
+        grams.append(np.matmul(Xc.transpose(0, 2, 1), Xc))
+    return _cka_split_r(grams)
 
 
 #: the nested ceilings' shifted sums are used where the squared offset of a subset's mean from
@@ -890,8 +885,8 @@ def _rdm_split_r(S, u, n, iu):
 
 
 def _cka_split_r(K):
-    """Per split, the biased linear CKA of the two halves' summed Grams (as :func:`_split_cka`);
-    None where a Gram is zero."""
+    """Per split, the biased linear CKA of the two halves' Grams ``K`` (two arrays (n_splits,
+    n_stimuli, n_stimuli)), each scaled by its largest entry first; None where a Gram is zero."""
     grams = []
     for K_h in K:
         K_h = K_h.copy()
