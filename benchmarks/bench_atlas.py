@@ -14,11 +14,11 @@ with the other worker running beside them, not alone.
 
 The whole atlas takes hours on a small machine, so it can be swept in parts: ``--folder DIR``
 keeps the results and the feature cache in ``DIR`` (the sweep skips the variants already scored
-there), and ``--max-minutes M`` stops the sweep after ``M`` minutes (the process group is sent
-SIGTERM, like Ctrl-C: a variant in progress leaves no folder a later run would trust). Each part's
+there), and ``--max-minutes M`` runs the sweep with ``--stop-after M``: no variant starts after
+``M`` minutes and the ones in progress finish, so no work is lost between parts. Each part's
 wall time is recorded in ``DIR/sweep.json``; the summary adds them up and says how many parts the
-figures come from (a variant stopped mid-way is scored again in the next part, so the overhead of
-a run in parts is an upper bound).
+figures come from (the end of each part, where a worker waits for the other's last variant,
+counts as overhead).
 
 Usage::
 
@@ -43,31 +43,19 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _sweep(dataset, folder: Path, jobs: int, config="atlas", max_minutes=None) -> dict:
-    import signal
-
     env = dict(os.environ, MBUTILS_PROGRESS="0", MBUTILS_CACHE=str(folder / "cache"))
     cmd = [sys.executable, "-m", "mbutils", "sweep", "--config", config, "--dataset", str(dataset), "--results",
            str(folder / "results"), "--book", str(folder / "book"), "--cluster", "local", "--jobs", str(jobs)]
+    if max_minutes is not None:
+        cmd += ["--stop-after", str(max_minutes)]
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    stopped = False
-    try:
-        out, err = proc.communicate(timeout=None if max_minutes is None else 60.0 * max_minutes)
-    except subprocess.TimeoutExpired:
-        stopped = True
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            out, err = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     with open(folder / "sweep.out", "a") as f:
-        f.write(out + "\n--- stderr ---\n" + err + "\n")
-    return {"wall_s": wall, "returncode": proc.returncode, "stopped_after_max_minutes": stopped, "load_before": load,
-            "load_after": os.getloadavg()[0], "report": out}
+        f.write(proc.stdout + "\n--- stderr ---\n" + proc.stderr + "\n")
+    return {"wall_s": wall, "returncode": proc.returncode, "stopped_after_max_minutes": proc.returncode == 75,
+            "load_before": load, "load_after": os.getloadavg()[0], "report": proc.stdout}
 
 
 def _failures(report: str) -> list:
@@ -154,7 +142,7 @@ def main(argv=None) -> int:
     failures = _failures(sweep["report"])
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
     wall = float(sum(p["wall_s"] for p in parts))
-    finished = not sweep.get("stopped_after_max_minutes", False)
+    finished = sweep.get("returncode", 0) == 0 or (sweep.get("returncode") == 1 and bool(failures))
     summary = {
         "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
         "finished": finished, "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
@@ -169,7 +157,12 @@ def main(argv=None) -> int:
         return 0
     table.to_csv(out_dir / "atlas.csv", index=False)
     _figure(table, out_dir / "atlas.png")
-    state = "" if finished else " (stopped at --max-minutes: not the whole config yet)"
+    if sweep.get("returncode") == 75 or sweep.get("stopped_after_max_minutes"):
+        state = " (stopped at --max-minutes: not the whole config yet)"
+    elif not finished:
+        state = f" (the sweep's last part exited with status {sweep.get('returncode')}: see {folder / 'sweep.out'})"
+    else:
+        state = ""
     lines = [f"# The offline zoo on this machine ({args.jobs} Dask workers, {os.cpu_count()} cores)", "",
              f"- wall time {wall / 60:.1f} min in {len(parts)} part(s) for {len(table)} variants scored "
              f"(scores and model cards){state}; {len(failures)} failed in the last part",

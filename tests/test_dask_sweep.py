@@ -141,6 +141,93 @@ def test_two_sweeps_at_once_score_each_model_once(data, monkeypatch):
         assert [r.status for r in s.runs] == ["done"] * 3, (k, [r.error for r in s.runs])
 
 
+
+def test_stop_after_lets_the_model_in_progress_finish_and_starts_no_other(data, monkeypatch):
+    """Serially: alexnet (first, sleeping 8 s) starts before a 4 s stop_after and finishes; the two
+    models after it are ``not_started``; the same sweep run again scores them, not alexnet."""
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_stop"))
+    monkeypatch.setenv("MBUTILS_TEST_SLEEP", "8")
+    results = tmp / "stopped"
+    order = [MODELS[1], MODELS[0], MODELS[2]]
+    cfg = SweepConfig(name="t", models=order)
+    first = run_sweep(cfg, path, results, book=tmp / "book_stop", notebook=card, jobs=1, progress=False,
+                      scorer=counting_scorer, stop_after=4.0)
+    assert [r.status for r in first.runs] == ["done", "not_started", "not_started"], [r.error for r in first.runs]
+    assert [r.name for r in first.not_started] == ["gabor__random", "squeezenet1_1__random"]
+    assert "not_started: 2" in str(first) and "stop_after" in first.not_started[0].error
+    assert _calls(results) == ["alexnet"]
+    assert sorted(p.name for p in (results / "models").iterdir()) == ["alexnet__random"]
+    monkeypatch.setenv("MBUTILS_TEST_SLEEP", "0")
+    second = run_sweep(cfg, path, results, book=tmp / "book_stop", notebook=card, jobs=1, progress=False,
+                       scorer=counting_scorer)
+    assert [r.status for r in second.runs] == ["skipped", "done", "done"], [r.error for r in second.runs]
+    assert _calls(results) == ["alexnet", "gabor", "squeezenet1_1"]  # alexnet once in all
+
+
+def test_stop_after_on_a_local_cluster_and_its_cli_exit_status(data, monkeypatch, capsys):
+    """On Dask, a stop_after that has passed when the workers start leaves every model
+    ``not_started`` and scores nothing; ``mbutils sweep --stop-after`` exits 75 then, and refuses a
+    negative value."""
+    import yaml
+
+    from mbutils.cli import main
+
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_stop_dask"))
+    cfg = SweepConfig(name="t", models=MODELS)
+    summary = run_sweep(cfg, path, tmp / "stopped_dask", book=tmp / "book_sd", notebook=card, jobs=2,
+                        cluster="local", progress=False, scorer=counting_scorer, stop_after=0)
+    assert [r.status for r in summary.runs] == ["not_started"] * 3
+    assert not (tmp / "stopped_dask" / "calls").exists()
+    with pytest.raises(ValueError, match=r"stop_after=-1; expected seconds"):
+        run_sweep(cfg, path, tmp / "x", book=tmp / "book_x", notebook=card, stop_after=-1)
+
+    config = tmp / "stop.yml"
+    config.write_text(yaml.safe_dump({"name": "stop", "models": ["gabor"]}))
+    args = ["sweep", "--config", str(config), "--dataset", str(path), "--results", str(tmp / "stopped_cli"),
+            "--book", str(tmp / "book_cli"), "--jobs", "1"]
+    assert main(args + ["--stop-after", "0"]) == 75
+    assert "1 model(s) not started after --stop-after 0 min" in capsys.readouterr().err
+    assert not (tmp / "stopped_cli" / "models").exists()
+    assert main(args + ["--stop-after", "-5"]) == 2  # a usage error
+    assert "'-5': expected minutes" in capsys.readouterr().err
+
+
+def test_a_cluster_that_fails_to_close_does_not_undo_the_sweep(data, monkeypatch):
+    """Every outcome in, then the cluster's shutdown times out: the sweep reports its models with a
+    warning. A cluster that fails before the outcomes are in still raises."""
+    import contextlib
+
+    from distributed import Client
+
+    import mbutils.build._cluster as cluster_module
+
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / "cache_close"))
+
+    @contextlib.contextmanager
+    def closing_badly(cluster="local", n_tasks=1, n_workers=None):
+        with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+            yield client
+        raise TimeoutError("close timed out")
+
+    @contextlib.contextmanager
+    def never_starts(cluster="local", n_tasks=1, n_workers=None):
+        raise OSError("no scheduler")
+        yield
+
+    cfg = SweepConfig(name="t", models=[MODELS[0], MODELS[2]])
+    monkeypatch.setattr(cluster_module, "sweep_client", closing_badly)
+    with pytest.warns(RuntimeWarning, match=r"did not close cleanly \(TimeoutError: close timed out\)"):
+        summary = run_sweep(cfg, path, tmp / "close", book=tmp / "book_close", notebook=card, jobs=2,
+                            cluster="local", progress=False, scorer=counting_scorer)
+    assert [r.status for r in summary.runs] == ["done", "done"], [r.error for r in summary.runs]
+    monkeypatch.setattr(cluster_module, "sweep_client", never_starts)
+    with pytest.raises(OSError, match="no scheduler"):
+        run_sweep(cfg, path, tmp / "close2", book=tmp / "book_close2", notebook=card, jobs=2, cluster="local",
+                  progress=False, scorer=counting_scorer)
+
 SLURM = {"name": "s", "models": ["gabor"], "cluster": {"type": "slurm", "queue": "gpu", "cores": 8,
                                                         "memory": "32GB", "walltime": "04:00:00", "jobs": 10,
                                                         "account": "lab42"}}

@@ -26,7 +26,7 @@ class NotebookRun:
 
     name: str
     output: Path
-    status: str  # "done", "skipped", "failed"
+    status: str  # "done", "skipped", "failed", "not_started" (a sweep's stop_after had passed)
     seconds: float = 0.0
     error: str = ""
 
@@ -42,17 +42,21 @@ class SweepSummary:
         return [r for r in self.runs if r.status == "failed"]
 
     @property
+    def not_started(self) -> list:
+        return [r for r in self.runs if r.status == "not_started"]
+
+    @property
     def ok(self) -> list:
         return [r for r in self.runs if r.status in ("done", "skipped")]
 
     def __str__(self) -> str:
         lines = []
-        for status in ("done", "skipped", "failed"):
+        for status in ("done", "skipped", "failed", "not_started"):
             runs = [r for r in self.runs if r.status == status]
             if runs:
                 lines.append(f"{status}: {len(runs)}")
                 lines += [f"  {r.name}" + (f" ({r.seconds:.1f} s)" if status == "done" else "")
-                          + (f": {r.error}" if r.error else "") for r in runs]
+                          + (f": {r.error}" if r.error and status != "not_started" else "") for r in runs]
         return "\n".join(lines) or "nothing to do"
 
 

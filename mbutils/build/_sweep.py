@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 from .._io import atomic_write, file_sha256, folder_lock
@@ -287,9 +288,26 @@ def _render_card(entry, notebook, output_dir, results, dataset, parameters, conf
     return run
 
 
-def _model_task(entry, dataset, results, score_kwargs, scorer, card, wait) -> NotebookRun:
+#: status of a model that a sweep with ``stop_after`` did not start
+NOT_STARTED = "not_started"
+
+
+def _not_started(entry, card, deadline) -> NotebookRun | None:
+    """The outcome of a model whose sweep passed its ``deadline`` (epoch seconds) before the
+    model began, else None."""
+    if deadline is None or time.time() < deadline:
+        return None
+    return NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", NOT_STARTED,
+                       error="the sweep's stop_after had passed; run the sweep again to score it")
+
+
+def _model_task(entry, dataset, results, score_kwargs, scorer, card, wait, deadline=None) -> NotebookRun:
     """One model of a sweep, as one task: score it, then render its card (``card``: the
-    keyword arguments of :func:`_render_card` but the entry and the seconds)."""
+    keyword arguments of :func:`_render_card` but the entry and the seconds). Past ``deadline``
+    (epoch seconds, the sweep's ``stop_after``) the model is not started."""
+    late = _not_started(entry, card, deadline)
+    if late is not None:
+        return late
     seconds, error = _score_job(entry.model, entry.weights, dataset, results, score_kwargs, scorer, wait)
     if error:
         return NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed", seconds,
@@ -305,11 +323,16 @@ def _model_task(entry, dataset, results, score_kwargs, scorer, card, wait) -> No
 LOCK_WAIT = 6 * 3600.0
 
 
-def _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, wait) -> list:
+def _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, wait, deadline=None) -> list:
     """Score the entries in this process, one after another, then render their cards."""
     runs = []
     with _progress_bar(len(todo), "scoring", progress) as bar:
         for entry in todo:
+            late = _not_started(entry, card, deadline)
+            if late is not None:
+                runs.append(late)
+                bar.update(1)
+                continue
             seconds, error = _score_job(entry.model, entry.weights, dataset, results, score_kwargs, scorer, wait)
             if error:
                 runs.append(NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
@@ -331,7 +354,8 @@ def _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, wa
     return out
 
 
-def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs) -> list:
+def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs,
+              deadline=None) -> list:
     """One Dask task per entry (score, then card) on ``cluster`` (see :func:`sweep_client`);
     a task whose worker dies is retried on another worker."""
     import uuid
@@ -341,27 +365,36 @@ def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait
     from ._cluster import sweep_client
 
     runs = []
-    with sweep_client(cluster, n_tasks=len(todo), n_workers=jobs) as client:
-        futures = {client.submit(_model_task, entry, str(dataset), str(results), score_kwargs, scorer, card, wait,
-                                 key=f"{entry.key}-{uuid.uuid4().hex[:8]}", pure=False, retries=2): entry
-                   for entry in todo}
-        desc = "models" if not client.dashboard_link else f"models (dashboard {client.dashboard_link})"
-        with _progress_bar(len(todo), desc, progress) as bar:
-            for fut in as_completed(futures):
-                entry = futures[fut]
-                try:
-                    run = fut.result()
-                except Exception as err:  # the task failed on every try (worker killed each time, ...)
-                    run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
-                                      error=f"{type(err).__name__}: {err}")
-                runs.append(run)
-                bar.set_postfix_str(f"{entry.key}: {run.status}")
-                bar.update(1)
+    try:
+        with sweep_client(cluster, n_tasks=len(todo), n_workers=jobs) as client:
+            futures = {client.submit(_model_task, entry, str(dataset), str(results), score_kwargs, scorer, card,
+                                     wait, deadline, key=f"{entry.key}-{uuid.uuid4().hex[:8]}", pure=False,
+                                     retries=2): entry
+                       for entry in todo}
+            desc = "models" if not client.dashboard_link else f"models (dashboard {client.dashboard_link})"
+            with _progress_bar(len(todo), desc, progress) as bar:
+                for fut in as_completed(futures):
+                    entry = futures[fut]
+                    try:
+                        run = fut.result()
+                    except Exception as err:  # the task failed on every try (worker killed each time, ...)
+                        run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
+                                          error=f"{type(err).__name__}: {err}")
+                    runs.append(run)
+                    bar.set_postfix_str(f"{entry.key}: {run.status}")
+                    bar.update(1)
+    except Exception as err:
+        if len(runs) < len(todo):
+            raise
+        # every model's outcome is in: a cluster that fails to shut down (a timeout on a machine
+        # short of CPU) does not undo the sweep
+        warnings.warn(f"the Dask cluster did not close cleanly ({type(err).__name__}: {err}); every model's "
+                      "outcome had arrived before", RuntimeWarning, stacklevel=2)
     return runs
 
 
 def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, models=None, progress=None,
-              timeout=None, scorer=None, cluster=None) -> SweepSummary:
+              timeout=None, scorer=None, cluster=None, stop_after=None) -> SweepSummary:
     """Score every model of a config, and render one model card per model from its scores.
 
     Parameters
@@ -397,12 +430,17 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
         LocalCluster of ``jobs`` workers; the default when ``jobs`` is not 1), a scheduler
         address ``"tcp://HOST:PORT"``, or a cluster section (default: the config's ``cluster``;
         see :func:`mbutils.build.sweep_client`).
+    stop_after : float, optional
+        Seconds after the start of the sweep past which no model starts (a batch job's wall
+        time, a sweep in parts): the models in progress finish, the others are reported
+        ``not_started`` and the next run of the same sweep scores them.
 
     Returns
     -------
     SweepSummary
-        One :class:`NotebookRun` per model: ``done``, ``skipped`` (finished earlier) or
-        ``failed`` (scoring or card, with the error and, for scoring, the path of its log).
+        One :class:`NotebookRun` per model: ``done``, ``skipped`` (finished earlier),
+        ``failed`` (scoring or card, with the error and, for scoring, the path of its log) or
+        ``not_started`` (``stop_after`` had passed).
 
     Notes
     -----
@@ -422,6 +460,10 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
     jobs = jobs or config.jobs
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs={jobs!r}; expected a positive integer")
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, (int, float))
+                                   or not stop_after >= 0):
+        raise ValueError(f"stop_after={stop_after!r}; expected seconds, a number >= 0 (or None: no limit)")
+    deadline = None if stop_after is None else time.time() + float(stop_after)
     cluster = cluster if cluster is not None else getattr(config, "cluster", None)
     dataset_sha = file_sha256(dataset)
     notebook_sha = _text_sha256(notebook.read_text())
@@ -443,10 +485,10 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
         if not todo:
             runs = []
         elif serial:
-            runs = _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, LOCK_WAIT)
+            runs = _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, LOCK_WAIT, deadline)
         else:
             runs = _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, LOCK_WAIT,
-                             cluster or "local", jobs)
+                             cluster or "local", jobs, deadline)
     finally:
         _restore_env(old_env)
     summary.runs += runs

@@ -43,13 +43,18 @@ def add_parser(subparsers, parents) -> None:
                "  mbutils sweep --config smoke\n"
                "  mbutils sweep --config configs/my_models.yml --dataset data/allen.nc --jobs 4\n"
                "  mbutils sweep --config smoke --cluster tcp://10.0.0.5:8786\n"
-               "  mbutils sweep --config configs/slurm.yml --dry-run   # print the batch job script")
+               "  mbutils sweep --config configs/slurm.yml --dry-run   # print the batch job script\n"
+               "  mbutils sweep --config atlas --stop-after 230   # in parts: rerun until the exit status is 0\n\n"
+               "exit status: 0 all models scored, 1 a model failed, 75 some models not started (--stop-after)")
     p.add_argument("--config", required=True,
                    help="sweep config: a YAML file or the name of a packaged config (smoke, default, paper)")
     _common_options(p)
     p.add_argument("--dry-run", action="store_true",
                    help="print the models to run and, for a config with a 'cluster:' section, the batch job "
                         "script it would submit; run nothing")
+    p.add_argument("--stop-after", type=_minutes, default=None, metavar="MINUTES",
+                   help="start no model after this many minutes (the models in progress finish); the next "
+                        "run of the same command scores the rest")
     p.set_defaults(func=_sweep)
 
     b = subparsers.add_parser(
@@ -74,13 +79,32 @@ def _sweep(args) -> int:
         return _dry_run(cfg, args)
     dataset = ensure_dataset(args.dataset, cfg.neurons, cfg.seed)
     summary = run_sweep(cfg, dataset, args.results or f"results/{cfg.name}", book=args.book, jobs=args.jobs,
-                        cluster=args.cluster)
+                        cluster=args.cluster, stop_after=None if args.stop_after is None else 60.0 * args.stop_after)
     print(summary)
     if summary.failed:
         print(f"mbutils sweep: {len(summary.failed)} model(s) failed; executed notebooks with the error "
               f"are kept as {args.book}/generated/models/*.failed.ipynb", file=sys.stderr)
         return 1
+    if summary.not_started:
+        print(f"mbutils sweep: {len(summary.not_started)} model(s) not started after --stop-after "
+              f"{args.stop_after:g} min; run the same command again to score them", file=sys.stderr)
+        return EXIT_NOT_STARTED
     return 0
+
+
+#: exit status of a sweep that stopped starting models at ``--stop-after`` (EX_TEMPFAIL: try again)
+EXIT_NOT_STARTED = 75
+
+
+def _minutes(text: str) -> float:
+    """``--stop-after`` value: minutes, a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes, a number >= 0 (e.g. 230)")
+    return value
 
 
 def _dry_run(cfg, args) -> int:
