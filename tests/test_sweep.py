@@ -112,6 +112,35 @@ def test_sweep_scores_then_renders_cards_resumes_and_reports_failures(sweep_dir)
     assert _runs(results).count("alexnet") == 2
 
 
+
+def test_a_sweep_with_other_score_settings_rescores_finished_models(sweep_dir):
+    """A finished model is finished only for the settings it was scored with: a config whose
+    ``score:`` section changes (alpha, a model's parameters) rescores it and renders its card
+    again; ``cache`` is no setting and changes nothing."""
+    tmp, nb, data = sweep_dir
+    results, book = tmp / "results", tmp / "book"
+    models = [ModelEntry("alexnet", "random"), ModelEntry("gabor", "random")]
+    first = run_sweep(SweepConfig(name="t", models=models), data, results, book=book, notebook=nb, jobs=1,
+                      progress=False, scorer=fake_scorer)
+    assert [r.status for r in first.runs] == ["done", "done"]
+
+    cached = SweepConfig(name="t", models=models, score={"cache": False})
+    again = run_sweep(cached, data, results, book=book, notebook=nb, jobs=1, progress=False, scorer=fake_scorer)
+    assert [r.status for r in again.runs] == ["skipped", "skipped"]
+    assert sorted(_runs(results)) == ["alexnet", "gabor"]
+
+    alpha = SweepConfig(name="t", models=models, score={"alpha": 10.0})
+    rescored = run_sweep(alpha, data, results, book=book, notebook=nb, jobs=1, progress=False, scorer=fake_scorer)
+    assert [r.status for r in rescored.runs] == ["done", "done"]
+    assert sorted(_runs(results)) == ["alexnet", "alexnet", "gabor", "gabor"]
+    marker = json.loads((results / "models" / "gabor__random" / SCORED_MARKER).read_text())
+    assert marker["score_kwargs"] == {"alpha": 10.0}
+
+    params = SweepConfig(name="t", models=models, score={"alpha": 10.0, "model_params": {"gabor": {"n": 3}}})
+    rebuilt = run_sweep(params, data, results, book=book, notebook=nb, jobs=1, progress=False, scorer=fake_scorer,
+                        models=[ModelEntry("alexnet", "random")])
+    assert [r.status for r in rebuilt.runs] == ["skipped"]  # alexnet's parameters did not change
+
 def test_sweep_resolves_relative_paths_against_the_working_directory(sweep_dir, monkeypatch):
     """Issue 19, problem 1: a sweep started outside the repository with relative paths scored the
     repository's dataset and wrote into the repository's results; here everything stays in the

@@ -43,6 +43,8 @@ __all__ = ["is_finished", "run_sections", "run_sweep", "score_entry"]
 DONE_MARKER = "_sweep_done.json"
 SCORED_MARKER = "_scored.json"
 SCORE_FILES = ("scores.parquet", "summary.parquet", "provenance.json")
+#: keyword arguments of the scorer that do not change the scores (left out of a folder's stamp)
+NOT_SETTINGS = frozenset({"cache"})
 
 
 def _absolute(path) -> Path:
@@ -91,17 +93,14 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     pathlib.Path
         The model's score folder.
     """
-    from ..scoring import SCORES_VERSION, score_model
+    from ..scoring import score_model
 
     scorer = score_model if scorer is None else scorer
     dataset, results = _absolute(dataset), _absolute(results)
     out_dir = results / "models" / ModelEntry(model, weights).key
     score_kwargs = dict(score_kwargs or {})
     model_params = dict((score_kwargs.pop("model_params", None) or {}).get(model) or {})
-    stamp = {"model": model, "weights": weights, "dataset_sha256": file_sha256(dataset), "scores": SCORES_VERSION,
-             "score_kwargs": json.loads(json.dumps(score_kwargs, sort_keys=True, default=str))}
-    if model_params:
-        stamp["model_params"] = json.loads(json.dumps(model_params, sort_keys=True, default=str))
+    stamp = _score_stamp(model, weights, file_sha256(dataset), score_kwargs, model_params)
     marker = out_dir / SCORED_MARKER
     with folder_lock(out_dir, f"scoring {model} ({weights}) on {dataset.name}", wait=wait):
         if _stamp_matches(out_dir, stamp):
@@ -118,6 +117,19 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
         with atomic_write(marker) as tmp:
             tmp.write_text(json.dumps(stamp, indent=1))
     return out_dir
+
+
+def _score_stamp(model, weights, dataset_sha: str, score_kwargs: dict, model_params: dict) -> dict:
+    """The ``_scored.json`` marker of a model folder scored with these settings (``score_kwargs``
+    without ``model_params``; the keys of :data:`NOT_SETTINGS` left out)."""
+    from ..scoring import SCORES_VERSION
+
+    settings = {k: v for k, v in score_kwargs.items() if k not in NOT_SETTINGS}
+    stamp = {"model": model, "weights": weights, "dataset_sha256": dataset_sha, "scores": SCORES_VERSION,
+             "score_kwargs": json.loads(json.dumps(settings, sort_keys=True, default=str))}
+    if model_params:
+        stamp["model_params"] = json.loads(json.dumps(model_params, sort_keys=True, default=str))
+    return stamp
 
 
 def _stamp_matches(out_dir: Path, stamp: dict) -> bool:
@@ -242,19 +254,25 @@ def _model_title(entry: ModelEntry) -> str:
     return f"{name} ({entry.weights})"
 
 
-def is_finished(entry: ModelEntry, results, output, dataset_sha: str, notebook_sha: str) -> bool:
+def is_finished(entry: ModelEntry, results, output, dataset_sha: str, notebook_sha: str, score_kwargs=None) -> bool:
     """Whether a model's scores and its rendered card are complete and current.
 
     True when ``<results>/models/<key>/_sweep_done.json`` exists (it is written last, after
     the card), records the same dataset and notebook hashes and output path, the card
-    exists and the scored marker is present.
+    exists, and the scored marker ``_scored.json`` records the same dataset and the scoring
+    settings ``score_kwargs`` (a config's ``score:`` section; default ``{}``, the defaults of
+    :func:`mbutils.scoring.score_model`): scores of other settings are not finished.
     """
     folder = Path(results) / "models" / entry.key
     marker = folder / DONE_MARKER
     if not (marker.exists() and Path(output).exists() and (folder / SCORED_MARKER).exists()):
         return False
+    score_kwargs = dict(score_kwargs or {})
+    model_params = dict((score_kwargs.pop("model_params", None) or {}).get(entry.model) or {})
     try:
-        return json.loads(marker.read_text()) == _done_stamp(entry, dataset_sha, notebook_sha, Path(output))
+        return (json.loads(marker.read_text()) == _done_stamp(entry, dataset_sha, notebook_sha, Path(output))
+                and json.loads((folder / SCORED_MARKER).read_text())
+                == _score_stamp(entry.model, entry.weights, dataset_sha, score_kwargs, model_params))
     except (ValueError, OSError):
         return False
 
@@ -471,7 +489,7 @@ def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, m
     todo = []
     for entry in entries:
         output = output_dir / f"{entry.key}.ipynb"
-        if is_finished(entry, results, output, dataset_sha, notebook_sha):
+        if is_finished(entry, results, output, dataset_sha, notebook_sha, config.score):
             summary.runs.append(NotebookRun(entry.key, output, "skipped"))
         else:
             todo.append(entry)
