@@ -406,8 +406,9 @@ def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait
             raise
         # every model's outcome is in: a cluster that fails to shut down (a timeout on a machine
         # short of CPU) does not undo the sweep
-        warnings.warn(f"the Dask cluster did not close cleanly ({type(err).__name__}: {err}); every model's "
-                      "outcome had arrived before", RuntimeWarning, stacklevel=2)
+        why = type(err).__name__ + (f": {err}" if str(err) else "")
+        warnings.warn(f"the Dask cluster did not close cleanly ({why}); every model's outcome had arrived "
+                      "before", RuntimeWarning, stacklevel=2)
     return runs
 
 
