@@ -143,9 +143,13 @@ def main(argv=None) -> int:
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
     wall = float(sum(p["wall_s"] for p in parts))
     finished = sweep.get("returncode", 0) == 0 or (sweep.get("returncode") == 1 and bool(failures))
+    killed = [i + 1 for i, p in enumerate(parts) if p.get("returncode") in (-15, 143)]
+    killed_line = [f"- part(s) {', '.join(map(str, killed))} ended by SIGTERM: the variants in progress then "
+                   "were scored again in a later part, and the wall time spent on them counts in the "
+                   "overhead"] if killed else []
     summary = {
         "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
-        "finished": finished, "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
+        "parts_ended_by_sigterm": killed, "finished": finished, "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
         "overhead": wall * args.jobs / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "load_before": sweep["load_before"], "load_after": sweep["load_after"], "folder": str(folder),
@@ -168,7 +172,7 @@ def main(argv=None) -> int:
              f"(scores and model cards){state}; {len(failures)} failed in the last part",
              f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers / sum) "
              f"{summary['overhead']:.2f}",
-             f"- largest peak memory of a task {summary['peak_rss_gib_max']:.2f} GiB", "",
+             f"- largest peak memory of a task {summary['peak_rss_gib_max']:.2f} GiB", *killed_line, "",
              "| model | task s | peak GiB | extraction s | scoring s |", "|---|---|---|---|---|"]
     lines += [f"| {r.model} | {r.task_s:.1f} | {r.peak_rss_gib:.2f} | {r.extraction_s or float('nan'):.1f} | "
               f"{r.scoring_s or float('nan'):.1f} |" for r in table.itertuples()]
