@@ -149,7 +149,8 @@ def main(argv=None) -> int:
                    "overhead"] if killed else []
     summary = {
         "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
-        "parts_ended_by_sigterm": killed, "finished": finished, "models_scored": int(len(table)), "failures": failures, "sum_task_s": total_task,
+        "parts_ended_by_sigterm": killed, "finished": finished, "models_scored": int(len(table)),
+        "failures": failures, "sum_task_s": total_task,
         "overhead": wall * args.jobs / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "load_before": sweep["load_before"], "load_after": sweep["load_after"], "folder": str(folder),
