@@ -223,3 +223,31 @@ def test_cka_draws_equal_the_cka_of_explicitly_resampled_grams():
     boot = bootstrap_scores(targets, 5, model="m", train_type="random", layer_grams=grams)
     assert set(boot["metric"]) == {"cka"} and len(boot) == 5 * len(areas)
     assert boot[["max_score", "unbiased_score"]].notna().all().all()
+
+
+def test_rsa_draws_with_a_non_finite_layer_or_column_warn_nothing_and_keep_the_others():
+    """A NaN layer (a constant layer's RDM) and an infinite neural column are NaN in the draws,
+    with no numpy warning; every other (layer, column) equals numpy's weighted Pearson r over the
+    pairs, each pair weighted by the product of its two stimuli's counts."""
+    from mbutils.scoring._bootstrap import rsa_draws
+
+    rng = np.random.default_rng(3)
+    n, n_boot = 12, 5
+    i0, i1 = np.triu_indices(n, 1)
+    A = rng.normal(size=(len(i0), 3))
+    A[:, 1] = np.nan
+    B = rng.normal(size=(len(i0), 4)) + 0.5 * A[:, [0]]
+    B[7, 2] = np.inf
+    counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = rsa_draws(A, B, n, counts, precision="float64", h=1)
+    assert out.shape == (3, n_boot, 4, 1)  # (layers, draws, areas, halves)
+    out = out[..., 0]
+    assert np.isnan(out[1]).all() and np.isnan(out[:, :, 2]).all()
+    for j in (0, 2):
+        for b in range(n_boot):
+            w = counts[b, i0] * counts[b, i1]
+            for c in (0, 1, 3):
+                cov = np.cov(A[:, j], B[:, c], aweights=w)
+                assert out[j, b, c] == pytest.approx(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]), abs=1e-12)

@@ -135,6 +135,14 @@ def resample_counts(n_stimuli, areas, n_boot, key, start=0):
     return C, N
 
 
+def _finite_mean(X):
+    """Column means of ``X`` (n, k), equal to ``X.mean(0)`` where a column is finite; a column
+    with a non-finite entry gets a finite stand-in (its caller discards it) and no warning."""
+    if not X.size:
+        return np.zeros(X.shape[1:])
+    return np.where(np.isfinite(X), X, 0.0).mean(0)
+
+
 def _weighted_r(sx, sxx, sy, syy, sxy, total):
     """Pearson r from weighted sums (centered data): NaN where a variance is not positive."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -336,8 +344,8 @@ def rsa_draws(layer_tri, neural_tri, n_stimuli, stim_counts, constant=None, prec
     A = np.asarray(layer_tri, dtype=np.float64)
     B = np.asarray(neural_tri, dtype=np.float64)
     ok_a, ok_b = np.isfinite(A).all(0), np.isfinite(B).all(0)
-    A = np.where(ok_a, A - np.nanmean(A, 0) if A.size else A, 0.0)
-    B = np.where(ok_b, B - np.nanmean(B, 0) if B.size else B, 0.0)
+    A = np.where(ok_a, A - _finite_mean(A), 0.0)
+    B = np.where(ok_b, B - _finite_mean(B), 0.0)
     sa, saa = W @ A.astype(dt), W @ (A * A).astype(dt)  # (n_boot, n_layers)
     sb, sbb = W @ B.astype(dt), W @ (B * B).astype(dt)  # (n_boot, n_cols)
     n_layers, n_cols = A.shape[1], B.shape[1]
