@@ -18,7 +18,8 @@ there), and ``--max-minutes M`` runs the sweep with ``--stop-after M``: no varia
 ``M`` minutes and the ones in progress finish, so no work is lost between parts. Each part's
 wall time is recorded in ``DIR/sweep.json``; the summary adds them up and says how many parts the
 figures come from (the end of each part, where a worker waits for the other's last variant,
-counts as overhead).
+counts as overhead). A part is on record from its start: one whose process was stopped with the
+machine counts to its last finished variant and is named in the summary.
 
 Usage::
 
@@ -85,6 +86,22 @@ def _table(results: Path):
     return pd.DataFrame(rows).sort_values("task_s", ascending=False).reset_index(drop=True)
 
 
+def _write_parts(folder: Path, parts: list) -> None:
+    tmp = folder / "sweep.json.tmp"
+    tmp.write_text(json.dumps({"parts": parts}, indent=1))
+    os.replace(tmp, folder / "sweep.json")
+
+
+def _close_part(part: dict, results: Path) -> dict:
+    """A part without its wall time (interrupted with its process) gets the time from its start
+    to the last model it finished (a lower bound), and is marked ``interrupted``."""
+    if part.get("wall_s") is not None:
+        return part
+    ends = [t.stat().st_mtime for t in results.glob("models/*/_task.json") if t.stat().st_mtime >= part["started_at"]]
+    return dict(part, wall_s=max(ends) - part["started_at"] if ends else 0.0, interrupted=True,
+                load_before=part.get("load_before"), load_after=part.get("load_after"))
+
+
 def _parts(folder: Path) -> list:
     """The parts swept into ``folder`` so far (``sweep.json``; a single run's record is one part)."""
     path = folder / "sweep.json"
@@ -135,21 +152,24 @@ def main(argv=None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         parts = _parts(folder) if args.folder else []
         print(f"sweeping the {args.config} config into {folder} ...", flush=True)
+        # a part that never ends (the machine stopped) stays on record with its start
+        _write_parts(folder, parts + [{"started_at": time.time(), "wall_s": None, "report": ""}])
         parts.append(_sweep(Path(args.dataset).resolve(), folder, args.jobs, args.config, args.max_minutes))
-        (folder / "sweep.json").write_text(json.dumps({"parts": parts}, indent=1))
+        _write_parts(folder, parts)
+    parts = [_close_part(p, folder / "results") for p in parts]
     sweep = parts[-1]
     table = _table(folder / "results")
     failures = _failures(sweep["report"])
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
     wall = float(sum(p["wall_s"] for p in parts))
-    finished = sweep.get("returncode", 0) == 0 or (sweep.get("returncode") == 1 and bool(failures))
-    killed = [i + 1 for i, p in enumerate(parts) if p.get("returncode") in (-15, 143)]
-    killed_line = [f"- part(s) {', '.join(map(str, killed))} ended by SIGTERM: the variants in progress then "
-                   "were scored again in a later part, and the wall time spent on them counts in the "
-                   "overhead"] if killed else []
+    finished = sweep.get("returncode") == 0 or (sweep.get("returncode") == 1 and bool(failures))
+    killed = [i + 1 for i, p in enumerate(parts) if p.get("returncode") in (-15, 143) or p.get("interrupted")]
+    killed_line = [f"- part(s) {', '.join(map(str, killed))} ended by a signal: the variants in progress then "
+                   "were scored again in a later part (the wall time of a part that left no record is counted "
+                   "to its last finished variant)"] if killed else []
     summary = {
         "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
-        "parts_ended_by_sigterm": killed, "finished": finished, "models_scored": int(len(table)),
+        "parts_ended_by_signal": killed, "finished": finished, "models_scored": int(len(table)),
         "failures": failures, "sum_task_s": total_task,
         "overhead": wall * args.jobs / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
@@ -164,6 +184,8 @@ def main(argv=None) -> int:
     _figure(table, out_dir / "atlas.png")
     if sweep.get("returncode") == 75 or sweep.get("stopped_after_max_minutes"):
         state = " (stopped at --max-minutes: not the whole config yet)"
+    elif sweep.get("interrupted"):
+        state = " (the last part was interrupted: not the whole config yet)"
     elif not finished:
         state = f" (the sweep's last part exited with status {sweep.get('returncode')}: see {folder / 'sweep.out'})"
     else:
