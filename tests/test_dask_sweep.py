@@ -194,6 +194,31 @@ def test_stop_after_on_a_local_cluster_and_its_cli_exit_status(data, monkeypatch
     assert "'-5': expected minutes" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("statuses, code", [
+    (["done", "failed", "not_started"], 75),  # a part: the next part retries the failed model
+    (["done", "failed", "skipped"], 1),
+    (["done", "not_started"], 75),
+    (["skipped", "done"], 0),
+])
+def test_sweep_exit_status_keeps_a_run_in_parts_going_past_a_failure(statuses, code, tmp_path, monkeypatch, capsys):
+    """``until mbutils sweep --stop-after M; [ $? -ne 75 ]`` must not stop while models are left
+    unstarted because one failed: 75 whenever some are not started, else 1 for a failure."""
+    import mbutils.build as build
+    from mbutils.build._notebooks import NotebookRun, SweepSummary
+    from mbutils.cli import main
+
+    runs = [NotebookRun(f"m{i}", tmp_path / f"m{i}.ipynb", s, error="boom" if s == "failed" else "")
+            for i, s in enumerate(statuses)]
+    monkeypatch.setattr(build, "ensure_dataset", lambda *a, **k: tmp_path / "d.nc")
+    monkeypatch.setattr(build, "run_sweep", lambda *a, **k: SweepSummary(runs))
+    config = tmp_path / "c.yml"
+    config.write_text("name: c\nmodels: [gabor]\n")
+    assert main(["sweep", "--config", str(config), "--stop-after", "1", "--book", str(tmp_path / "b")]) == code
+    err = capsys.readouterr().err
+    assert ("1 model(s) failed" in err) == ("failed" in statuses)
+    assert ("not started after --stop-after 1 min" in err) == ("not_started" in statuses)
+
+
 def test_a_cluster_that_fails_to_close_does_not_undo_the_sweep(data, monkeypatch):
     """Every outcome in, then the cluster's shutdown times out: the sweep reports its models with a
     warning. A cluster that fails before the outcomes are in still raises."""

@@ -45,7 +45,8 @@ def add_parser(subparsers, parents) -> None:
                "  mbutils sweep --config smoke --cluster tcp://10.0.0.5:8786\n"
                "  mbutils sweep --config configs/slurm.yml --dry-run   # print the batch job script\n"
                "  mbutils sweep --config atlas --stop-after 230   # in parts: rerun until the exit status is 0\n\n"
-               "exit status: 0 all models scored, 1 a model failed, 75 some models not started (--stop-after)")
+               "exit status: 0 all models scored, 1 a model failed, 75 some models not started (--stop-after;\n"
+               "the failed ones are retried by the next run)")
     p.add_argument("--config", required=True,
                    help="sweep config: a YAML file or the name of a packaged config (smoke, default, paper)")
     _common_options(p)
@@ -84,12 +85,13 @@ def _sweep(args) -> int:
     if summary.failed:
         print(f"mbutils sweep: {len(summary.failed)} model(s) failed; executed notebooks with the error "
               f"are kept as {args.book}/generated/models/*.failed.ipynb", file=sys.stderr)
-        return 1
     if summary.not_started:
+        # a part of a sweep in parts: the next part also retries the failed models, and the last part
+        # exits 1 if any still fail
         print(f"mbutils sweep: {len(summary.not_started)} model(s) not started after --stop-after "
               f"{args.stop_after:g} min; run the same command again to score them", file=sys.stderr)
         return EXIT_NOT_STARTED
-    return 0
+    return 1 if summary.failed else 0
 
 
 #: exit status of a sweep that stopped starting models at ``--stop-after`` (EX_TEMPFAIL: try again)
