@@ -98,8 +98,7 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
     scorer = score_model if scorer is None else scorer
     dataset, results = _absolute(dataset), _absolute(results)
     out_dir = results / "models" / ModelEntry(model, weights).key
-    score_kwargs = dict(score_kwargs or {})
-    model_params = dict((score_kwargs.pop("model_params", None) or {}).get(model) or {})
+    score_kwargs, model_params = _split_model_params(model, score_kwargs)
     stamp = _score_stamp(model, weights, file_sha256(dataset), score_kwargs, model_params)
     marker = out_dir / SCORED_MARKER
     with folder_lock(out_dir, f"scoring {model} ({weights}) on {dataset.name}", wait=wait):
@@ -117,6 +116,12 @@ def score_entry(model, weights, dataset, results, score_kwargs=None, progress=No
         with atomic_write(marker) as tmp:
             tmp.write_text(json.dumps(stamp, indent=1))
     return out_dir
+
+
+def _split_model_params(model: str, score_kwargs) -> tuple[dict, dict]:
+    """``score_kwargs`` without its ``model_params`` section, and that section's entry for ``model``."""
+    score_kwargs = dict(score_kwargs or {})
+    return score_kwargs, dict((score_kwargs.pop("model_params", None) or {}).get(model) or {})
 
 
 def _score_stamp(model, weights, dataset_sha: str, score_kwargs: dict, model_params: dict) -> dict:
@@ -267,8 +272,7 @@ def is_finished(entry: ModelEntry, results, output, dataset_sha: str, notebook_s
     marker = folder / DONE_MARKER
     if not (marker.exists() and Path(output).exists() and (folder / SCORED_MARKER).exists()):
         return False
-    score_kwargs = dict(score_kwargs or {})
-    model_params = dict((score_kwargs.pop("model_params", None) or {}).get(entry.model) or {})
+    score_kwargs, model_params = _split_model_params(entry.model, score_kwargs)
     try:
         return (json.loads(marker.read_text()) == _done_stamp(entry, dataset_sha, notebook_sha, Path(output))
                 and json.loads((folder / SCORED_MARKER).read_text())
