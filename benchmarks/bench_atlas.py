@@ -12,6 +12,14 @@ task times`` (1.0: the workers were busy with models all the time; the rest is t
 start, the cards and idle workers at the end). The task times are measured inside the sweep,
 with the other worker running beside them, not alone.
 
+Scoring every variant alone as well would double the hours, so ``--alone N`` measures a sample:
+``N`` variants spread over the ranks of the task times (those whose task took at most
+``--alone-max-s`` seconds) are scored one after another with ``python -m mbutils score --no-cache``
+in fresh processes, nothing else running. Their alone times against their task times in the sweep
+give the ratio by which the sum of all task times is scaled to estimate the sum of the models'
+times alone; the sweep's wall time against that estimate is the overhead against scoring them
+by hand, one after another (as ``bench_sweep.py`` measures it for the smoke config's models).
+
 The whole atlas takes hours on a small machine, so it can be swept in parts: ``--folder DIR``
 keeps the results and the feature cache in ``DIR`` (the sweep skips the variants already scored
 there), and ``--max-minutes M`` runs the sweep with ``--stop-after M``: no variant starts after
@@ -23,8 +31,9 @@ machine counts to its last finished variant and is named in the summary.
 
 Usage::
 
-    python benchmarks/bench_atlas.py [--dataset data/synthetic.nc] [--jobs 2] [--reuse DIR]
+    python benchmarks/bench_atlas.py [--dataset data/synthetic.nc] [--jobs 2] [--reuse DIR] [--alone N]
     python benchmarks/bench_atlas.py --folder results/atlas-bench --max-minutes 60   # one part
+    python benchmarks/bench_atlas.py --reuse results/atlas-bench --alone 6           # the figures
 
 Writes ``benchmarks/results/atlas.json``, ``atlas.csv``, ``atlas.md`` and ``atlas.png``.
 """
@@ -86,6 +95,38 @@ def _table(results: Path):
     return pd.DataFrame(rows).sort_values("task_s", ascending=False).reset_index(drop=True)
 
 
+def _alone_sample(table, n: int, max_s: float) -> list:
+    """``n`` model keys spread evenly over the ranks of ``table`` (sorted by task time) among those
+    whose task took at most ``max_s`` seconds."""
+    keys = list(table.loc[table["task_s"] <= max_s].sort_values("task_s")["model"])
+    if n <= 0 or not keys:
+        return []
+    n = min(n, len(keys))
+    return [keys[round((i + 0.5) * len(keys) / n - 0.5)] for i in range(n)]
+
+
+def _score_alone(dataset, results: Path, keys: list) -> list:
+    """Each model of ``keys`` scored alone, one after another, in a fresh process with
+    ``python -m mbutils score --no-cache``; its wall time next to its task time in the sweep."""
+    rows = []
+    for key in keys:
+        stamp = json.loads((results / "models" / key / "_scored.json").read_text())
+        task = json.loads((results / "models" / key / "_task.json").read_text())["seconds"]
+        with tempfile.TemporaryDirectory(prefix="mbutils-atlas-alone-") as tmp:
+            cmd = [sys.executable, "-m", "mbutils", "score", stamp["model"], "--weights", stamp["weights"],
+                   "--dataset", str(dataset), "--out", str(Path(tmp) / "scores"), "--no-cache"]
+            env = dict(os.environ, MBUTILS_PROGRESS="0", MBUTILS_CACHE=str(Path(tmp) / "cache"))
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        rows.append({"model": key, "alone_s": seconds, "task_s": task, "load_before": load})
+        print(f"  {key}: alone {seconds:.1f} s, in the sweep {task:.1f} s", flush=True)
+    return rows
+
+
 def _write_parts(folder: Path, parts: list) -> None:
     tmp = folder / "sweep.json.tmp"
     tmp.write_text(json.dumps({"parts": parts}, indent=1))
@@ -139,6 +180,10 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", default=None, help="a folder of an earlier run (its results/ and sweep.json)")
     ap.add_argument("--folder", default=None, help="keep results and cache here and sweep what is not scored yet")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop the sweep after this many minutes")
+    ap.add_argument("--alone", type=int, default=0, metavar="N",
+                    help="score a sample of N variants alone to estimate the overhead against scoring by hand")
+    ap.add_argument("--alone-max-s", type=float, default=600.0,
+                    help="sample only variants whose task took at most this many seconds (default 600)")
     ap.add_argument("--config", default="atlas", help=argparse.SUPPRESS)  # (the tests sweep a small config)
     ap.add_argument("--out", default=str(RESULTS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -167,12 +212,23 @@ def main(argv=None) -> int:
     killed_line = [f"- part(s) {', '.join(map(str, killed))} ended by a signal: the variants in progress then "
                    "were scored again in a later part (the wall time of a part that left no record is counted "
                    "to its last finished variant)"] if killed else []
+    alone = []
+    if args.alone and finished:
+        keys = _alone_sample(table, args.alone, args.alone_max_s)
+        print(f"scoring {len(keys)} variants alone ...", flush=True)
+        alone = _score_alone(Path(args.dataset).resolve(), folder / "results", keys)
+    elif args.alone:
+        print("--alone waits for the whole config: no sample scored", flush=True)
+    alone_ratio = sum(r["alone_s"] for r in alone) / sum(r["task_s"] for r in alone) if alone else None
     summary = {
         "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
         "parts_ended_by_signal": killed, "finished": finished, "models_scored": int(len(table)),
         "failures": failures, "sum_task_s": total_task,
         "overhead": wall * args.jobs / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
+        "alone_sample": alone, "alone_over_task": alone_ratio,
+        "sum_alone_s_estimated": total_task * alone_ratio if alone_ratio else None,
+        "overhead_vs_alone_estimated": wall / (total_task * alone_ratio) if alone_ratio else None,
         "load_before": sweep["load_before"], "load_after": sweep["load_after"], "folder": str(folder),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,19 +246,26 @@ def main(argv=None) -> int:
         state = f" (the sweep's last part exited with status {sweep.get('returncode')}: see {folder / 'sweep.out'})"
     else:
         state = ""
+    header = "| model | task s | peak GiB | extraction s | scoring s |"
     lines = [f"# The offline zoo on this machine ({args.jobs} Dask workers, {os.cpu_count()} cores)", "",
              f"- wall time {wall / 60:.1f} min in {len(parts)} part(s) for {len(table)} variants scored "
              f"(scores and model cards){state}; {len(failures)} failed in the last part",
              f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers / sum) "
              f"{summary['overhead']:.2f}",
+             *([f"- {len(alone)} variants scored alone (`mbutils score`, one after another) took "
+                f"{alone_ratio:.2f}x their task times in the sweep; by that ratio the models alone would take "
+                f"{summary['sum_alone_s_estimated'] / 60:.1f} min, and the sweep's wall time is "
+                f"{summary['overhead_vs_alone_estimated']:.2f}x that (an estimate from the sample: "
+                + ", ".join(f"{r['model']} {r['alone_s']:.0f} s alone, {r['task_s']:.0f} s in the sweep"
+                            for r in alone) + ")"] if alone else []),
              f"- largest peak memory of a task {summary['peak_rss_gib_max']:.2f} GiB", *killed_line, "",
-             "| model | task s | peak GiB | extraction s | scoring s |", "|---|---|---|---|---|"]
+             header, "|---|---|---|---|---|"]
     lines += [f"| {r.model} | {r.task_s:.1f} | {r.peak_rss_gib:.2f} | {r.extraction_s or float('nan'):.1f} | "
               f"{r.scoring_s or float('nan'):.1f} |" for r in table.itertuples()]
     if failures:
         lines += ["", "Failures:", ""] + [f"- {f['model']}: {f['reason']}" for f in failures]
     (out_dir / "atlas.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:6]))
+    print("\n".join(lines[:lines.index(header)]))
     return 0
 
 
