@@ -37,6 +37,25 @@ def counting_scorer(model, dataset, out_dir, weights="random", progress=None, **
     return score_model(model, dataset, out_dir, weights=weights, progress=False, n_components=256, **kwargs)
 
 
+def memory_hog_scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
+    """counting_scorer, but ``gabor`` ends its worker process at once (as Dask's nanny ends a worker
+    over its memory limit) unless the worker's memory limit is at least MBUTILS_TEST_HOG_FRACTION
+    of the machine's memory."""
+    import psutil
+    from distributed import get_worker
+
+    worker = get_worker()
+    queued = pathlib.Path(out_dir).parent.parent / "queued"  # the tasks this worker holds, this one included
+    queued.mkdir(exist_ok=True)
+    held = sum(ts.state in ("ready", "constrained", "executing") for ts in worker.state.tasks.values())
+    (queued / f"{model}.{os.getpid()}.{time.monotonic_ns()}").write_text(str(held))
+    if model == "gabor":
+        limit = worker.memory_manager.memory_limit
+        if limit < float(os.environ["MBUTILS_TEST_HOG_FRACTION"]) * psutil.virtual_memory().total:
+            os._exit(1)
+    return counting_scorer(model, dataset, out_dir, weights=weights, progress=progress, **kwargs)
+
+
 MODELS = [ModelEntry("gabor", "random"), ModelEntry("alexnet", "random"), ModelEntry("squeezenet1_1", "random")]
 
 
@@ -192,6 +211,37 @@ def test_stop_after_on_a_local_cluster_and_its_cli_exit_status(data, monkeypatch
     assert not (tmp / "stopped_cli" / "models").exists()
     assert main(args + ["--stop-after", "-5"]) == 2  # a usage error
     assert "'-5': expected minutes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fraction", [0.75, 1.5])
+def test_a_model_that_kills_its_worker_fails_alone_and_gets_the_whole_memory(fraction, data, monkeypatch, caplog):
+    """A model whose worker dies on every try (memory) does not take the models queued behind it
+    down with it; on a local cluster of 2 workers it is run again on one worker with all the
+    memory (fraction 0.75: it fits there), and if it dies there too (1.5) it fails alone, and
+    its reason names the workers' memory limit and ``--jobs 1``."""
+    tmp, path, card = data
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / f"cache_hog{fraction}"))
+    monkeypatch.setenv("MBUTILS_TEST_HOG_FRACTION", str(fraction))
+    monkeypatch.setenv("MBUTILS_TEST_SLEEP", "2")
+    results = tmp / f"hog{fraction}"
+    models = MODELS + [ModelEntry("resnet18", "random"), ModelEntry("gist", "random")]
+    with caplog.at_level("WARNING", logger="mbutils.build._sweep"):
+        summary = run_sweep(SweepConfig(name="t", models=models), path, results, book=tmp / f"book_hog{fraction}",
+                            notebook=card, jobs=2, cluster="local", progress=False, scorer=memory_hog_scorer)
+    status = {r.name: r.status for r in summary.runs}
+    assert {k: v for k, v in status.items() if k != "gabor__random"} == {e.key: "done" for e in models[1:]}, \
+        [r.error for r in summary.runs]
+    assert "running them again on one worker with all the memory" in caplog.text
+    assert _calls(results) == sorted(["alexnet", "squeezenet1_1", "resnet18", "gist"]
+                                     + (["gabor"] if fraction < 1 else []))
+    # each worker held one task at a time: a worker's death counted against no model queued behind it
+    assert {p.read_text() for p in (results / "queued").iterdir()} == {"1"}
+    if fraction < 1:
+        assert status["gabor__random"] == "done"
+    else:
+        (hog,) = summary.failed
+        assert hog.name == "gabor__random" and "memory limit" in hog.error and "--jobs 1" in hog.error
+        assert not (results / "models" / "gabor__random" / "_scored.json").exists()
 
 
 @pytest.mark.parametrize("statuses, code", [

@@ -164,6 +164,7 @@ def sweep_client(cluster="local", n_tasks=1, n_workers=None):
     ------
     distributed.Client
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if isinstance(cluster, str) and cluster != "local":
@@ -188,9 +189,12 @@ def sweep_client(cluster="local", n_tasks=1, n_workers=None):
         raise ValueError(f"cluster={cluster!r}; expected 'local', a scheduler address or a cluster section")
     layout = local_layout(n_tasks, n_workers)
     env = _kernel_env(layout["threads"])  # thread caps, no progress bars in the workers
-    with LocalCluster(n_workers=layout["n_workers"], threads_per_worker=1, processes=True,
-                      memory_limit=layout["memory_limit"], dashboard_address=":0", env=env,
-                      silence_logs=logging.ERROR) as local, Client(local) as client:
+    # a task whose worker dies fails at once (KilledWorker) instead of moving to another worker's
+    # queue: the sweep itself tries it again when a worker is free (see _sweep._dask_pass)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=layout["n_workers"], threads_per_worker=1, processes=True,
+                         memory_limit=layout["memory_limit"], dashboard_address=":0", env=env,
+                         silence_logs=logging.ERROR) as local, Client(local) as client:
         _log.info("Dask LocalCluster: %d workers x %d threads, %.1f GiB each; dashboard %s", layout["n_workers"],
                   layout["threads"], layout["memory_limit"] / 2**30, client.dashboard_link)
         yield client

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import logging
 import os
 import time
 import warnings
@@ -37,6 +38,8 @@ from ._notebooks import (
     run_notebook,
     section_notebooks,
 )
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["is_finished", "run_sections", "run_sweep", "score_entry"]
 
@@ -379,32 +382,87 @@ def _run_serial(todo, dataset, results, score_kwargs, scorer, card, progress, wa
 def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs,
               deadline=None) -> list:
     """One Dask task per entry (score, then card) on ``cluster`` (see :func:`sweep_client`);
-    a task whose worker dies is retried on another worker."""
+    a task whose worker dies is retried on another worker.
+
+    Tasks are handed to the scheduler only as workers' threads free up: Dask counts a worker's
+    death against every task assigned to it, so a model that kills its worker (memory) would
+    otherwise fail the models queued behind it. A task whose worker died is submitted again,
+    up to :data:`WORKER_TRIES` times in all. On a local cluster of several workers, the models
+    whose workers died on every try are run again on one worker with all the memory."""
+    runs = _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs, deadline)
+    local = cluster in (None, "local")
+    died = [r for r in runs if r.status == "failed" and r.error.startswith("KilledWorker")]
+    if local and died and (jobs or 2) > 1:
+        from ._cluster import local_layout
+
+        if local_layout(len(todo), jobs)["n_workers"] > 1:
+            _log.warning("%d model(s) killed their worker on every try (%s); running them again on one worker "
+                         "with all the memory", len(died), ", ".join(r.name for r in died))
+            again = {r.name for r in died}
+            retry = _dask_pass([e for e in todo if e.key in again], dataset, results, score_kwargs, scorer, card,
+                               progress, wait, cluster, 1, deadline)
+            by_name = {r.name: r for r in retry}
+            runs = [by_name.get(r.name, r) for r in runs]
+    return runs
+
+
+#: tries of a model whose worker dies while it runs (Dask's own default: 3 deaths allowed)
+WORKER_TRIES = 4
+
+
+def _dask_slots(client) -> int:
+    """Tasks to have on the cluster at once: its worker threads (at least one)."""
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:  # a scheduler that does not answer now: one task at a time until it does
+        return 1
+
+
+def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs,
+               deadline=None) -> list:
     import uuid
 
-    from distributed import as_completed
+    from distributed import wait as wait_futures
 
     from ._cluster import sweep_client
 
     runs = []
     try:
         with sweep_client(cluster, n_tasks=len(todo), n_workers=jobs) as client:
-            futures = {client.submit(_model_task, entry, str(dataset), str(results), score_kwargs, scorer, card,
-                                     wait, deadline, key=f"{entry.key}-{uuid.uuid4().hex[:8]}", pure=False,
-                                     retries=2): entry
-                       for entry in todo}
+            queue, in_flight, deaths = list(todo), {}, {}
             desc = "models" if not client.dashboard_link else f"models (dashboard {client.dashboard_link})"
             with _progress_bar(len(todo), desc, progress) as bar:
-                for fut in as_completed(futures):
-                    entry = futures[fut]
-                    try:
-                        run = fut.result()
-                    except Exception as err:  # the task failed on every try (worker killed each time, ...)
-                        run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
-                                          error=f"{type(err).__name__}: {err}")
-                    runs.append(run)
-                    bar.set_postfix_str(f"{entry.key}: {run.status}")
-                    bar.update(1)
+                limits = set()  # workers' memory limits seen (a worker that died is gone from the scheduler)
+                while queue or in_flight:
+                    slots = _dask_slots(client)
+                    limits |= _memory_limits(client)
+                    while queue and len(in_flight) < slots:
+                        entry = queue.pop(0)
+                        fut = client.submit(_model_task, entry, str(dataset), str(results), score_kwargs, scorer,
+                                            card, wait, deadline, key=f"{entry.key}-{uuid.uuid4().hex[:8]}",
+                                            pure=False, retries=2)
+                        in_flight[fut] = entry
+                    try:  # wake up now and then: a cluster that scales up gets more tasks
+                        done = wait_futures(list(in_flight), timeout=10, return_when="FIRST_COMPLETED").done
+                    except TimeoutError:
+                        continue
+                    for fut in done:
+                        entry = in_flight.pop(fut)
+                        try:
+                            run = fut.result()
+                        except Exception as err:  # the task failed on every try (worker killed each time, ...)
+                            if type(err).__name__ == "KilledWorker":
+                                deaths[entry.key] = deaths.get(entry.key, 0) + 1
+                                if deaths[entry.key] < WORKER_TRIES:
+                                    _log.warning("the worker running %s died (%d of %d tries); trying it again",
+                                                 entry.key, deaths[entry.key], WORKER_TRIES)
+                                    queue.append(entry)
+                                    continue
+                            run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
+                                              error=_task_error(err, limits))
+                        runs.append(run)
+                        bar.set_postfix_str(f"{entry.key}: {run.status}")
+                        bar.update(1)
     except Exception as err:
         if len(runs) < len(todo):
             raise
@@ -414,6 +472,25 @@ def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait
         warnings.warn(f"the Dask cluster did not close cleanly ({why}); every model's outcome had arrived "
                       "before", RuntimeWarning, stacklevel=2)
     return runs
+
+
+def _memory_limits(client) -> set:
+    """The memory limits (bytes) of the cluster's workers now."""
+    try:
+        return {w["memory_limit"] for w in client.scheduler_info()["workers"].values() if w.get("memory_limit")}
+    except Exception:  # a scheduler that does not answer now
+        return set()
+
+
+def _task_error(err, limits) -> str:
+    """One line for a task that failed on every try; a killed worker names the workers' memory
+    limit (``limits``: bytes seen)."""
+    line = f"{type(err).__name__}: {err}"
+    if type(err).__name__ == "KilledWorker":
+        share = f" (workers' memory limit {max(limits) / 2**30:.1f} GiB)" if limits else ""
+        line = (f"KilledWorker: the worker running it died on every try{share}: a model that needs more memory "
+                f"than a worker has runs with fewer workers (--jobs 1) -- {err}")
+    return line
 
 
 def run_sweep(config, dataset, results, book="book", notebook=None, jobs=None, models=None, progress=None,
