@@ -33,7 +33,10 @@ Usage::
 
     python benchmarks/bench_atlas.py [--dataset data/synthetic.nc] [--jobs 2] [--reuse DIR] [--alone N]
     python benchmarks/bench_atlas.py --folder results/atlas-bench --max-minutes 60   # one part
+    python benchmarks/bench_atlas.py --folder results/atlas-bench --jobs 1           # the largest variants
     python benchmarks/bench_atlas.py --reuse results/atlas-bench --alone 6           # the figures
+
+A part records its number of workers; the overhead adds each part's wall time times its workers.
 
 Writes ``benchmarks/results/atlas.json``, ``atlas.csv``, ``atlas.md`` and ``atlas.png``.
 """
@@ -64,7 +67,7 @@ def _sweep(dataset, folder: Path, jobs: int, config="atlas", max_minutes=None) -
     wall = time.perf_counter() - start
     with open(folder / "sweep.out", "a") as f:
         f.write(proc.stdout + "\n--- stderr ---\n" + proc.stderr + "\n")
-    return {"wall_s": wall, "returncode": proc.returncode, "stopped_after_max_minutes": proc.returncode == 75,
+    return {"wall_s": wall, "jobs": jobs, "returncode": proc.returncode, "stopped_after_max_minutes": proc.returncode == 75,
             "load_before": load, "load_after": os.getloadavg()[0], "report": proc.stdout}
 
 
@@ -198,7 +201,7 @@ def main(argv=None) -> int:
         parts = _parts(folder) if args.folder else []
         print(f"sweeping the {args.config} config into {folder} ...", flush=True)
         # a part that never ends (the machine stopped) stays on record with its start
-        _write_parts(folder, parts + [{"started_at": time.time(), "wall_s": None, "report": ""}])
+        _write_parts(folder, parts + [{"started_at": time.time(), "wall_s": None, "jobs": args.jobs, "report": ""}])
         parts.append(_sweep(Path(args.dataset).resolve(), folder, args.jobs, args.config, args.max_minutes))
         _write_parts(folder, parts)
     parts = [_close_part(p, folder / "results") for p in parts]
@@ -220,11 +223,14 @@ def main(argv=None) -> int:
     elif args.alone:
         print("--alone waits for the whole config: no sample scored", flush=True)
     alone_ratio = sum(r["alone_s"] for r in alone) / sum(r["task_s"] for r in alone) if alone else None
+    # worker time: each part's wall time times its workers (parts before the record kept them: 2)
+    worker_s = float(sum(p["wall_s"] * p.get("jobs", 2) for p in parts))
+    workers = sorted({p.get("jobs", 2) for p in parts})
     summary = {
-        "dataset": args.dataset, "jobs": args.jobs, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
+        "dataset": args.dataset, "jobs": workers, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
         "parts_ended_by_signal": killed, "finished": finished, "models_scored": int(len(table)),
         "failures": failures, "sum_task_s": total_task,
-        "overhead": wall * args.jobs / total_task if total_task else None,
+        "overhead": worker_s / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "alone_sample": alone, "alone_over_task": alone_ratio,
         "sum_alone_s_estimated": total_task * alone_ratio if alone_ratio else None,
@@ -247,10 +253,11 @@ def main(argv=None) -> int:
     else:
         state = ""
     header = "| model | task s | peak GiB | extraction s | scoring s |"
-    lines = [f"# The offline zoo on this machine ({args.jobs} Dask workers, {os.cpu_count()} cores)", "",
+    lines = [f"# The offline zoo on this machine ({' or '.join(map(str, workers))} Dask workers, "
+             f"{os.cpu_count()} cores)", "",
              f"- wall time {wall / 60:.1f} min in {len(parts)} part(s) for {len(table)} variants scored "
              f"(scores and model cards){state}; {len(failures)} failed in the last part",
-             f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers / sum) "
+             f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers, part by part / sum) "
              f"{summary['overhead']:.2f}",
              *([f"- {len(alone)} variants scored alone (`mbutils score`, one after another) took "
                 f"{alone_ratio:.2f}x their task times in the sweep; by that ratio the models alone would take "
