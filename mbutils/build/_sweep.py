@@ -392,7 +392,7 @@ def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait
     runs = _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs, deadline)
     local = cluster in (None, "local")
     died = [r for r in runs if r.status == "failed" and r.error.startswith("KilledWorker")]
-    if local and died and (jobs or 2) > 1:
+    if local and died:
         from ._cluster import local_layout
 
         if local_layout(len(todo), jobs)["n_workers"] > 1:
@@ -422,6 +422,7 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
                deadline=None) -> list:
     import uuid
 
+    from distributed import KilledWorker
     from distributed import wait as wait_futures
 
     from ._cluster import sweep_client
@@ -451,7 +452,7 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
                         try:
                             run = fut.result()
                         except Exception as err:  # the task failed on every try (worker killed each time, ...)
-                            if type(err).__name__ == "KilledWorker":
+                            if isinstance(err, KilledWorker):
                                 deaths[entry.key] = deaths.get(entry.key, 0) + 1
                                 if deaths[entry.key] < WORKER_TRIES:
                                     _log.warning("the worker running %s died (%d of %d tries); trying it again",
@@ -486,7 +487,9 @@ def _task_error(err, limits) -> str:
     """One line for a task that failed on every try; a killed worker names the workers' memory
     limit (``limits``: bytes seen)."""
     line = f"{type(err).__name__}: {err}"
-    if type(err).__name__ == "KilledWorker":
+    from distributed import KilledWorker
+
+    if isinstance(err, KilledWorker):
         share = f" (workers' memory limit {max(limits) / 2**30:.1f} GiB)" if limits else ""
         line = (f"KilledWorker: the worker running it died on every try{share}: a model that needs more memory "
                 f"than a worker has runs with fewer workers (--jobs 1) -- {err}")
