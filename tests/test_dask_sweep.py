@@ -1,5 +1,6 @@
 """The sweep on Dask: a LocalCluster gives the serial sweep's scores, survives a killed worker,
 shares a results folder with a second sweep, and a batch cluster section becomes a job script."""
+import json
 import os
 import pathlib
 import threading
@@ -40,7 +41,8 @@ def counting_scorer(model, dataset, out_dir, weights="random", progress=None, **
 def memory_hog_scorer(model, dataset, out_dir, weights="random", progress=None, **kwargs):
     """counting_scorer, but ``gabor`` ends its worker process at once (as Dask's nanny ends a worker
     over its memory limit) unless the worker's memory limit is at least MBUTILS_TEST_HOG_FRACTION
-    of the machine's memory."""
+    of the machine's memory; before it does, it plants the memory record its task's sampler would
+    have written at 97% of the worker's limit (with MBUTILS_TEST_HOG_RECORD=1)."""
     import psutil
     from distributed import get_worker
 
@@ -52,6 +54,11 @@ def memory_hog_scorer(model, dataset, out_dir, weights="random", progress=None, 
     if model == "gabor":
         limit = worker.memory_manager.memory_limit
         if limit < float(os.environ["MBUTILS_TEST_HOG_FRACTION"]) * psutil.virtual_memory().total:
+            if os.environ.get("MBUTILS_TEST_HOG_RECORD") == "1":
+                from mbutils.build._sweep import _memory_record
+
+                _memory_record(pathlib.Path(out_dir).parent.parent, "gabor__random").write_text(
+                    json.dumps({"peak_rss_bytes": int(0.97 * limit), "limit_bytes": limit, "pid": os.getpid()}))
             os._exit(1)
     return counting_scorer(model, dataset, out_dir, weights=weights, progress=progress, **kwargs)
 
@@ -213,21 +220,30 @@ def test_stop_after_on_a_local_cluster_and_its_cli_exit_status(data, monkeypatch
     assert "'-5': expected minutes" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("fraction", [0.75, 1.5])
-def test_a_model_that_kills_its_worker_fails_alone_and_gets_the_whole_memory(fraction, data, monkeypatch, caplog):
+@pytest.mark.parametrize("fraction, record, tries", [(0.75, False, 5), (0.75, True, 2), (1.5, True, 2)])
+def test_a_model_that_kills_its_worker_fails_alone_and_gets_the_whole_memory(fraction, record, tries, data,
+                                                                            monkeypatch, caplog):
     """A model whose worker dies on every try (memory) does not take the models queued behind it
     down with it; on a local cluster of 2 workers it is run again on one worker with all the
     memory (fraction 0.75: it fits there), and if it dies there too (1.5) it fails alone, and
-    its reason names the workers' memory limit and ``--jobs 1``."""
+    its reason names the workers' memory limit and ``--jobs 1``. A death whose task's memory
+    record stands near the worker's limit (``record``) is not tried again with as much memory:
+    one try at the 2 workers' share, one on the single worker (``tries`` in all, against
+    WORKER_TRIES at the share and one on the single worker without a record)."""
     tmp, path, card = data
-    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / f"cache_hog{fraction}"))
+    name = f"hog{fraction}{'r' if record else ''}"
+    monkeypatch.setenv("MBUTILS_CACHE", str(tmp / f"cache_{name}"))
     monkeypatch.setenv("MBUTILS_TEST_HOG_FRACTION", str(fraction))
+    monkeypatch.setenv("MBUTILS_TEST_HOG_RECORD", "1" if record else "0")
     monkeypatch.setenv("MBUTILS_TEST_SLEEP", "2")
-    results = tmp / f"hog{fraction}"
+    results = tmp / name
     models = MODELS + [ModelEntry("resnet18", "random"), ModelEntry("gist", "random")]
     with caplog.at_level("WARNING", logger="mbutils.build._sweep"):
-        summary = run_sweep(SweepConfig(name="t", models=models), path, results, book=tmp / f"book_hog{fraction}",
+        summary = run_sweep(SweepConfig(name="t", models=models), path, results, book=tmp / f"book_{name}",
                             notebook=card, jobs=2, cluster="local", progress=False, scorer=memory_hog_scorer)
+    assert len([p for p in (results / "queued").iterdir() if p.name.startswith("gabor.")]) == tries
+    assert ("was ended for memory" in caplog.text) == record
+    assert not (results / "logs" / "gabor__random.memory.json").exists()
     status = {r.name: r.status for r in summary.runs}
     assert {k: v for k, v in status.items() if k != "gabor__random"} == {e.key: "done" for e in models[1:]}, \
         [r.error for r in summary.runs]
@@ -241,6 +257,8 @@ def test_a_model_that_kills_its_worker_fails_alone_and_gets_the_whole_memory(fra
     else:
         (hog,) = summary.failed
         assert hog.name == "gabor__random" and "memory limit" in hog.error and "--jobs 1" in hog.error
+        if record:
+            assert "ended for memory" in hog.error and "more memory than this machine has" in hog.error
         assert not (results / "models" / "gabor__random" / "_scored.json").exists()
 
 
@@ -393,6 +411,8 @@ def test_a_scored_task_records_its_time_and_peak_memory(tmp_path):
         held["grew"] = psutil.Process().memory_info().rss - rss
         held["during"] = psutil.Process().memory_info().rss
         time.sleep(1.0)
+        running = tmp_path / "res" / "logs" / "gabor__random.memory.json"
+        held["running"] = json.loads(running.read_text())  # the peak so far, for a worker that dies now
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in ("scores.parquet", "summary.parquet", "provenance.json"):
             (out_dir / name).write_text(str(block.sum()))
@@ -408,3 +428,7 @@ def test_a_scored_task_records_its_time_and_peak_memory(tmp_path):
     assert held["grew"] >= 60 * 2**20
     assert held["during"] - 4 * 2**20 <= record["peak_rss_bytes"] < psutil.virtual_memory().total
     assert record["pid"] == os.getpid()
+    running = held["running"]  # written while the task ran, within a 64th of its peak then
+    assert running["pid"] == os.getpid() and running["limit_bytes"] is None  # (not in a Dask worker)
+    assert held["during"] / (1 + 1 / 64) - 4 * 2**20 <= running["peak_rss_bytes"] <= record["peak_rss_bytes"]
+    assert not (tmp_path / "res" / "logs" / "gabor__random.memory.json").exists()  # the task ended

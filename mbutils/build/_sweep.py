@@ -159,13 +159,15 @@ def _score_job(model, weights, dataset, results, score_kwargs, scorer=None, wait
     import traceback
 
     start, began = time.perf_counter(), time.time()
+    key = ModelEntry(model, weights).key
+    memory = _memory_record(results, key)
     try:
-        with _PeakMemory() as peak:
+        with _PeakMemory(record=memory, limit=_worker_memory_limit()) as peak:
             folder = score_entry(model, weights, dataset, results, score_kwargs, progress=False, scorer=scorer,
                                  wait=wait)
         _write_task_record(folder, time.perf_counter() - start, peak.bytes, began)
     except Exception as err:  # reported per model; the sweep goes on
-        log = _absolute(results) / "logs" / f"{ModelEntry(model, weights).key}.log"
+        log = _absolute(results) / "logs" / f"{key}.log"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(log) as tmp:
@@ -177,14 +179,38 @@ def _score_job(model, weights, dataset, results, score_kwargs, scorer=None, wait
     return time.perf_counter() - start, ""
 
 
+def _memory_record(results, key) -> Path:
+    """``<results>/logs/<key>.memory.json``: the running task's peak memory while it scores the
+    model (see :class:`_PeakMemory`); gone once the task ends, so one that is left names a task
+    whose process died."""
+    return _absolute(results) / "logs" / f"{key}.memory.json"
+
+
+def _worker_memory_limit():
+    """The memory limit (bytes) of the Dask worker running this code, else None."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().memory_manager.memory_limit or None
+    except (ImportError, ValueError, AttributeError):  # not in a worker
+        return None
+
+
 class _PeakMemory:
     """Largest resident set size of this process (and its children) while the block runs,
-    sampled every quarter second (``bytes``)."""
+    sampled every quarter second (``bytes``).
 
-    def __init__(self, interval=0.25):
+    With ``record`` (a path), the peak is also written there while the block runs (JSON:
+    ``peak_rss_bytes``, ``limit_bytes`` (``limit``, the worker's memory limit, or null),
+    ``pid``), whenever it has grown by a 64th since the last write; the file is removed when the
+    block ends. A record that outlives its task tells the sweep how close to its limit a worker
+    was when it was ended (see :func:`_memory_death`)."""
+
+    def __init__(self, interval=0.25, record=None, limit=None):
         import threading
 
         self.interval, self.bytes = interval, 0
+        self.record, self.limit, self._written = (Path(record) if record else None), limit, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -200,13 +226,28 @@ class _PeakMemory:
                 pass
         return total
 
+    def _write(self):
+        if self.record is None or self.bytes <= self._written * (1 + 1 / 64):
+            return
+        try:
+            with atomic_write(self.record) as tmp:
+                tmp.write_text(json.dumps({"peak_rss_bytes": int(self.bytes), "limit_bytes": self.limit,
+                                           "pid": os.getpid()}))
+            self._written = self.bytes
+        except OSError:  # a record, not a result
+            pass
+
     def _sample(self):
         while not self._stop.is_set():
             self.bytes = max(self.bytes, self._rss())
+            self._write()
             self._stop.wait(self.interval)
 
     def __enter__(self):
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)  # an earlier try's
         self.bytes = self._rss()
+        self._write()
         self._thread.start()
         return self
 
@@ -214,6 +255,8 @@ class _PeakMemory:
         self._stop.set()
         self._thread.join()
         self.bytes = max(self.bytes, self._rss())
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
 
 
 def _write_task_record(folder, seconds, peak_bytes, began) -> None:
@@ -452,15 +495,21 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
                         try:
                             run = fut.result()
                         except Exception as err:  # the task failed on every try (worker killed each time, ...)
+                            memory = None
                             if isinstance(err, KilledWorker):
                                 deaths[entry.key] = deaths.get(entry.key, 0) + 1
-                                if deaths[entry.key] < WORKER_TRIES:
+                                memory = _memory_death(results, entry.key)
+                                if memory is None and deaths[entry.key] < WORKER_TRIES:
                                     _log.warning("the worker running %s died (%d of %d tries); trying it again",
                                                  entry.key, deaths[entry.key], WORKER_TRIES)
                                     queue.append(entry)
                                     continue
+                                if memory is not None:
+                                    _log.warning("the worker running %s was ended for memory (%.1f of its %.1f GiB);"
+                                                 " not trying it again with as much", entry.key,
+                                                 memory[0] / 2**30, memory[1] / 2**30)
                             run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
-                                              error=_task_error(err, limits))
+                                              error=_task_error(err, limits, memory))
                         runs.append(run)
                         bar.set_postfix_str(f"{entry.key}: {run.status}")
                         bar.update(1)
@@ -483,16 +532,53 @@ def _memory_limits(client) -> set:
         return set()
 
 
-def _task_error(err, limits) -> str:
+#: a worker that dies while its task's last sampled peak memory is at least this fraction of the
+#: worker's limit was ended for memory (Dask's nanny ends a worker past 95% of it; between two
+#: samples a network's memory can grow by whole layers of all stimuli, gigabytes at once)
+MEMORY_DEATH_FRACTION = 0.5
+
+
+def _memory_death(results, key):
+    """``(peak_bytes, limit_bytes)`` when the model's task left a memory record (its worker died
+    while it ran, see :class:`_PeakMemory`) at or above :data:`MEMORY_DEATH_FRACTION` of its
+    worker's limit, else None. The record is removed."""
+    path = _memory_record(results, key)
+    try:
+        record = json.loads(path.read_text())
+        path.unlink(missing_ok=True)
+        peak, limit = int(record["peak_rss_bytes"]), record.get("limit_bytes")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not limit or peak < MEMORY_DEATH_FRACTION * int(limit):
+        return None
+    return peak, int(limit)
+
+
+def _task_error(err, limits, memory=None) -> str:
     """One line for a task that failed on every try; a killed worker names the workers' memory
-    limit (``limits``: bytes seen)."""
+    limit (``limits``: bytes seen) and, when it was ended for memory, the task's last sampled
+    peak (``memory``: see :func:`_memory_death`)."""
     line = f"{type(err).__name__}: {err}"
     from distributed import KilledWorker
 
     if isinstance(err, KilledWorker):
-        share = f" (workers' memory limit {max(limits) / 2**30:.1f} GiB)" if limits else ""
-        line = (f"KilledWorker: the worker running it died on every try{share}: a model that needs more memory "
-                f"than a worker has runs with fewer workers (--jobs 1) -- {err}")
+        import psutil
+
+        gib = 2**30
+        if memory is not None:
+            peak, limit = memory
+            why = (f"its worker was ended for memory (the task's last sampled peak {peak / gib:.1f} GiB of the "
+                   f"worker's memory limit {limit / gib:.1f} GiB)")
+        else:
+            limit = max(limits) if limits else None
+            why = "the worker running it died on every try" + (
+                f" (workers' memory limit {limit / gib:.1f} GiB)" if limit else "")
+        if limit and limit >= 0.9 * psutil.virtual_memory().total:
+            what = ("the model needs more memory than this machine has: score it on fewer stimuli or on a larger "
+                    "machine (a worker of --jobs 1 has all of it)")
+        else:
+            what = "a model that needs more memory than a worker has runs with fewer workers (--jobs 1)"
+        line = f"KilledWorker: {why}: {what} -- {err}"
     return line
 
 
