@@ -71,15 +71,28 @@ def _sweep(dataset, folder: Path, jobs: int, config="atlas", max_minutes=None) -
             "load_before": load, "load_after": os.getloadavg()[0], "report": proc.stdout}
 
 
-def _failures(report: str) -> list:
+def _failures(report: str, status="failed") -> list:
+    """The variants of a sweep's report with ``status`` (``failed``: with their reasons)."""
     out, section = [], None
     for line in report.splitlines():
         if line and not line.startswith(" "):
             section = line.split(":")[0]
-        elif section == "failed" and line.strip():
+        elif section == status and line.strip():
             name, _, reason = line.strip().partition(": ")
-            out.append({"model": name, "reason": reason})
+            out.append({"model": name, "reason": reason} if status == "failed" else {"model": name})
     return out
+
+
+def _memory_deaths(folder: Path) -> dict:
+    """``{variant: (peak GiB, worker's limit GiB)}``: the last death for memory of each variant
+    that the sweeps' logs in ``folder/sweep.out`` name (``the worker running X was ended for
+    memory (a of its b GiB)``)."""
+    import re
+
+    path = folder / "sweep.out"
+    text = path.read_text() if path.exists() else ""
+    pattern = re.compile(r"the worker running (\S+) was ended for memory \(([\d.]+) of its ([\d.]+) GiB\)")
+    return {m.group(1): (float(m.group(2)), float(m.group(3))) for m in pattern.finditer(text)}
 
 
 def _table(results: Path):
@@ -208,6 +221,8 @@ def main(argv=None) -> int:
     sweep = parts[-1]
     table = _table(folder / "results")
     failures = _failures(sweep["report"])
+    unstarted = [r["model"] for r in _failures(sweep["report"], "not_started")]
+    deaths = _memory_deaths(folder)
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
     wall = float(sum(p["wall_s"] for p in parts))
     finished = sweep.get("returncode") == 0 or (sweep.get("returncode") == 1 and bool(failures))
@@ -216,12 +231,10 @@ def main(argv=None) -> int:
                    "were scored again in a later part (the wall time of a part that left no record is counted "
                    "to its last finished variant)"] if killed else []
     alone = []
-    if args.alone and finished:
+    if args.alone:  # (a sample of the variants scored so far, when the record is not finished)
         keys = _alone_sample(table, args.alone, args.alone_max_s)
         print(f"scoring {len(keys)} variants alone ...", flush=True)
         alone = _score_alone(Path(args.dataset).resolve(), folder / "results", keys)
-    elif args.alone:
-        print("--alone waits for the whole config: no sample scored", flush=True)
     alone_ratio = sum(r["alone_s"] for r in alone) / sum(r["task_s"] for r in alone) if alone else None
     # worker time: each part's wall time times its workers (parts before the record kept them: 2)
     worker_s = float(sum(p["wall_s"] * p.get("jobs", 2) for p in parts))
@@ -229,7 +242,8 @@ def main(argv=None) -> int:
     summary = {
         "dataset": args.dataset, "jobs": workers, "cpus": os.cpu_count(), "wall_s": wall, "parts": len(parts),
         "parts_ended_by_signal": killed, "finished": finished, "models_scored": int(len(table)),
-        "failures": failures, "sum_task_s": total_task,
+        "failures": failures, "not_started": unstarted, "sum_task_s": total_task,
+        "memory_deaths": {k: {"peak_gib": v[0], "limit_gib": v[1]} for k, v in deaths.items()},
         "overhead": worker_s / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "alone_sample": alone, "alone_over_task": alone_ratio,
@@ -256,7 +270,8 @@ def main(argv=None) -> int:
     lines = [f"# The offline zoo on this machine ({' or '.join(map(str, workers))} Dask workers, "
              f"{os.cpu_count()} cores)", "",
              f"- wall time {wall / 60:.1f} min in {len(parts)} part(s) for {len(table)} variants scored "
-             f"(scores and model cards){state}; {len(failures)} failed in the last part",
+             f"(scores and model cards){state}; {len(failures)} failed in the last part"
+             + (f", {len(unstarted)} not started" if unstarted else ""),
              f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers, part by part / sum) "
              f"{summary['overhead']:.2f}",
              *([f"- {len(alone)} variants scored alone (`mbutils score`, one after another) took "
@@ -271,6 +286,10 @@ def main(argv=None) -> int:
               f"{r.scoring_s or float('nan'):.1f} |" for r in table.itertuples()]
     if failures:
         lines += ["", "Failures:", ""] + [f"- {f['model']}: {f['reason']}" for f in failures]
+    if unstarted:
+        lines += ["", f"Not started before the last part's --max-minutes ({len(unstarted)}): "
+                  + ", ".join(f"{k} (its worker was ended for memory at {deaths[k][0]:.1f} of its {deaths[k][1]:.1f} "
+                              "GiB)" if k in deaths else k for k in unstarted)]
     (out_dir / "atlas.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:lines.index(header)]))
     return 0

@@ -285,8 +285,8 @@ def main(argv=None):
               f"over the forward passes just before and after it: "
               + ", ".join(f"{r:.2f}" for r in res["paired_ratios"])
               + f" (median {float(np.median(res['paired_ratios'])):.2f})",
-              f"- the same from the second run in each process (steady state; one-time costs such as numba's "
-              f"runtime start excluded on both sides): forward " + ", ".join(f"{x:.1f}" for x in res["warm"]["forward_seconds"])
+              "- the same from the second run in each process (steady state; one-time costs such as numba's "
+              "runtime start excluded on both sides): forward " + ", ".join(f"{x:.1f}" for x in res["warm"]["forward_seconds"])
               + " s, ours " + ", ".join(f"{x:.1f}" for x in res["warm"]["ours_seconds"])
               + f" s; ours / forward pass {res['warm']['ours_over_forward']:.2f} (fastest runs), paired "
               + ", ".join(f"{r:.2f}" for r in res["warm"]["paired_ratios"])
