@@ -138,6 +138,47 @@ def test_duplicates_dropped_and_repeated_calls_named(stimuli):
     assert list(layer_table(model).name) == ["conv", "act", "act#2", "fc"]
 
 
+class _Detector(nn.Module):
+    """Layers over stimuli, then a stage over pooled "proposals" (one row per stimulus and
+    proposal, no per-stimulus output), as torchvision's detectors have after their RPN heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4)
+        self.act = nn.ReLU()
+        self.rpn = nn.Conv2d(4, 2, 1)
+        self.box_head = nn.Linear(4, 3)
+        self.box_head_rows = 0  # rows the box head has seen
+
+    def forward(self, x):
+        f = self.act(self.conv(x))
+        self.rpn(f)
+        proposals = f.flatten(2).transpose(1, 2).reshape(-1, 4)  # (n * positions, 4)
+        self.box_head_rows += proposals.shape[0]
+        return self.box_head(proposals)
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_the_forward_pass_stops_after_the_last_layer(stimuli, batch_size):
+    """Nothing after the plan's last layer is computed (the box head sees no row once the plan
+    is known), and every layer equals the plain forward pass."""
+    torch.manual_seed(0)
+    net = _Detector()
+    model = TorchFeatureModel(net, "detector", "random", InputTransform(16), device="cpu", seed=0)
+    assert [layer.name for layer in model.layers()] == ["conv", "act", "rpn"]
+    probed = net.box_head_rows
+    assert probed > 0  # the probe ran the whole network
+    col = Collect()
+    model.run(stimuli, col, batch_size=batch_size, progress=False)
+    assert net.box_head_rows == probed
+    with torch.no_grad():
+        c = net.conv(model._inputs(stimuli))
+        ref = [c, torch.relu(c), net.rpn(torch.relu(c))]
+    assert [layer.name for layer in col.layers] == ["conv", "act", "rpn"]
+    for got, want in zip(col.feats, ref):
+        np.testing.assert_allclose(got.numpy(), want.reshape(4, -1).numpy(), rtol=1e-6, atol=1e-6)
+
+
 def test_input_transform_grayscale_to_normalised_rgb():
     stim = np.full((2, 10, 20), 255, dtype=np.uint8)
     stim[1] = 0

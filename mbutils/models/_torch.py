@@ -119,6 +119,13 @@ def _is_affine(source, output, scale, shift) -> bool:
     return bool(torch.allclose(expect, output.detach().double(), rtol=1e-4, atol=tol))
 
 
+class _LastLayerDone(BaseException):
+    """Raised by a hook once the last layer of the plan is delivered: the rest of the forward
+    pass (a detection model's proposals and box heads, a classifier's tail of functional ops)
+    produces no layer, so it is not computed. A ``BaseException``, so that a model's own
+    ``except Exception`` cannot swallow it."""
+
+
 class _Hooks:
     """Forward hooks on all leaf modules; calls ``sink(key, module_type, output, link)``.
 
@@ -270,6 +277,13 @@ class TorchFeatureModel(FeatureModel):
         with torch.inference_mode():
             self.module(x)
 
+    def _forward_to_last_layer(self, x):
+        """The forward pass up to the plan's last layer (see :class:`_LastLayerDone`)."""
+        try:
+            self._forward(x)
+        except _LastLayerDone:
+            pass
+
     # -- layer plan ------------------------------------------------------------------------
     def layers(self) -> list[LayerInfo]:
         """The model's layers, in network order (found with a probe pass on two noise images)."""
@@ -321,7 +335,10 @@ class TorchFeatureModel(FeatureModel):
         stimuli : array of shape (n_stimuli, height, width), uint8
         on_layer : callable ``(LayerInfo, torch.Tensor of shape (n_stimuli, n_features))``
             Called once per layer in network order; the tensor is float32 on ``self.device`` and
-            must not be kept (it is freed, or modified in place by the next module).
+            must not be kept (it is freed, or modified in place by the next module). The
+            forward pass stops once the last layer is handed over: what a network computes
+            after its last per-stimulus output (a detector's proposals and box heads) is not
+            computed.
         batch_size : int, optional
             Default: all stimuli in one forward pass, so peak memory is about the two largest
             adjacent activations of the network for all stimuli. With ``batch_size``, the
@@ -361,6 +378,7 @@ class TorchFeatureModel(FeatureModel):
 
         n = stimuli.shape[0]
         done = []
+        last = next(reversed(by_key))
 
         def sink(key, _module_type, output, link):
             layer = by_key.get(key)
@@ -375,11 +393,13 @@ class TorchFeatureModel(FeatureModel):
             done.append(key)
             if bar is not None:
                 bar.update(1)
+            if key == last:
+                raise _LastLayerDone
 
         x = self._inputs(stimuli)
         hooks = _Hooks(self.module, n, sink)
         try:
-            self._forward(x)
+            self._forward_to_last_layer(x)
         finally:
             hooks.close()
         self._check_done(by_key, done)
@@ -410,10 +430,12 @@ class TorchFeatureModel(FeatureModel):
                         maps[key] = np.lib.format.open_memmap(
                             tmp / f"{layer.index}.npy", mode="w+", dtype=np.float32, shape=(n, layer.n_features))
                     maps[key][start:start + m] = output.detach().reshape(m, -1).float().cpu().numpy()
+                    if key == layers[-1].name:
+                        raise _LastLayerDone
 
                 hooks = _Hooks(self.module, m, sink)
                 try:
-                    self._forward(self._inputs(chunk))
+                    self._forward_to_last_layer(self._inputs(chunk))
                 finally:
                     hooks.close()
             self._check_done(by_key, list(maps))
