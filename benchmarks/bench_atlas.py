@@ -159,6 +159,17 @@ def _close_part(part: dict, results: Path) -> dict:
                 load_before=part.get("load_before"), load_after=part.get("load_after"))
 
 
+def _to_last_scored(part: dict, results: Path) -> float:
+    """Seconds from a part's start to the end of the last variant it scored (its wall time less
+    the deaths and retries of variants that were not scored after it)."""
+    if part.get("started_at") is None:
+        return float(part["wall_s"])
+    ends = [t.stat().st_mtime for t in results.glob("models/*/_task.json") if t.stat().st_mtime >= part["started_at"]]
+    if not ends:
+        return float(part["wall_s"])
+    return min(float(part["wall_s"]), max(ends) - part["started_at"])
+
+
 def _parts(folder: Path) -> list:
     """The parts swept into ``folder`` so far (``sweep.json``; a single run's record is one part)."""
     path = folder / "sweep.json"
@@ -215,9 +226,14 @@ def main(argv=None) -> int:
         print(f"sweeping the {args.config} config into {folder} ...", flush=True)
         # a part that never ends (the machine stopped) stays on record with its start
         _write_parts(folder, parts + [{"started_at": time.time(), "wall_s": None, "jobs": args.jobs, "report": ""}])
-        parts.append(_sweep(Path(args.dataset).resolve(), folder, args.jobs, args.config, args.max_minutes))
+        started = time.time()
+        parts.append(dict(_sweep(Path(args.dataset).resolve(), folder, args.jobs, args.config, args.max_minutes),
+                          started_at=started))
         _write_parts(folder, parts)
     parts = [_close_part(p, folder / "results") for p in parts]
+    if parts and parts[-1].get("started_at") is None and (folder / "sweep.json").exists():
+        # a record written before parts kept their start: sweep.json was written as the last part ended
+        parts[-1] = dict(parts[-1], started_at=(folder / "sweep.json").stat().st_mtime - parts[-1]["wall_s"])
     sweep = parts[-1]
     table = _table(folder / "results")
     failures = _failures(sweep["report"])
@@ -225,6 +241,7 @@ def main(argv=None) -> int:
     deaths = _memory_deaths(folder)
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
     wall = float(sum(p["wall_s"] for p in parts))
+    to_last = float(sum(_to_last_scored(p, folder / "results") for p in parts))
     finished = sweep.get("returncode") == 0 or (sweep.get("returncode") == 1 and bool(failures))
     killed = [i + 1 for i, p in enumerate(parts) if p.get("returncode") in (-15, 143) or p.get("interrupted")]
     killed_line = [f"- part(s) {', '.join(map(str, killed))} ended by a signal: the variants in progress then "
@@ -245,10 +262,14 @@ def main(argv=None) -> int:
         "failures": failures, "not_started": unstarted, "sum_task_s": total_task,
         "memory_deaths": {k: {"peak_gib": v[0], "limit_gib": v[1]} for k, v in deaths.items()},
         "overhead": worker_s / total_task if total_task else None,
+        "wall_to_last_scored_s": to_last,
+        "overhead_to_last_scored": float(sum(_to_last_scored(p, folder / "results") * p.get("jobs", 2) for p in parts))
+        / total_task if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "alone_sample": alone, "alone_over_task": alone_ratio,
         "sum_alone_s_estimated": total_task * alone_ratio if alone_ratio else None,
         "overhead_vs_alone_estimated": wall / (total_task * alone_ratio) if alone_ratio else None,
+        "overhead_to_last_scored_vs_alone_estimated": to_last / (total_task * alone_ratio) if alone_ratio else None,
         "load_before": sweep["load_before"], "load_after": sweep["load_after"], "folder": str(folder),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,10 +295,14 @@ def main(argv=None) -> int:
              + (f", {len(unstarted)} not started" if unstarted else ""),
              f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers, part by part / sum) "
              f"{summary['overhead']:.2f}",
+             f"- the last variant scored ended {to_last / 60:.1f} min into the sweep (overhead to then "
+             f"{summary['overhead_to_last_scored']:.2f}); the rest of the wall time went to variants that were not "
+             "scored (deaths for memory, their retries on one worker)",
              *([f"- {len(alone)} variants scored alone (`mbutils score`, one after another) took "
                 f"{alone_ratio:.2f}x their task times in the sweep; by that ratio the models alone would take "
                 f"{summary['sum_alone_s_estimated'] / 60:.1f} min, and the sweep's wall time is "
-                f"{summary['overhead_vs_alone_estimated']:.2f}x that (an estimate from the sample: "
+                f"{summary['overhead_vs_alone_estimated']:.2f}x that, its time to the last variant scored "
+                f"{summary['overhead_to_last_scored_vs_alone_estimated']:.2f}x (an estimate from the sample: "
                 + ", ".join(f"{r['model']} {r['alone_s']:.0f} s alone, {r['task_s']:.0f} s in the sweep"
                             for r in alone) + ")"] if alone else []),
              f"- largest peak memory of a task {summary['peak_rss_gib_max']:.2f} GiB", *killed_line, "",
