@@ -236,7 +236,10 @@ def main(argv=None) -> int:
         parts[-1] = dict(parts[-1], started_at=(folder / "sweep.json").stat().st_mtime - parts[-1]["wall_s"])
     sweep = parts[-1]
     table = _table(folder / "results")
-    failures = _failures(sweep["report"])
+    scored = set(table["model"]) if len(table) else set()
+    # each part's failures that no later part scored (the last reason of each)
+    failures = list({f["model"]: f for p in parts for f in _failures(p.get("report", ""))
+                     if f["model"] not in scored}.values())
     unstarted = [r["model"] for r in _failures(sweep["report"], "not_started")]
     deaths = _memory_deaths(folder)
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
@@ -291,7 +294,7 @@ def main(argv=None) -> int:
     lines = [f"# The offline zoo on this machine ({' or '.join(map(str, workers))} Dask workers, "
              f"{os.cpu_count()} cores)", "",
              f"- wall time {wall / 60:.1f} min in {len(parts)} part(s) for {len(table)} variants scored "
-             f"(scores and model cards){state}; {len(failures)} failed in the last part"
+             f"(scores and model cards){state}; {len(failures)} failed"
              + (f", {len(unstarted)} not started" if unstarted else ""),
              f"- sum of the models' task times {total_task / 60:.1f} min; overhead (wall x workers, part by part / sum) "
              f"{summary['overhead']:.2f}",
