@@ -164,7 +164,8 @@ def _to_last_scored(part: dict, results: Path) -> float:
     the deaths and retries of variants that were not scored after it)."""
     if part.get("started_at") is None:
         return float(part["wall_s"])
-    ends = [t.stat().st_mtime for t in results.glob("models/*/_task.json") if t.stat().st_mtime >= part["started_at"]]
+    start, end = part["started_at"], part["started_at"] + float(part["wall_s"])
+    ends = [m for m in (t.stat().st_mtime for t in results.glob("models/*/_task.json")) if start <= m <= end]
     if not ends:
         return float(part["wall_s"])
     return min(float(part["wall_s"]), max(ends) - part["started_at"])
