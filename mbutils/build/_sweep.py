@@ -509,7 +509,8 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
                                                  " not trying it again with as much", entry.key,
                                                  memory[0] / 2**30, memory[1] / 2**30)
                             run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
-                                              error=_task_error(err, limits, memory))
+                                              error=_task_error(err, limits, memory,
+                                                                local=cluster in (None, "local")))
                         runs.append(run)
                         bar.set_postfix_str(f"{entry.key}: {run.status}")
                         bar.update(1)
@@ -554,10 +555,12 @@ def _memory_death(results, key):
     return peak, int(limit)
 
 
-def _task_error(err, limits, memory=None) -> str:
+def _task_error(err, limits, memory=None, local=True) -> str:
     """One line for a task that failed on every try; a killed worker names the workers' memory
     limit (``limits``: bytes seen) and, when it was ended for memory, the task's last sampled
-    peak (``memory``: see :func:`_memory_death`)."""
+    peak (``memory``: see :func:`_memory_death`). Its advice depends on where the workers run:
+    on a ``local`` cluster fewer workers have more memory each, up to all of this machine's; on a
+    scheduler or batch cluster elsewhere, the workers' memory is set where they are started."""
     line = f"{type(err).__name__}: {err}"
     from distributed import KilledWorker
 
@@ -573,7 +576,10 @@ def _task_error(err, limits, memory=None) -> str:
             limit = max(limits) if limits else None
             why = "the worker running it died on every try" + (
                 f" (workers' memory limit {limit / gib:.1f} GiB)" if limit else "")
-        if limit and limit >= 0.9 * psutil.virtual_memory().total:
+        if not local:
+            what = ("the model needs more memory than a worker has: start workers with more memory (a cluster "
+                    "section's memory with fewer processes, or the scheduler's workers) or score it on fewer stimuli")
+        elif limit and limit >= 0.9 * psutil.virtual_memory().total:
             what = ("the model needs more memory than this machine has: score it on fewer stimuli or on a larger "
                     "machine (a worker of --jobs 1 has all of it)")
         else:
