@@ -3,7 +3,7 @@ import pytest
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import KFold, cross_val_predict
 
-from mbutils.scoring import compare_mappings, pearson_columns
+from mbutils.scoring import compare_mappings
 from mbutils.scoring.mappings import cv_predictions, reduce_features
 
 

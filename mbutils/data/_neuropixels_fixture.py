@@ -236,7 +236,6 @@ def _make_session_api_class():
             }).set_index("id")
 
         def get_channels(self):
-            import pandas as pd
             from allensdk.brain_observatory.ecephys._channels import Channels
 
             channels = Channels([c for p in self._probes for c in p.channels.value])
