@@ -228,9 +228,12 @@ def run_notebook(notebook, output, parameters=None, cwd=None, timeout=None, titl
     tmp = output.with_name(f".{output.stem}.{os.getpid()}.{threading.get_ident()}.tmp.ipynb")
     start = time.perf_counter()
     try:
+        # the kernel's own log stays quiet: jupyter_client interrupts every kernel as it shuts it
+        # down, which ipykernel logs as an error although the notebook ran; a cell's error still
+        # fails the run (PapermillExecutionError) and a dead kernel raises in this process
         pm.execute_notebook(nb, str(tmp), parameters=params, kernel_name="python3", progress_bar=False,
                             cwd=str(cwd or output.parent), execution_timeout=timeout,
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as err:
         seconds = time.perf_counter() - start
         if err.ename == "ChapterSkipped" and tmp.exists():  # mbutils.pages.require: a page that says why
