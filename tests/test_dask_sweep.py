@@ -292,6 +292,35 @@ def test_a_death_for_memory_on_a_scheduler_elsewhere_advises_larger_workers(data
     assert "this machine" not in hog.error and "--jobs 1" not in hog.error
 
 
+@pytest.mark.parametrize("local, memory, says, not_says", [
+    (True, None, ["--jobs 1"], ["this machine has", "start workers"]),
+    (True, "all", ["ended for memory", "more memory than this machine has"], ["start workers"]),
+    (False, None, ["if the model needs more memory than a worker has, start workers"], ["this machine", "--jobs 1"]),
+    (False, "all", ["ended for memory", "the model needs more memory than a worker has: start workers"],
+     ["this machine", "--jobs 1"]),
+])
+def test_a_killed_workers_reason_fits_where_the_workers_run(local, memory, says, not_says):
+    """A worker killed on every try: on this machine's cluster the advice is --jobs 1 or, when
+    the worker already had all the memory, a larger machine; on a cluster elsewhere, workers with
+    more memory. Only a death known to be for memory is stated as one."""
+    import psutil
+    from types import SimpleNamespace
+
+    from distributed import KilledWorker
+
+    from mbutils.build._sweep import _task_error
+
+    total = psutil.virtual_memory().total
+    limit = total if memory else total // 4
+    err = KilledWorker("m-1", SimpleNamespace(address="tcp://10.0.0.2:4000"), 0)
+    reason = _task_error(err, {limit}, (int(0.97 * limit), limit) if memory else None, local=local)
+    assert reason.startswith("KilledWorker: ") and "m-1" in reason
+    for text in says:
+        assert text in reason, reason
+    for text in not_says:
+        assert text not in reason, reason
+
+
 @pytest.mark.parametrize("statuses, code", [
     (["done", "failed", "not_started"], 75),  # a part: the next part retries the failed model
     (["done", "failed", "skipped"], 1),

@@ -577,8 +577,10 @@ def _task_error(err, limits, memory=None, local=True) -> str:
             why = "the worker running it died on every try" + (
                 f" (workers' memory limit {limit / gib:.1f} GiB)" if limit else "")
         if not local:
-            what = ("the model needs more memory than a worker has: start workers with more memory (a cluster "
-                    "section's memory with fewer processes, or the scheduler's workers) or score it on fewer stimuli")
+            how = ("start workers with more memory (a cluster section's memory with fewer processes, or the "
+                   "scheduler's workers) or score it on fewer stimuli")
+            what = (f"the model needs more memory than a worker has: {how}" if memory is not None else
+                    f"if the model needs more memory than a worker has, {how}")
         elif limit and limit >= 0.9 * psutil.virtual_memory().total:
             what = ("the model needs more memory than this machine has: score it on fewer stimuli or on a larger "
                     "machine (a worker of --jobs 1 has all of it)")
