@@ -471,6 +471,10 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
     from ._cluster import sweep_client
 
     runs = []
+    # the local cluster's scheduler fails a dead worker's task at once and the sweep tries it again
+    # (see sweep_client); any other scheduler has already tried it as often as its own
+    # allowed-failures let it when it reports a KilledWorker
+    own_retries = cluster in (None, "local")
     try:
         with sweep_client(cluster, n_tasks=len(todo), n_workers=jobs) as client:
             queue, in_flight, deaths = list(todo), {}, {}
@@ -499,7 +503,7 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
                             if isinstance(err, KilledWorker):
                                 deaths[entry.key] = deaths.get(entry.key, 0) + 1
                                 memory = _memory_death(results, entry.key)
-                                if memory is None and deaths[entry.key] < WORKER_TRIES:
+                                if memory is None and own_retries and deaths[entry.key] < WORKER_TRIES:
                                     _log.warning("the worker running %s died (%d of %d tries); trying it again",
                                                  entry.key, deaths[entry.key], WORKER_TRIES)
                                     queue.append(entry)
@@ -509,8 +513,7 @@ def _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wai
                                                  " not trying it again with as much", entry.key,
                                                  memory[0] / 2**30, memory[1] / 2**30)
                             run = NotebookRun(entry.key, Path(card["output_dir"]) / f"{entry.key}.ipynb", "failed",
-                                              error=_task_error(err, limits, memory,
-                                                                local=cluster in (None, "local")))
+                                              error=_task_error(err, limits, memory, local=own_retries))
                         runs.append(run)
                         bar.set_postfix_str(f"{entry.key}: {run.status}")
                         bar.update(1)
