@@ -429,8 +429,9 @@ def _run_dask(todo, dataset, results, score_kwargs, scorer, card, progress, wait
 
     Tasks are handed to the scheduler only as workers' threads free up: Dask counts a worker's
     death against every task assigned to it, so a model that kills its worker (memory) would
-    otherwise fail the models queued behind it. A task whose worker died is submitted again,
-    up to :data:`WORKER_TRIES` times in all. On a local cluster of several workers, the models
+    otherwise fail the models queued behind it. On the local cluster a task whose worker died
+    is submitted again, up to :data:`WORKER_TRIES` times in all (any other scheduler retries it
+    by its own allowed-failures). On a local cluster of several workers, the models
     whose workers died on every try are run again on one worker with all the memory."""
     runs = _dask_pass(todo, dataset, results, score_kwargs, scorer, card, progress, wait, cluster, jobs, deadline)
     local = cluster in (None, "local")
