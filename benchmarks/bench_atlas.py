@@ -245,7 +245,8 @@ def main(argv=None) -> int:
     deaths = _memory_deaths(folder)
     total_task = float(table["task_s"].sum()) if len(table) else 0.0
     wall = float(sum(p["wall_s"] for p in parts))
-    to_last = float(sum(_to_last_scored(p, folder / "results") for p in parts))
+    lasts = [_to_last_scored(p, folder / "results") for p in parts]  # each part's time to its last scored
+    to_last = float(sum(lasts))
     finished = sweep.get("returncode") == 0 or (sweep.get("returncode") == 1 and bool(failures))
     killed = [i + 1 for i, p in enumerate(parts) if p.get("returncode") in (-15, 143) or p.get("interrupted")]
     killed_line = [f"- part(s) {', '.join(map(str, killed))} ended by a signal: the variants in progress then "
@@ -267,8 +268,8 @@ def main(argv=None) -> int:
         "memory_deaths": {k: {"peak_gib": v[0], "limit_gib": v[1]} for k, v in deaths.items()},
         "overhead": worker_s / total_task if total_task else None,
         "wall_to_last_scored_s": to_last,
-        "overhead_to_last_scored": float(sum(_to_last_scored(p, folder / "results") * p.get("jobs", 2) for p in parts))
-        / total_task if total_task else None,
+        "overhead_to_last_scored": float(sum(t * p.get("jobs", 2) for t, p in zip(lasts, parts))) / total_task
+        if total_task else None,
         "peak_rss_gib_max": float(table["peak_rss_gib"].max()) if len(table) else None,
         "alone_sample": alone, "alone_over_task": alone_ratio,
         "sum_alone_s_estimated": total_task * alone_ratio if alone_ratio else None,
